@@ -1,0 +1,237 @@
+//! Command-line grammar (clap derive): the global flags of DESIGN.md §1 and one Args struct per
+//! command. Nothing here does I/O; commands turn their Args into a config and run it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Format;
+
+/// Global flags, shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// More detail (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only problems and the verdict; nothing on success.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, global = true)]
+    pub format: Format,
+    /// Colour: auto (on a terminal, unless `NO_COLOR` is set), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    /// Time to wait for a connection or an answer, e.g. 500ms, 2s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, global = true)]
+    pub timeout: std::time::Duration,
+    /// Never show progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal unless `NO_COLOR` is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Parse `100ms`, `2s`, `1m30s`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs >= 0.0 && secs.is_finite() {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("`{s}` is not a duration like 250ms, 2s or 10m ({e})"))
+}
+
+const AFTER_HELP: &str = "\
+Targets: modbus://HOST[:PORT][/UNIT]  rtu:///dev/ttyUSB0?baud=19200&frame=8E1&unit=3
+         rtu+tcp://HOST:PORT[/UNIT]  opc.tcp://HOST[:PORT]
+Addresses: hr:100  ir:0..10 (end exclusive)  co:7+8  di:0  or Modicon 40101 (= hr:100), 30001, 00001
+Exit codes: 0 OK, 1 WARNING, 2 CRITICAL (unreachable, exception), 3 UNKNOWN (bad usage or input)
+
+Start here:  plcprobe demo";
+
+/// plcprobe: diagnose Modbus and OPC UA devices: read, poll, scan, simulate, check.
+///
+/// Read-only unless you run `write` with --allow-write.
+#[derive(Debug, Parser)]
+#[command(name = "plcprobe", version, about, long_about = None, after_help = AFTER_HELP, max_term_width = 110)]
+pub struct Cli {
+    /// Global flags.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read registers, coils or a profile's points once, decoded.
+    #[command(after_help = "Examples:
+  plcprobe read modbus://127.0.0.1:5020/1 hr:0..10
+  plcprobe read modbus://127.0.0.1:5020/1 40101 --type f32 --order cdab
+  plcprobe read modbus://127.0.0.1:5020/1 hr:100+2 --guess
+  plcprobe read --profile profiles/demo-line.toml
+  plcprobe read modbus://10.0.0.5/1 modbus://10.0.0.6/1 hr:0+4   # several devices")]
+    Read(ReadArgs),
+    /// Read repeatedly with live link statistics; ends with ping-style statistics.
+    #[command(after_help = "Examples:
+  plcprobe poll modbus://127.0.0.1:5020/1 hr:0..10 --interval 100ms --count 50
+  plcprobe poll modbus://127.0.0.1:5020/1 hr:100+2 --type f32 --duration 10m --format jsonl
+  plcprobe poll --profile profiles/demo-line.toml --count 20
+Ctrl-C stops and prints the statistics. Exit 0 if every request was answered, 1 if some failed,
+2 if none was answered.")]
+    Poll(PollArgs),
+    /// Write one value or several (guarded: needs --allow-write); shows before and after.
+    #[command(after_help = "Examples:
+  plcprobe write modbus://127.0.0.1:5020/1 hr:5 1234 --allow-write
+  plcprobe write modbus://127.0.0.1:5020/1 40101 87.5 --type f32 --allow-write
+  plcprobe write modbus://127.0.0.1:5020/1 hr:10 1,2,3 --allow-write      # FC16
+  plcprobe write modbus://127.0.0.1:5020/1 co:0 on --allow-write          # FC05
+One register uses FC06 (one coil FC05) unless --fc16; several use FC16 (FC15).")]
+    Write(WriteArgs),
+    /// Run a simulated device that serves a profile (loopback by default), with faults.
+    #[command(after_help = "Examples:
+  plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020
+  plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020 --units 1-3 --fault drop=0.1
+  plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:20000-20499      # 500 devices
+  plcprobe sim profiles/demo-line.toml --fault delay=200ms --fault exception=0x06@0.05
+Faults: delay=200ms[@P]  drop=P  exception=0xCC[@P]  disconnect-every=N  garbage=P")]
+    Sim(SimArgs),
+    /// The main job on a built-in simulator: read, poll with a fault, statistics.
+    #[command(after_help = "Example:
+  cargo run --release -- demo")]
+    Demo(DemoArgs),
+    /// Print shell completions.
+    #[command(after_help = "Example:
+  plcprobe completions bash > ~/.local/share/bash-completion/completions/plcprobe")]
+    Completions(CompletionsArgs),
+}
+
+/// How values are decoded.
+#[derive(Debug, Args, Clone)]
+pub struct DecodeArgs {
+    /// Data type: u16 i16 u32 i32 u64 i64 f32 f64 bool bits ascii:N hex bcd.
+    #[arg(short = 't', long = "type")]
+    pub ty: Option<String>,
+    /// Word/byte order of multi-register values: abcd (default) badc cdab dcba.
+    #[arg(short, long)]
+    pub order: Option<String>,
+}
+
+/// `read`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Targets (modbus://…), then addresses (hr:100, 40101, …).
+    #[arg(value_name = "TARGET|ADDR")]
+    pub items: Vec<String>,
+    /// Read every point of this profile (named, scaled, with units).
+    #[arg(short, long)]
+    pub profile: Option<PathBuf>,
+    /// Decoding.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Show the raw value under every type and word order.
+    #[arg(long, conflicts_with = "profile")]
+    pub guess: bool,
+    /// Devices read at once when several targets are given.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}
+
+/// `poll`.
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// Target (modbus://…), then addresses (hr:100, 40101, …).
+    #[arg(value_name = "TARGET|ADDR")]
+    pub items: Vec<String>,
+    /// Poll every point of this profile.
+    #[arg(short, long)]
+    pub profile: Option<PathBuf>,
+    /// Decoding.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+    /// Time between polls (0 = as fast as the device answers).
+    #[arg(short, long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after N polls.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Stop after this long, e.g. 10m.
+    #[arg(short, long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+}
+
+/// `write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Target, e.g. `modbus://127.0.0.1:5020/1`.
+    pub target: String,
+    /// Address, e.g. hr:5, 40006, co:0.
+    pub address: String,
+    /// Value, or several separated by commas (written to consecutive addresses).
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+    /// Required: confirms that you mean to change a live device.
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Use FC16 (FC15 for coils) even for one value.
+    #[arg(long)]
+    pub fc16: bool,
+    /// Decoding/encoding.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+/// `sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Profile whose points are served.
+    pub profile: PathBuf,
+    /// Modbus TCP listen address; repeat, or give a port range (127.0.0.1:20000-20499) for many
+    /// devices. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:5020")]
+    pub modbus: Vec<String>,
+    /// Unit IDs served, e.g. 1 or 1-3 or 1,5,7.
+    #[arg(long, default_value = "1")]
+    pub units: String,
+    /// Fault injection, repeatable: delay=200ms[@P] drop=P exception=0xCC[@P] disconnect-every=N garbage=P.
+    #[arg(long = "fault", value_name = "K=V")]
+    pub faults: Vec<String>,
+    /// Seed for noise and faults (same seed, same run).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Allow listening on a non-loopback address (the simulator answers anyone who connects).
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How long the poll with an injected fault runs.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub poll_for: std::time::Duration,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell.
+    pub shell: clap_complete::Shell,
+}

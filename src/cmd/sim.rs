@@ -1,0 +1,155 @@
+//! `sim`: run the simulated device from a profile until Ctrl-C (or `--duration`).
+
+use std::{io::Write as _, net::SocketAddr};
+
+use super::{Ctx, Outcome};
+use crate::{
+    cli::SimArgs,
+    profile::Profile,
+    sim::{self, parse_fault, Faults, SimConfig},
+};
+
+/// Parse `HOST:PORT` or `HOST:FIRST-LAST` (IPv6 in brackets) into socket addresses.
+pub fn parse_listen(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let bad = || {
+        anyhow::anyhow!("--modbus `{text}` is not HOST:PORT or HOST:FIRST-LAST, e.g. 127.0.0.1:5020, [::1]:5020 or 127.0.0.1:20000-20499")
+    };
+    let (host, ports) = text.rsplit_once(':').ok_or_else(bad)?;
+    let (first, last) = if let Some((a, b)) = ports.split_once('-') {
+        (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        )
+    } else {
+        let p = ports.parse::<u16>().map_err(|_| bad())?;
+        (p, p)
+    };
+    if last < first {
+        return Err(bad());
+    }
+    (first..=last)
+        .map(|p| {
+            format!("{host}:{p}")
+                .parse::<SocketAddr>()
+                .map_err(|_| bad())
+        })
+        .collect()
+}
+
+/// Parse `1`, `1-3`, `1,5,7` into unit IDs.
+pub fn parse_units(text: &str) -> anyhow::Result<Vec<u8>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--units `{text}` is not a list of unit IDs from 0 to 255 like 1, 1-3 or 1,5,7"
+        )
+    };
+    let mut v = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (
+                    a.trim().parse::<u8>().map_err(|_| bad())?,
+                    b.trim().parse::<u8>().map_err(|_| bad())?,
+                );
+                if b < a {
+                    return Err(bad());
+                }
+                v.extend(a..=b);
+            }
+            None => v.push(part.trim().parse::<u8>().map_err(|_| bad())?),
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+/// Run `sim`.
+pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
+    let profile = Profile::load(&args.profile)?;
+    let mut listen = Vec::new();
+    for m in &args.modbus {
+        listen.extend(parse_listen(m)?);
+    }
+    if let Some(a) = listen.iter().find(|a| !a.ip().is_loopback()) {
+        if !args.allow_remote {
+            anyhow::bail!("--modbus {a} is not a loopback address: the simulator would answer anyone on that network. Use 127.0.0.1 or [::1], or add --allow-remote if that is really what you want");
+        }
+    }
+    let units = parse_units(&args.units)?;
+    let mut faults = Faults::default();
+    for f in &args.faults {
+        parse_fault(&mut faults, f)?;
+    }
+    let handle = sim::start(SimConfig {
+        profile: profile.clone(),
+        listen,
+        units: units.clone(),
+        faults,
+        seed: args.seed,
+    })
+    .await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "plcprobe sim: \"{}\", {} points, unit(s) {}, faults: {}",
+            profile.device.name,
+            profile.points.len(),
+            args.units,
+            if args.faults.is_empty() {
+                "none".to_string()
+            } else {
+                args.faults.join(" ")
+            }
+        )?;
+        for a in &handle.addrs {
+            writeln!(out, "listening on modbus://{a}")?;
+        }
+        out.flush()?;
+    }
+    let ctrl_c = tokio::signal::ctrl_c();
+    match args.duration {
+        Some(d) => {
+            tokio::select! {
+                () = tokio::time::sleep(d) => {}
+                _ = ctrl_c => {}
+            }
+        }
+        None => {
+            let _ = ctrl_c.await;
+        }
+    }
+    if !ctx.quiet {
+        eprintln!(
+            "plcprobe sim: stopped after {} requests",
+            handle
+                .state
+                .requests
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(parse_listen("127.0.0.1:5020").unwrap().len(), 1);
+        assert_eq!(parse_listen("127.0.0.1:20000-20499").unwrap().len(), 500);
+        assert_eq!(parse_listen("[::1]:0").unwrap()[0].to_string(), "[::1]:0");
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("127.0.0.1:9-1").is_err());
+    }
+
+    #[test]
+    fn unit_lists() {
+        assert_eq!(parse_units("1").unwrap(), vec![1]);
+        assert_eq!(parse_units("1-3,7").unwrap(), vec![1, 2, 3, 7]);
+        assert!(parse_units("0-300").is_err());
+        assert!(parse_units("x").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! plcprobe: a toolkit for diagnosing SCADA/PLC systems: Modbus reads and polls, a simulator with
+//! fault injection, and (in later issues) captures, health checks and reports.
+//!
+//! The binary (`src/main.rs`) only parses arguments and maps the [`cmd::Outcome`] to an exit code;
+//! everything else lives here so the integration tests and benchmarks use the same code.
+
+pub mod cli;
+pub mod cmd;
+pub mod profile;
+pub mod proto;
+pub mod report;
+pub mod sim;
+pub mod target;
+pub mod transport;
+
+use cli::{Cli, Command};
+use cmd::{Ctx, Outcome};
+
+/// Run a parsed command line to its outcome.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let ctx = Ctx::from_args(&cli.global);
+    match &cli.command {
+        Command::Read(a) => cmd::read::run(&ctx, a).await,
+        Command::Poll(a) => cmd::poll::run(&ctx, a).await,
+        Command::Write(a) => cmd::write::run(&ctx, a).await,
+        Command::Sim(a) => cmd::sim::run(&ctx, a).await,
+        Command::Demo(a) => cmd::demo::run(&ctx, a).await,
+        Command::Completions(a) => Ok(cmd::completions::run(a)),
+    }
+}

@@ -1,0 +1,496 @@
+//! The built-in simulated device: serves a profile's points over Modbus TCP (tokio-modbus
+//! server), on loopback by default, for one or more unit IDs, with fault injection.
+//!
+//! Values are computed at request time from each point's `sim` spec (start value, noise, ramp per
+//! second), so counters move and `poll` shows movement. Writes to holding registers and coils
+//! inside the map are kept (per unit) and read back. Addresses outside the map answer exception
+//! 0x02 Illegal Data Address, like a real PLC; unit IDs that are not served answer 0x0B Gateway
+//! Target Device Failed to Respond, like a gateway with nothing behind that address.
+//!
+//! Faults that change the answer (delay, drop, exception) live in the service; faults that need
+//! the wire (a malformed reply, a closed connection) live in [`FaultStream`], a transport wrapper
+//! the service signals per connection.
+
+mod faults;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, AtomicU8, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use tokio_modbus::{
+    prelude::*,
+    server::{tcp::Server, Service},
+};
+
+pub use faults::{parse_fault, Faults};
+
+use crate::{
+    profile::{Point, Profile, SimValue},
+    proto::modbus::{
+        value::{encode_number, encode_text},
+        Table, MAX_READ_BITS, MAX_READ_REGISTERS,
+    },
+};
+
+/// Everything a simulator run needs.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The profile whose points are served.
+    pub profile: Profile,
+    /// Addresses to listen on (each a separate device).
+    pub listen: Vec<SocketAddr>,
+    /// Unit IDs served.
+    pub units: Vec<u8>,
+    /// Fault injection.
+    pub faults: Faults,
+    /// Random seed (noise and faults), for reproducible runs.
+    pub seed: u64,
+}
+
+/// Shared state of a running simulator.
+pub struct SimState {
+    points: Vec<Point>,
+    /// Points sorted by (table, start) for lookups.
+    index: Vec<(Table, u16, u16, usize)>,
+    units: Vec<u8>,
+    /// Writes kept per (unit, table, address).
+    written: Mutex<HashMap<(u8, Table, u16), u16>>,
+    identity: Vec<(String, String)>,
+    faults: std::sync::RwLock<Faults>,
+    started: Instant,
+    rng: Mutex<SmallRng>,
+    /// Requests answered or dropped, for the end-of-run line.
+    pub requests: AtomicU64,
+}
+
+impl SimState {
+    fn new(cfg: &SimConfig) -> Self {
+        let points: Vec<Point> = cfg
+            .profile
+            .points
+            .iter()
+            .filter(|p| p.address.is_some())
+            .cloned()
+            .collect();
+        let mut index: Vec<_> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let a = p.address.expect("filtered");
+                (a.table, a.start, a.count, i)
+            })
+            .collect();
+        index.sort_unstable();
+        Self {
+            points,
+            index,
+            units: cfg.units.clone(),
+            written: Mutex::new(HashMap::new()),
+            identity: cfg.profile.device.identity.clone(),
+            faults: std::sync::RwLock::new(cfg.faults.clone()),
+            started: Instant::now(),
+            rng: Mutex::new(SmallRng::seed_from_u64(cfg.seed)),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Change the faults of a running simulator (the demo turns one on after its clean read).
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write().expect("faults") = faults;
+    }
+
+    fn roll(&self, p: f64) -> bool {
+        p > 0.0 && self.rng.lock().expect("rng").gen_bool(p.min(1.0))
+    }
+
+    /// The point covering `addr` in `table`, with the word offset inside it.
+    fn locate(&self, table: Table, addr: u16) -> Option<(usize, u16)> {
+        let pos = self
+            .index
+            .partition_point(|(t, s, _, _)| (*t, *s) <= (table, addr));
+        let (t, s, n, i) = *self.index.get(pos.checked_sub(1)?)?;
+        (t == table && addr >= s && u32::from(addr) < u32::from(s) + u32::from(n))
+            .then_some((i, addr - s))
+    }
+
+    /// Registers of a point now.
+    fn point_words(&self, p: &Point) -> Vec<u16> {
+        match &p.sim.value {
+            SimValue::Text(t) => {
+                encode_text(t, p.ty, p.order).unwrap_or_else(|_| vec![0; p.ty.registers() as usize])
+            }
+            SimValue::Number(v) => {
+                let t = self.started.elapsed().as_secs_f64();
+                let noise = if p.sim.noise > 0.0 {
+                    self.rng
+                        .lock()
+                        .expect("rng")
+                        .gen_range(-p.sim.noise..=p.sim.noise)
+                } else {
+                    0.0
+                };
+                let eng = v + p.sim.ramp * t + noise;
+                let raw = (eng - p.offset) / p.scale;
+                encode_number(raw, p.ty, p.order)
+            }
+        }
+    }
+
+    fn read_words(
+        &self,
+        unit: u8,
+        table: Table,
+        start: u16,
+        count: u16,
+    ) -> Result<Vec<u16>, ExceptionCode> {
+        if count == 0 || count > MAX_READ_REGISTERS {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        let written = self.written.lock().expect("written");
+        let mut out = Vec::with_capacity(usize::from(count));
+        let mut cache: Option<(usize, Vec<u16>)> = None;
+        for i in 0..count {
+            let addr = start
+                .checked_add(i)
+                .ok_or(ExceptionCode::IllegalDataAddress)?;
+            let (pi, off) = self
+                .locate(table, addr)
+                .ok_or(ExceptionCode::IllegalDataAddress)?;
+            if let Some(w) = written.get(&(unit, table, addr)) {
+                out.push(*w);
+                continue;
+            }
+            if cache.as_ref().is_none_or(|(c, _)| *c != pi) {
+                cache = Some((pi, self.point_words(&self.points[pi])));
+            }
+            out.push(cache.as_ref().expect("set").1[usize::from(off)]);
+        }
+        Ok(out)
+    }
+
+    fn read_bits(
+        &self,
+        unit: u8,
+        table: Table,
+        start: u16,
+        count: u16,
+    ) -> Result<Vec<bool>, ExceptionCode> {
+        if count == 0 || count > MAX_READ_BITS {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        let written = self.written.lock().expect("written");
+        (0..count)
+            .map(|i| {
+                let addr = start
+                    .checked_add(i)
+                    .ok_or(ExceptionCode::IllegalDataAddress)?;
+                let (pi, _) = self
+                    .locate(table, addr)
+                    .ok_or(ExceptionCode::IllegalDataAddress)?;
+                Ok(match written.get(&(unit, table, addr)) {
+                    Some(w) => *w != 0,
+                    None => self.point_words(&self.points[pi])[0] != 0,
+                })
+            })
+            .collect()
+    }
+
+    fn write(
+        &self,
+        unit: u8,
+        table: Table,
+        start: u16,
+        words: &[u16],
+    ) -> Result<(), ExceptionCode> {
+        // All or nothing: check every address first.
+        for i in 0..words.len() {
+            let addr = start
+                .checked_add(i as u16)
+                .ok_or(ExceptionCode::IllegalDataAddress)?;
+            self.locate(table, addr)
+                .ok_or(ExceptionCode::IllegalDataAddress)?;
+        }
+        let mut written = self.written.lock().expect("written");
+        for (i, w) in words.iter().enumerate() {
+            written.insert((unit, table, start + i as u16), *w);
+        }
+        Ok(())
+    }
+
+    fn identification(
+        &self,
+        read_code: ReadCode,
+        object_id: u8,
+    ) -> Result<ReadDeviceIdentificationResponse, ExceptionCode> {
+        // Basic objects 0x00 VendorName, 0x01 ProductCode, 0x02 MajorMinorRevision,
+        // regular 0x03 VendorUrl, 0x04 ProductName, 0x05 ModelName, 0x06 UserApplicationName.
+        const KEYS: [&str; 7] = [
+            "vendor",
+            "product_code",
+            "revision",
+            "vendor_url",
+            "product_name",
+            "model_name",
+            "application_name",
+        ];
+        if self.identity.is_empty() {
+            return Err(ExceptionCode::IllegalFunction);
+        }
+        let objects: Vec<DeviceIdObject> = KEYS
+            .iter()
+            .enumerate()
+            .filter_map(|(id, key)| {
+                let v = self.identity.iter().find(|(k, _)| k == key)?;
+                Some(DeviceIdObject {
+                    id: id as u8,
+                    value: v.1.clone().into_bytes().into(),
+                })
+            })
+            .filter(|o| match read_code {
+                ReadCode::Basic => o.id <= 2,
+                ReadCode::Specific => o.id == object_id,
+                _ => true,
+            })
+            .collect();
+        if objects.is_empty() {
+            return Err(ExceptionCode::IllegalDataAddress);
+        }
+        Ok(ReadDeviceIdentificationResponse {
+            read_code,
+            conformity_level: ConformityLevel::RegularIdentificationStreamOnly,
+            more_follows: false,
+            next_object_id: 0,
+            device_id_objects: objects,
+        })
+    }
+
+    fn answer(&self, unit: u8, req: &Request<'_>) -> Result<Response, ExceptionCode> {
+        if !(self.units.contains(&unit) || unit == 0xFF && self.units.len() == 1) {
+            return Err(ExceptionCode::GatewayTargetDevice);
+        }
+        let unit = if unit == 0xFF { self.units[0] } else { unit };
+        Ok(match req {
+            Request::ReadHoldingRegisters(a, n) => Response::ReadHoldingRegisters(
+                self.read_words(unit, Table::HoldingRegister, *a, *n)?,
+            ),
+            Request::ReadInputRegisters(a, n) => {
+                Response::ReadInputRegisters(self.read_words(unit, Table::InputRegister, *a, *n)?)
+            }
+            Request::ReadCoils(a, n) => {
+                Response::ReadCoils(self.read_bits(unit, Table::Coil, *a, *n)?)
+            }
+            Request::ReadDiscreteInputs(a, n) => {
+                Response::ReadDiscreteInputs(self.read_bits(unit, Table::DiscreteInput, *a, *n)?)
+            }
+            Request::WriteSingleRegister(a, w) => {
+                self.write(unit, Table::HoldingRegister, *a, &[*w])?;
+                Response::WriteSingleRegister(*a, *w)
+            }
+            Request::WriteMultipleRegisters(a, ws) => {
+                self.write(unit, Table::HoldingRegister, *a, ws)?;
+                Response::WriteMultipleRegisters(*a, ws.len() as u16)
+            }
+            Request::WriteSingleCoil(a, b) => {
+                self.write(unit, Table::Coil, *a, &[u16::from(*b)])?;
+                Response::WriteSingleCoil(*a, *b)
+            }
+            Request::WriteMultipleCoils(a, bs) => {
+                let ws: Vec<u16> = bs.iter().map(|b| u16::from(*b)).collect();
+                self.write(unit, Table::Coil, *a, &ws)?;
+                Response::WriteMultipleCoils(*a, bs.len() as u16)
+            }
+            Request::ReadDeviceIdentification(code, obj) => {
+                Response::ReadDeviceIdentification(self.identification(*code, *obj)?)
+            }
+            _ => return Err(ExceptionCode::IllegalFunction),
+        })
+    }
+}
+
+/// What the service asks the wire to do with the next reply on its connection.
+const WIRE_PASS: u8 = 0;
+const WIRE_GARBAGE: u8 = 1;
+const WIRE_DISCONNECT: u8 = 2;
+
+/// The per-connection tokio-modbus service.
+struct SimService {
+    state: Arc<SimState>,
+    wire: Arc<AtomicU8>,
+    served: AtomicU64,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Option<Response>, ExceptionCode>> + Send>>;
+
+impl Service for SimService {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = BoxFuture;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let st = &self.state;
+        st.requests.fetch_add(1, Ordering::Relaxed);
+        let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let f = st.faults.read().expect("faults").clone();
+        if f.disconnect_every > 0 && n.is_multiple_of(f.disconnect_every) {
+            self.wire.store(WIRE_DISCONNECT, Ordering::Relaxed);
+        } else if st.roll(f.garbage) {
+            self.wire.store(WIRE_GARBAGE, Ordering::Relaxed);
+        }
+        let answer: Result<Option<Response>, ExceptionCode> = if st.roll(f.drop) {
+            Ok(None)
+        } else if let Some((code, p)) = f.exception {
+            if st.roll(p) {
+                Err(ExceptionCode::new(code))
+            } else {
+                st.answer(req.slave, &req.request).map(Some)
+            }
+        } else {
+            st.answer(req.slave, &req.request).map(Some)
+        };
+        let delay = f
+            .delay
+            .filter(|(_, p)| *p >= 1.0 || st.roll(*p))
+            .map(|(d, _)| d);
+        match delay {
+            None => Box::pin(std::future::ready(answer)),
+            Some(d) => Box::pin(async move {
+                tokio::time::sleep(d).await;
+                answer
+            }),
+        }
+    }
+}
+
+/// A TCP stream that can corrupt or cut the next reply when its service says so.
+pub struct FaultStream {
+    inner: TcpStream,
+    wire: Arc<AtomicU8>,
+}
+
+impl AsyncRead for FaultStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FaultStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.wire.load(Ordering::Relaxed) {
+            WIRE_DISCONNECT => {
+                self.wire.store(WIRE_PASS, Ordering::Relaxed);
+                // Ending the connection instead of answering, as a PLC that reboots its stack.
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "sim fault: disconnect",
+                )))
+            }
+            WIRE_GARBAGE if buf.len() > 7 => {
+                self.wire.store(WIRE_PASS, Ordering::Relaxed);
+                // Malformed reply: the function code no longer matches the request
+                // (0x03 becomes 0x43, a code no request used).
+                let mut bad = buf.to_vec();
+                bad[7] ^= 0x40;
+                Pin::new(&mut self.inner).poll_write(cx, &bad)
+            }
+            _ => Pin::new(&mut self.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A running simulator: its listening addresses and tasks. Dropping it stops it.
+pub struct SimHandle {
+    /// Where each device listens (port 0 in the config is resolved here).
+    pub addrs: Vec<SocketAddr>,
+    /// Shared state (request counter).
+    pub state: Arc<SimState>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Bind every listener and start serving. Must run inside a tokio runtime.
+pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
+    if cfg.units.is_empty() {
+        anyhow::bail!("the simulator needs at least one unit ID to serve");
+    }
+    let state = Arc::new(SimState::new(&cfg));
+    let mut addrs = Vec::with_capacity(cfg.listen.len());
+    let mut tasks = Vec::with_capacity(cfg.listen.len());
+    for addr in &cfg.listen {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr}: {e}; pick another port (or port 0 for any free one)"
+            )
+        })?;
+        addrs.push(listener.local_addr()?);
+        let server = Server::new(listener);
+        let st = Arc::clone(&state);
+        tasks.push(tokio::spawn(async move {
+            let on_connected = move |stream: TcpStream, _peer: SocketAddr| {
+                let st = Arc::clone(&st);
+                async move {
+                    let _ = stream.set_nodelay(true);
+                    let wire = Arc::new(AtomicU8::new(WIRE_PASS));
+                    let svc = SimService {
+                        state: st,
+                        wire: Arc::clone(&wire),
+                        served: AtomicU64::new(0),
+                    };
+                    Ok(Some((
+                        svc,
+                        FaultStream {
+                            inner: stream,
+                            wire,
+                        },
+                    )))
+                }
+            };
+            // A broken client connection ends only that connection.
+            let _ = server.serve(&on_connected, |_err| {}).await;
+        }));
+    }
+    Ok(SimHandle {
+        addrs,
+        state,
+        tasks,
+    })
+}

@@ -1,0 +1,4 @@
+//! Links to devices: sockets (and later serial ports) wrapped in the protocol clients, with the
+//! timeouts and reconnects a poller on a plant network needs.
+
+pub mod modbus;

@@ -1,0 +1,364 @@
+//! A Modbus client link to one device, over tokio-modbus.
+//!
+//! tokio-modbus has no request timeout (upstream issue #113) and, after a timeout, a late reply
+//! could be taken as the answer to the next request. So every call here runs under
+//! `tokio::time::timeout`, and after a timeout, a transport error or a protocol error the context is
+//! dropped: the next call reconnects on a fresh socket, and a late reply can never be mistaken for
+//! the next answer. A Modbus exception is a value (`Ok(Err(code))`), not a link error.
+
+use std::{fmt, io, net::SocketAddr, time::Duration};
+
+use tokio::net::TcpStream;
+use tokio_modbus::{
+    client::{Client, Context},
+    slave::Slave,
+    Request, Response,
+};
+
+use crate::{
+    proto::modbus::{AddressRange, Table, MAX_READ_BITS, MAX_READ_REGISTERS},
+    target::Target,
+};
+
+/// What went wrong on the link (as opposed to a Modbus exception, which is an answer).
+#[derive(Debug)]
+pub enum LinkError {
+    /// No answer within the timeout.
+    Timeout(Duration),
+    /// Could not connect (refused, unreachable, name not resolved, connect timed out).
+    Connect(String),
+    /// The connection broke during a request.
+    Connection(String),
+    /// An answer arrived but was not a valid answer to the request.
+    Protocol(String),
+}
+
+/// The kinds `poll` statistics count errors by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// See [`LinkError::Timeout`].
+    Timeout,
+    /// Connect or connection errors.
+    Connection,
+    /// See [`LinkError::Protocol`].
+    Protocol,
+}
+
+impl ErrorKind {
+    /// Lower-case name used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+impl LinkError {
+    /// Statistics bucket.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LinkError::Timeout(_) => ErrorKind::Timeout,
+            LinkError::Connect(_) | LinkError::Connection(_) => ErrorKind::Connection,
+            LinkError::Protocol(_) => ErrorKind::Protocol,
+        }
+    }
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Timeout(d) => write!(
+                f,
+                "no answer within {}; check the unit ID and that nothing else polls this device, or raise --timeout",
+                humantime::format_duration(*d)
+            ),
+            LinkError::Connect(e) => write!(f, "cannot connect: {e}"),
+            LinkError::Connection(e) => write!(f, "connection lost: {e}"),
+            LinkError::Protocol(e) => write!(f, "malformed or mismatched reply: {e}"),
+        }
+    }
+}
+
+/// Data read from one of the four tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// Register words.
+    Words(Vec<u16>),
+    /// Bits.
+    Bits(Vec<bool>),
+}
+
+impl Data {
+    fn extend(&mut self, other: Data) {
+        match (self, other) {
+            (Data::Words(a), Data::Words(b)) => a.extend(b),
+            (Data::Bits(a), Data::Bits(b)) => a.extend(b),
+            _ => unreachable!("one range is one table"),
+        }
+    }
+}
+
+/// The answer to a request: data or a Modbus exception code.
+pub type Answer<T> = Result<T, u8>;
+
+/// One device's link. Connects lazily, reconnects after any failure.
+pub struct ModbusLink {
+    target: Target,
+    host_port: String,
+    unit: u8,
+    timeout: Duration,
+    ctx: Option<Context>,
+    /// How many TCP connections were opened (for statistics).
+    pub connects: u64,
+}
+
+impl ModbusLink {
+    /// A link to a `modbus://` target. Other schemes are refused until their issues land.
+    pub fn new(target: &Target, timeout: Duration) -> anyhow::Result<Self> {
+        match target {
+            Target::ModbusTcp { unit, .. } => Ok(Self {
+                target: target.clone(),
+                host_port: target.socket_text().expect("tcp target"),
+                unit: *unit,
+                timeout,
+                ctx: None,
+                connects: 0,
+            }),
+            Target::Rtu { .. } | Target::RtuOverTcp { .. } => anyhow::bail!(
+                "{target}: Modbus RTU (serial and RTU over TCP) is not supported yet; this build speaks Modbus TCP (modbus://)"
+            ),
+            Target::OpcUa { .. } => anyhow::bail!(
+                "{target}: OPC UA is not supported yet; this build speaks Modbus TCP (modbus://)"
+            ),
+        }
+    }
+
+    /// The device this link talks to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Whether a connection is open now.
+    pub fn is_connected(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// Drop the connection (the next call reconnects).
+    pub fn disconnect(&mut self) {
+        self.ctx = None;
+    }
+
+    /// Open the connection if there is none.
+    pub async fn connect(&mut self) -> Result<(), LinkError> {
+        if self.ctx.is_some() {
+            return Ok(());
+        }
+        let deadline = self.timeout;
+        let host_port = self.host_port.clone();
+        let connect = async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&host_port)
+                .await
+                .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
+                .collect();
+            let mut last = format!("{host_port} resolves to no address");
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = describe_io(&e, addr),
+                }
+            }
+            Err(last)
+        };
+        let stream = match tokio::time::timeout(deadline, connect).await {
+            Err(_) => {
+                return Err(LinkError::Connect(format!(
+                    "no TCP answer from {} within {} (host down, wrong address, or a firewall dropping packets)",
+                    self.host_port,
+                    humantime::format_duration(deadline)
+                )))
+            }
+            Ok(Err(e)) => return Err(LinkError::Connect(e)),
+            Ok(Ok(s)) => s,
+        };
+        // Small requests and replies: do not let Nagle hold them back.
+        let _ = stream.set_nodelay(true);
+        self.ctx = Some(tokio_modbus::client::tcp::attach_slave(
+            stream,
+            Slave(self.unit),
+        ));
+        self.connects += 1;
+        Ok(())
+    }
+
+    /// Send one request and wait for its answer, at most `timeout`.
+    pub async fn call(&mut self, req: Request<'_>) -> Result<Answer<Response>, LinkError> {
+        self.connect().await?;
+        let ctx = self.ctx.as_mut().expect("connected above");
+        let result = tokio::time::timeout(self.timeout, ctx.call(req)).await;
+        match result {
+            Err(_) => {
+                self.ctx = None;
+                Err(LinkError::Timeout(self.timeout))
+            }
+            Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                self.ctx = None;
+                if e.kind() == io::ErrorKind::InvalidData {
+                    Err(LinkError::Protocol(e.to_string()))
+                } else {
+                    Err(LinkError::Connection(connection_text(&e)))
+                }
+            }
+            Ok(Err(tokio_modbus::Error::Protocol(p))) => {
+                self.ctx = None;
+                Err(LinkError::Protocol(p.to_string()))
+            }
+            Ok(Ok(Err(exc))) => Ok(Err(u8::from(exc))),
+            Ok(Ok(Ok(rsp))) => Ok(Ok(rsp)),
+        }
+    }
+
+    /// Read one chunk that fits in a single request (see [`AddressRange::chunks`]).
+    pub async fn read_chunk(&mut self, r: AddressRange) -> Result<Answer<Data>, LinkError> {
+        let req = match r.table {
+            Table::Coil => Request::ReadCoils(r.start, r.count),
+            Table::DiscreteInput => Request::ReadDiscreteInputs(r.start, r.count),
+            Table::InputRegister => Request::ReadInputRegisters(r.start, r.count),
+            Table::HoldingRegister => Request::ReadHoldingRegisters(r.start, r.count),
+        };
+        let ans = self.call(req).await?;
+        let rsp = match ans {
+            Err(code) => return Ok(Err(code)),
+            Ok(rsp) => rsp,
+        };
+        let data = match rsp {
+            Response::ReadCoils(mut b) | Response::ReadDiscreteInputs(mut b) => {
+                // Bits come padded to whole bytes; keep exactly what was asked for.
+                if b.len() < usize::from(r.count) {
+                    self.ctx = None;
+                    return Err(LinkError::Protocol(format!(
+                        "asked for {} bits, got {}",
+                        r.count,
+                        b.len()
+                    )));
+                }
+                b.truncate(usize::from(r.count));
+                Data::Bits(b)
+            }
+            Response::ReadInputRegisters(w) | Response::ReadHoldingRegisters(w) => {
+                if w.len() != usize::from(r.count) {
+                    self.ctx = None;
+                    return Err(LinkError::Protocol(format!(
+                        "asked for {} registers, got {}",
+                        r.count,
+                        w.len()
+                    )));
+                }
+                Data::Words(w)
+            }
+            other => {
+                self.ctx = None;
+                return Err(LinkError::Protocol(format!("unexpected reply {other:?}")));
+            }
+        };
+        Ok(Ok(data))
+    }
+
+    /// Read a whole range, split at the spec limits (or lower per-device limits).
+    pub async fn read(
+        &mut self,
+        r: AddressRange,
+        max_registers: u16,
+        max_bits: u16,
+    ) -> Result<Answer<Data>, LinkError> {
+        let max = if r.table.is_bits() {
+            max_bits.min(MAX_READ_BITS)
+        } else {
+            max_registers.min(MAX_READ_REGISTERS)
+        };
+        let mut out: Option<Data> = None;
+        for chunk in r.chunks(max) {
+            match self.read_chunk(chunk).await? {
+                Err(code) => return Ok(Err(code)),
+                Ok(d) => match &mut out {
+                    None => out = Some(d),
+                    Some(o) => o.extend(d),
+                },
+            }
+        }
+        Ok(Ok(out.expect("a range has at least one chunk")))
+    }
+
+    /// Write holding registers at `start`: FC06 for one unless `force_multiple`, else FC16
+    /// (split at 123 registers per request).
+    pub async fn write_registers(
+        &mut self,
+        start: u16,
+        words: &[u16],
+        force_multiple: bool,
+    ) -> Result<Answer<()>, LinkError> {
+        if words.len() == 1 && !force_multiple {
+            return Ok(self
+                .call(Request::WriteSingleRegister(start, words[0]))
+                .await?
+                .map(|_| ()));
+        }
+        let max = usize::from(crate::proto::modbus::MAX_WRITE_REGISTERS);
+        for (i, chunk) in words.chunks(max).enumerate() {
+            let addr = start + (i * max) as u16;
+            if let Err(code) = self
+                .call(Request::WriteMultipleRegisters(addr, chunk.into()))
+                .await?
+            {
+                return Ok(Err(code));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Write coils at `start`: FC05 for one unless `force_multiple`, else FC15.
+    pub async fn write_coils(
+        &mut self,
+        start: u16,
+        bits: &[bool],
+        force_multiple: bool,
+    ) -> Result<Answer<()>, LinkError> {
+        if bits.len() == 1 && !force_multiple {
+            return Ok(self
+                .call(Request::WriteSingleCoil(start, bits[0]))
+                .await?
+                .map(|_| ()));
+        }
+        let max = usize::from(crate::proto::modbus::MAX_WRITE_BITS);
+        for (i, chunk) in bits.chunks(max).enumerate() {
+            let addr = start + (i * max) as u16;
+            if let Err(code) = self
+                .call(Request::WriteMultipleCoils(addr, chunk.into()))
+                .await?
+            {
+                return Ok(Err(code));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+fn describe_io(e: &io::Error, addr: SocketAddr) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => format!(
+            "{addr} refused the connection (nothing listens on port {}; check the port, or whether the device's Modbus server is enabled)",
+            addr.port()
+        ),
+        _ => format!("{addr}: {e}"),
+    }
+}
+
+fn connection_text(e: &io::Error) -> String {
+    // tokio-modbus reports a peer that closed the socket as `last_os_error`, often "Success".
+    if e.raw_os_error() == Some(0) || e.kind() == io::ErrorKind::UnexpectedEof {
+        "the device closed the connection".to_string()
+    } else {
+        e.to_string()
+    }
+}
