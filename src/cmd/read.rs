@@ -28,7 +28,9 @@ pub fn split_items(items: &[String]) -> anyhow::Result<(Vec<Target>, Vec<String>
     let mut targets = Vec::new();
     let mut addrs = Vec::new();
     for it in items {
-        if it.contains("://") {
+        // Addresses never hold '/' or three dots; such an item is a target missing its scheme
+        // (`192.0.2.10`, `modbus//host`), and the target error says how to write one.
+        if it.contains('/') || it.split('.').count() == 4 {
             targets.push(it.parse::<Target>()?);
         } else {
             addrs.push(it.clone());

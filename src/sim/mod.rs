@@ -126,7 +126,7 @@ impl SimState {
             .partition_point(|(t, s, _, _)| (*t, *s) <= (table, addr));
         let (t, s, n, i) = *self.index.get(pos.checked_sub(1)?)?;
         (t == table && addr >= s && u32::from(addr) < u32::from(s) + u32::from(n))
-            .then_some((i, addr - s))
+            .then(|| (i, addr - s))
     }
 
     /// Registers of a point now.
@@ -493,4 +493,83 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         state,
         tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> SimState {
+        let profile = Profile::parse("demo", crate::profile::DEMO_PROFILE).unwrap();
+        SimState::new(&SimConfig {
+            profile,
+            listen: vec![],
+            units: vec![1, 2],
+            faults: Faults::default(),
+            seed: 1,
+        })
+    }
+
+    #[test]
+    fn unmapped_addresses_answer_illegal_data_address() {
+        let st = state();
+        // Below every point, in a gap, past the end, and straddling a point's edge.
+        for (a, n) in [
+            (0u16, 1u16),
+            (0, 10),
+            (103, 1),
+            (102, 2),
+            (65535, 1),
+            (401, 4),
+        ] {
+            assert_eq!(
+                st.read_words(1, Table::HoldingRegister, a, n),
+                Err(ExceptionCode::IllegalDataAddress),
+                "hr:{a}+{n}"
+            );
+        }
+        assert_eq!(
+            st.read_bits(1, Table::Coil, 1, 1),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            st.read_words(1, Table::HoldingRegister, 100, 3)
+                .map(|w| w.len()),
+            Ok(3)
+        );
+        assert_eq!(
+            st.read_words(1, Table::HoldingRegister, 100, 126),
+            Err(ExceptionCode::IllegalDataValue)
+        );
+    }
+
+    #[test]
+    fn writes_are_kept_per_unit_and_all_or_nothing() {
+        let st = state();
+        st.write(1, Table::HoldingRegister, 300, &[0x4142]).unwrap();
+        assert_eq!(
+            st.read_words(1, Table::HoldingRegister, 300, 1),
+            Ok(vec![0x4142])
+        );
+        assert_ne!(
+            st.read_words(2, Table::HoldingRegister, 300, 1),
+            Ok(vec![0x4142])
+        );
+        // hr:303 is mapped, hr:304 is not: nothing of the write may land.
+        assert_eq!(
+            st.write(1, Table::HoldingRegister, 303, &[1, 2]),
+            Err(ExceptionCode::IllegalDataAddress)
+        );
+        assert_eq!(
+            st.read_words(1, Table::HoldingRegister, 303, 1),
+            Ok(vec![0x3100])
+        );
+    }
+
+    #[test]
+    fn unserved_units_answer_gateway_target_failed() {
+        let st = state();
+        let r = st.answer(9, &Request::ReadHoldingRegisters(100, 2));
+        assert_eq!(r, Err(ExceptionCode::GatewayTargetDevice));
+    }
 }

@@ -355,10 +355,18 @@ fn describe_io(e: &io::Error, addr: SocketAddr) -> String {
 }
 
 fn connection_text(e: &io::Error) -> String {
-    // tokio-modbus reports a peer that closed the socket as `last_os_error`, often "Success".
-    if e.raw_os_error() == Some(0) || e.kind() == io::ErrorKind::UnexpectedEof {
-        "the device closed the connection".to_string()
-    } else {
-        e.to_string()
+    // tokio-modbus reports a peer that closed the socket as `io::Error::last_os_error()`, whose
+    // errno is whatever an earlier call left behind ("Success", "Operation now in progress").
+    // Real network failures arrive with their own kind; anything else is that close.
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionReset
+        | K::ConnectionAborted
+        | K::BrokenPipe
+        | K::TimedOut
+        | K::NotConnected
+        | K::HostUnreachable
+        | K::NetworkUnreachable => e.to_string(),
+        _ => "the device closed the connection".to_string(),
     }
 }

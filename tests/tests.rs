@@ -1,0 +1,9 @@
+//! Integration tests: the real `plcprobe` binary against real servers on loopback: its own
+//! simulator (a separate process) and independent peers (pymodbus server, mbpoll client).
+
+mod util;
+
+mod cli;
+mod faults;
+mod modbus_sim;
+mod peers;
