@@ -20,7 +20,7 @@ use crate::{
         AddressRange, DataType, WordOrder, MAX_READ_BITS, MAX_READ_REGISTERS,
     },
     target::Target,
-    transport::modbus::{Data, ErrorKind, LinkError, ModbusLink},
+    transport::modbus::{Answer, Data, ErrorKind, LinkError, ModbusLink},
 };
 
 /// One value to read and decode.
@@ -93,6 +93,15 @@ pub struct RequestOutcome {
     pub error: Option<Result<u8, ErrorKind>>,
     /// The link could not even connect (the poll backs off).
     pub connect_failed: bool,
+}
+
+/// Raw answers of one run of a plan, one per request (reused across polls).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Data or exception per request, or the link failure (kind, message).
+    pub answers: Vec<Result<Answer<Data>, (ErrorKind, String)>>,
+    /// Timing and error per request actually sent.
+    pub outcomes: Vec<RequestOutcome>,
 }
 
 /// Parse a type/order pair from the command line.
@@ -233,74 +242,78 @@ impl ReadPlan {
         }
     }
 
-    /// Run every request once. Returns one result per item and one outcome per request.
+    /// Run every request once and keep the raw answers, undecoded (a `poll -q` never needs the
+    /// values, and decoding 125 of them per request would cost more than the request).
     /// After a failure to connect the remaining requests are not sent (they would only wait out
-    /// the same timeout); their items carry the same error.
-    pub async fn execute(&self, link: &mut ModbusLink) -> (Vec<ItemResult>, Vec<RequestOutcome>) {
-        let mut results: Vec<Option<ItemResult>> = vec![None; self.items.len()];
-        let mut outcomes = Vec::with_capacity(self.requests.len());
+    /// the same timeout); they carry the same error.
+    pub async fn fetch(&self, link: &mut ModbusLink, out: &mut Fetched) {
+        out.answers.clear();
+        out.outcomes.clear();
         let mut dead: Option<(ErrorKind, String)> = None;
-        for (range, idx) in &self.requests {
-            if let Some((k, m)) = &dead {
-                for &i in idx {
-                    results[i] = Some(ItemResult {
-                        raw: vec![],
-                        value: Err(ItemError::Link(*k, m.clone())),
-                    });
-                }
+        for (range, _) in &self.requests {
+            if let Some(d) = &dead {
+                out.answers.push(Err(d.clone()));
                 continue;
             }
             let t0 = Instant::now();
             let ans = link.read_chunk(*range).await;
             let rtt = t0.elapsed();
             match ans {
-                Ok(Ok(data)) => {
-                    outcomes.push(RequestOutcome {
+                Ok(a) => {
+                    let error = a.as_ref().err().map(|code| Ok(*code));
+                    out.outcomes.push(RequestOutcome {
                         rtt,
-                        error: None,
+                        error,
                         connect_failed: false,
                     });
-                    for &i in idx {
-                        results[i] = Some(Self::decode_item(&self.items[i], *range, &data));
-                    }
-                }
-                Ok(Err(code)) => {
-                    outcomes.push(RequestOutcome {
-                        rtt,
-                        error: Some(Ok(code)),
-                        connect_failed: false,
-                    });
-                    for &i in idx {
-                        results[i] = Some(ItemResult {
-                            raw: vec![],
-                            value: Err(ItemError::Exception(code)),
-                        });
-                    }
+                    out.answers.push(Ok(a));
                 }
                 Err(e) => {
-                    outcomes.push(RequestOutcome {
+                    let connect_failed = matches!(e, LinkError::Connect(_));
+                    out.outcomes.push(RequestOutcome {
                         rtt,
                         error: Some(Err(e.kind())),
-                        connect_failed: matches!(e, LinkError::Connect(_)),
+                        connect_failed,
                     });
-                    let msg = e.to_string();
-                    for &i in idx {
-                        results[i] = Some(ItemResult {
-                            raw: vec![],
-                            value: Err(ItemError::Link(e.kind(), msg.clone())),
-                        });
+                    let failure = (e.kind(), e.to_string());
+                    if connect_failed {
+                        dead = Some(failure.clone());
                     }
-                    if matches!(e, LinkError::Connect(_)) {
-                        dead = Some((e.kind(), msg));
-                    }
+                    out.answers.push(Err(failure));
                 }
             }
         }
-        let results = results
+    }
+
+    /// Decode fetched answers into one result per item.
+    pub fn decode(&self, fetched: &Fetched) -> Vec<ItemResult> {
+        let mut results: Vec<Option<ItemResult>> = vec![None; self.items.len()];
+        for ((range, idx), ans) in self.requests.iter().zip(&fetched.answers) {
+            for &i in idx {
+                results[i] = Some(match ans {
+                    Ok(Ok(data)) => Self::decode_item(&self.items[i], *range, data),
+                    Ok(Err(code)) => ItemResult {
+                        raw: vec![],
+                        value: Err(ItemError::Exception(*code)),
+                    },
+                    Err((k, m)) => ItemResult {
+                        raw: vec![],
+                        value: Err(ItemError::Link(*k, m.clone())),
+                    },
+                });
+            }
+        }
+        results
             .into_iter()
             .map(|r| r.expect("every item belongs to a request"))
-            .collect();
-        (results, outcomes)
+            .collect()
+    }
+
+    /// Fetch and decode: one result per item and one outcome per request.
+    pub async fn execute(&self, link: &mut ModbusLink) -> (Vec<ItemResult>, Vec<RequestOutcome>) {
+        let mut f = Fetched::default();
+        self.fetch(link, &mut f).await;
+        (self.decode(&f), f.outcomes)
     }
 
     fn decode_item(item: &Item, req: AddressRange, data: &Data) -> ItemResult {

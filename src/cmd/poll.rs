@@ -14,7 +14,7 @@ use std::{
 use serde_json::{json, Value as Json};
 
 use super::{
-    plan::{ItemError, ReadPlan, RequestOutcome},
+    plan::{Fetched, ItemError, ReadPlan, RequestOutcome},
     read::resolve,
     Ctx, Outcome,
 };
@@ -231,24 +231,34 @@ pub async fn run_poll(ctx: &Ctx, job: PollJob<'_>) -> anyhow::Result<(PollStats,
     let mut backoff = Duration::ZERO;
     let mut next = Instant::now();
     let mut seq: u64 = 0;
+    let mut fetched = Fetched::default();
     loop {
         if count.is_some_and(|c| seq >= c) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
         seq += 1;
         let t0 = Instant::now();
-        let (results, outcomes) = tokio::select! {
-            r = plan.execute(&mut link) => r,
+        tokio::select! {
+            () = plan.fetch(&mut link, &mut fetched) => {},
             _ = &mut ctrl_c => break,
         };
         let rtt = t0.elapsed();
         let mut refused = false;
-        for o in &outcomes {
+        for o in &fetched.outcomes {
             stats.add(o);
             refused |= o.connect_failed;
         }
         progress.inc(1);
+        if ctx.verbose > 0 {
+            // -v: the full message of every failure, not just its kind.
+            for a in &fetched.answers {
+                if let Err((_, msg)) = a {
+                    progress.suspend(|| super::warn(format!("{target}: poll {seq}: {msg}")));
+                }
+            }
+        }
         if let Some(stream) = rows.as_mut() {
+            let results = plan.decode(&fetched);
             let status = results
                 .iter()
                 .find_map(|r| r.value.as_ref().err())

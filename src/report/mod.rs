@@ -184,12 +184,19 @@ impl<'w> RowStream<'w> {
             }
             Format::Jsonl | Format::Json => {
                 // A stream has no end to close an array with, so json streams as jsonl.
-                let mut m = Map::with_capacity(self.columns.len());
-                for (k, v) in self.columns.iter().zip(row) {
-                    m.insert(k.clone(), v.clone());
+                // Written field by field: no per-row map of cloned keys.
+                let mut line = Vec::with_capacity(64 + 16 * row.len());
+                line.push(b'{');
+                for (i, (k, v)) in self.columns.iter().zip(row).enumerate() {
+                    if i > 0 {
+                        line.push(b',');
+                    }
+                    serde_json::to_writer(&mut line, k)?;
+                    line.push(b':');
+                    serde_json::to_writer(&mut line, v)?;
                 }
-                serde_json::to_writer(&mut self.w, &m)?;
-                writeln!(self.w)?;
+                line.extend_from_slice(b"}\n");
+                self.w.write_all(&line)?;
             }
             Format::Csv => {
                 let mut c = csv::Writer::from_writer(Vec::new());
