@@ -131,18 +131,26 @@ pub struct DecodeArgs {
     pub order: Option<String>,
 }
 
-/// `read`.
+/// What to read: targets and addresses, or a profile. Shared by read and poll.
 #[derive(Debug, Args)]
-pub struct ReadArgs {
+pub struct PointsArgs {
     /// Targets (modbus://…), then addresses (hr:100, 40101, …).
     #[arg(value_name = "TARGET|ADDR")]
     pub items: Vec<String>,
-    /// Read every point of this profile (named, scaled, with units).
+    /// Every point of this profile (named, scaled, with units).
     #[arg(short, long)]
     pub profile: Option<PathBuf>,
     /// Decoding.
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// `read`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// What to read.
+    #[command(flatten)]
+    pub points: PointsArgs,
     /// Show the raw value under every type and word order.
     #[arg(long, conflicts_with = "profile")]
     pub guess: bool,
@@ -154,15 +162,9 @@ pub struct ReadArgs {
 /// `poll`.
 #[derive(Debug, Args)]
 pub struct PollArgs {
-    /// Target (modbus://…), then addresses (hr:100, 40101, …).
-    #[arg(value_name = "TARGET|ADDR")]
-    pub items: Vec<String>,
-    /// Poll every point of this profile.
-    #[arg(short, long)]
-    pub profile: Option<PathBuf>,
-    /// Decoding.
+    /// What to poll (one target).
     #[command(flatten)]
-    pub decode: DecodeArgs,
+    pub points: PointsArgs,
     /// Time between polls (0 = as fast as the device answers).
     #[arg(short, long, default_value = "1s", value_parser = parse_duration)]
     pub interval: std::time::Duration,

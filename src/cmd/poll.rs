@@ -331,7 +331,7 @@ pub fn print_stats(
 
 /// Run `poll`.
 pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
-    let (targets, plan) = resolve(&args.items, args.profile.as_deref(), &args.decode)?;
+    let (targets, plan) = resolve(&args.points)?;
     let [target] = targets.as_slice() else {
         anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
     };

@@ -11,7 +11,7 @@ use super::{
     Ctx, Outcome,
 };
 use crate::{
-    cli::ReadArgs,
+    cli::{PointsArgs, ReadArgs},
     profile::Profile,
     proto::modbus::{
         address::modicon_of,
@@ -40,14 +40,15 @@ pub fn split_items(items: &[String]) -> anyhow::Result<(Vec<Target>, Vec<String>
 }
 
 /// Resolve the targets and the plan shared by read and poll.
-pub fn resolve(
-    items: &[String],
-    profile: Option<&std::path::Path>,
-    decode: &crate::cli::DecodeArgs,
-) -> anyhow::Result<(Vec<Target>, ReadPlan)> {
+pub fn resolve(args: &PointsArgs) -> anyhow::Result<(Vec<Target>, ReadPlan)> {
+    let PointsArgs {
+        items,
+        profile,
+        decode,
+    } = args;
     let (mut targets, addrs) = split_items(items)?;
     let (ty, order) = decode_args(decode)?;
-    let plan = if let Some(path) = profile {
+    let plan = if let Some(path) = profile.as_deref() {
         let p = Profile::load(path)?;
         if !addrs.is_empty() {
             anyhow::bail!(
@@ -88,7 +89,7 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
     if args.guess {
         return guess(ctx, args).await;
     }
-    let (targets, plan) = resolve(&args.items, args.profile.as_deref(), &args.decode)?;
+    let (targets, plan) = resolve(&args.points)?;
     // Build every link first so a bad target kind fails before any traffic.
     let links = targets
         .iter()
@@ -145,7 +146,7 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
 
 /// `--guess`: one raw value under every type and order.
 async fn guess(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
-    let (targets, addrs) = split_items(&args.items)?;
+    let (targets, addrs) = split_items(&args.points.items)?;
     let [target] = targets.as_slice() else {
         anyhow::bail!("--guess reads one device; give exactly one target");
     };

@@ -298,45 +298,54 @@ impl ModbusLink {
         words: &[u16],
         force_multiple: bool,
     ) -> Result<Answer<()>, LinkError> {
-        if words.len() == 1 && !force_multiple {
-            return Ok(self
-                .call(Request::WriteSingleRegister(start, words[0]))
-                .await?
-                .map(|_| ()));
-        }
-        let max = usize::from(crate::proto::modbus::MAX_WRITE_REGISTERS);
-        for (i, chunk) in words.chunks(max).enumerate() {
-            let addr = start + (i * max) as u16;
-            if let Err(code) = self
-                .call(Request::WriteMultipleRegisters(addr, chunk.into()))
-                .await?
-            {
-                return Ok(Err(code));
-            }
-        }
-        Ok(Ok(()))
+        let max = crate::proto::modbus::MAX_WRITE_REGISTERS;
+        self.write_run(
+            start,
+            words,
+            force_multiple,
+            max,
+            Request::WriteSingleRegister,
+            |a, w| Request::WriteMultipleRegisters(a, w.into()),
+        )
+        .await
     }
 
-    /// Write coils at `start`: FC05 for one unless `force_multiple`, else FC15.
+    /// Write coils at `start`: FC05 for one unless `force_multiple`, else FC15 (split at 1968).
     pub async fn write_coils(
         &mut self,
         start: u16,
         bits: &[bool],
         force_multiple: bool,
     ) -> Result<Answer<()>, LinkError> {
-        if bits.len() == 1 && !force_multiple {
-            return Ok(self
-                .call(Request::WriteSingleCoil(start, bits[0]))
-                .await?
-                .map(|_| ()));
+        let max = crate::proto::modbus::MAX_WRITE_BITS;
+        self.write_run(
+            start,
+            bits,
+            force_multiple,
+            max,
+            Request::WriteSingleCoil,
+            |a, b| Request::WriteMultipleCoils(a, b.into()),
+        )
+        .await
+    }
+
+    /// One value with the single-item function, else consecutive multiple-item requests of at
+    /// most `max` items; stops at the first exception.
+    async fn write_run<T: Copy>(
+        &mut self,
+        start: u16,
+        items: &[T],
+        force_multiple: bool,
+        max: u16,
+        single: impl Fn(u16, T) -> Request<'static>,
+        multiple: impl for<'a> Fn(u16, &'a [T]) -> Request<'a>,
+    ) -> Result<Answer<()>, LinkError> {
+        if let ([one], false) = (items, force_multiple) {
+            return Ok(self.call(single(start, *one)).await?.map(|_| ()));
         }
-        let max = usize::from(crate::proto::modbus::MAX_WRITE_BITS);
-        for (i, chunk) in bits.chunks(max).enumerate() {
-            let addr = start + (i * max) as u16;
-            if let Err(code) = self
-                .call(Request::WriteMultipleCoils(addr, chunk.into()))
-                .await?
-            {
+        let max = usize::from(max);
+        for (i, chunk) in items.chunks(max).enumerate() {
+            if let Err(code) = self.call(multiple(start + (i * max) as u16, chunk)).await? {
                 return Ok(Err(code));
             }
         }
