@@ -209,7 +209,7 @@ pub struct SimArgs {
     /// Unit IDs served, e.g. 1 or 1-3 or 1,5,7.
     #[arg(long, default_value = "1")]
     pub units: String,
-    /// Fault injection, repeatable: delay=200ms[@P] drop=P exception=0xCC[@P] disconnect-every=N garbage=P.
+    /// Fault injection, repeatable: `delay=200ms[@P]` `drop=P` `exception=0xCC[@P]` `disconnect-every=N` `garbage=P`.
     #[arg(long = "fault", value_name = "K=V")]
     pub faults: Vec<String>,
     /// Seed for noise and faults (same seed, same run).
