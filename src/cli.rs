@@ -102,6 +102,39 @@ Ctrl-C stops and prints the statistics. Exit 0 if every request was answered, 1 
   plcprobe write modbus://127.0.0.1:5020/1 co:0 on --allow-write          # FC05
 One register uses FC06 (one coil FC05) unless --fc16; several use FC16 (FC15).")]
     Write(WriteArgs),
+    /// Read every point of a profile into a snapshot file (a known-good baseline).
+    #[command(after_help = "Examples:
+  plcprobe snapshot modbus://10.0.0.5/1 --profile profiles/press.toml -o baselines/press.json
+  plcprobe snapshot --profile profiles/demo-line.toml -o base.json      # target from the profile
+The file is written atomically: a failed or killed run leaves the previous baseline as it was.
+Exit 0 all points read, 1 some unreadable (recorded), 2 device unreachable (nothing written).")]
+    Snapshot(SnapshotArgs),
+    /// Compare a snapshot, or a live read of the baseline's points, with a baseline.
+    #[command(after_help = "Examples:
+  plcprobe diff baselines/press.json                          # live, from the baseline's target
+  plcprobe diff baselines/press.json modbus://10.0.0.5/1      # live, from another target
+  plcprobe diff baselines/press.json today.json --format json
+Verdicts: changed, type-changed, unreadable, missing, new, unchanged, ignored (volatile).
+Exit 0 no drift, 1 drift on severity=\"warning\" points or some reads failed, 2 drift beyond
+tolerance, identity (firmware) change or an exception.")]
+    Diff(DiffArgs),
+    /// The cron health check of a plan: reachability, latency, value limits, drift, error rate.
+    #[command(after_help = "Examples:
+  plcprobe check plans/line1.toml
+  plcprobe check plans/line1.toml -q --report /var/lib/plcprobe/line1-$(date +%F).html
+  plcprobe check plans/line1.toml --format nagios          # for Nagios/Icinga/Zabbix agents
+  plcprobe check plans/line1.toml --prometheus /var/lib/node_exporter/plcprobe.prom
+  plcprobe check plans/line1.toml --results results/line1.json   # input for `plcprobe report`
+Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad plan, baseline from another profile, a
+check of the same plan still running).")]
+    Check(CheckArgs),
+    /// Render results of check/diff as Markdown, one self-contained HTML file, or JSON.
+    #[command(after_help = "Examples:
+  plcprobe report results/line1.json -o incident-4711.html
+  plcprobe report results/*.json -o incident-4711.md
+  plcprobe diff base.json --format json > d.json && plcprobe report d.json -o drift.html
+The format follows the extension of -o: .html, .md or .json.")]
+    Report(ReportArgs),
     /// Run a simulated device that serves a profile (loopback by default), with faults.
     #[command(after_help = "Examples:
   plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020
@@ -195,6 +228,67 @@ pub struct WriteArgs {
     /// Decoding/encoding.
     #[command(flatten)]
     pub decode: DecodeArgs,
+}
+
+/// `snapshot`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Target (default: the profile's `[device] target`).
+    pub target: Option<String>,
+    /// Profile whose points are read.
+    #[arg(short, long)]
+    pub profile: PathBuf,
+    /// Snapshot file to write (atomically).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Known-good baseline snapshot.
+    pub baseline: PathBuf,
+    /// A snapshot file, or a target to read live (default: the baseline's own target, live).
+    pub current: Option<String>,
+    /// Compare even when the two were taken with different profiles.
+    #[arg(long)]
+    pub force: bool,
+    /// Show unchanged and ignored points in the table too.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The plan (TOML: [defaults] and [[device]]s).
+    pub plan: PathBuf,
+    /// Wait for an overlapping run of the same plan to end instead of refusing to start.
+    #[arg(long)]
+    pub wait: bool,
+    /// Check drift even against a baseline taken with another profile.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the JSON results (input of `report`) here, atomically.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Write a report here (.html, .md or .json), atomically.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write a Prometheus textfile-collector file here, atomically.
+    #[arg(long)]
+    pub prometheus: Option<PathBuf>,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files of check or diff (`--results`, or `--format json` output).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file: .html (self-contained), .md or .json.
+    #[arg(short, long)]
+    pub output: PathBuf,
 }
 
 /// `sim`.

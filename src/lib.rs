@@ -4,12 +4,16 @@
 //! The binary (`src/main.rs`) only parses arguments and maps the [`cmd::Outcome`] to an exit code;
 //! everything else lives here so the integration tests and benchmarks use the same code.
 
+pub mod check;
 pub mod cli;
 pub mod cmd;
+pub mod fsutil;
+pub mod lock;
 pub mod profile;
 pub mod proto;
 pub mod report;
 pub mod sim;
+pub mod snapshot;
 pub mod target;
 pub mod transport;
 
@@ -19,10 +23,17 @@ use cmd::{Ctx, Outcome};
 /// Run a parsed command line to its outcome.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx::from_args(&cli.global);
+    if ctx.format == report::Format::Nagios && !matches!(cli.command, Command::Check(_)) {
+        anyhow::bail!("--format nagios is the output of `check`; other commands print table, json, jsonl or csv");
+    }
     match &cli.command {
         Command::Read(a) => cmd::read::run(&ctx, a).await,
         Command::Poll(a) => cmd::poll::run(&ctx, a).await,
         Command::Write(a) => cmd::write::run(&ctx, a).await,
+        Command::Snapshot(a) => cmd::snapshot::run(&ctx, a).await,
+        Command::Diff(a) => cmd::diff::run(&ctx, a).await,
+        Command::Check(a) => cmd::check::run(&ctx, a).await,
+        Command::Report(a) => cmd::report::run(&ctx, a),
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,
         Command::Demo(a) => cmd::demo::run(&ctx, a).await,
         Command::Completions(a) => Ok(cmd::completions::run(a)),

@@ -1,12 +1,16 @@
 //! One module per command. Each turns its clap Args into a plan, runs it and returns an
 //! [`Outcome`]; `main` maps that to the exit code (DESIGN.md §6).
 
+pub mod check;
 pub mod completions;
 pub mod demo;
+pub mod diff;
 pub mod plan;
 pub mod poll;
 pub mod read;
+pub mod report;
 pub mod sim;
+pub mod snapshot;
 pub mod write;
 
 use std::{io::IsTerminal, time::Duration};

@@ -198,7 +198,7 @@ impl ReadPlan {
 
     /// A plan for every Modbus point of a profile, batched.
     pub fn from_profile(p: &Profile) -> ReadPlan {
-        let items: Vec<Item> = p
+        let items = p
             .points
             .iter()
             .filter_map(|pt| {
@@ -213,15 +213,21 @@ impl ReadPlan {
                 })
             })
             .collect();
+        Self::batched(items, p.device.max_registers, p.device.max_bits)
+    }
+
+    /// A plan for named items, batched: contiguous items of one table share a request, up to
+    /// the device's limits.
+    pub fn batched(items: Vec<Item>, max_registers: u16, max_bits: u16) -> ReadPlan {
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by_key(|&i| (items[i].range.table, items[i].range.start));
         let mut requests: Vec<(AddressRange, Vec<usize>)> = Vec::new();
         for i in order {
             let r = items[i].range;
             let max = if r.table.is_bits() {
-                p.device.max_bits
+                max_bits.min(MAX_READ_BITS)
             } else {
-                p.device.max_registers
+                max_registers.min(MAX_READ_REGISTERS)
             };
             if let Some((last, idx)) = requests.last_mut() {
                 if last.table == r.table

@@ -2,6 +2,8 @@
 //! fields. `table` is for people (comfy-table), `json` an array of objects, `jsonl` one object a
 //! line, `csv` a header and rows. Numbers stay numbers in json/jsonl.
 
+pub mod render;
+
 use std::io::{self, Write};
 
 use clap::ValueEnum;
@@ -20,6 +22,53 @@ pub enum Format {
     Jsonl,
     /// Comma-separated values with a header.
     Csv,
+    /// Monitoring-plugin status line with perfdata (`check` only).
+    Nagios,
+}
+
+/// The common head of every machine-readable results document: kind, tool version, the exact
+/// command line and the time, so a report can say where its data came from.
+pub fn envelope(kind: &str) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("format".into(), Json::String("plcprobe.results/1".into()));
+    m.insert("kind".into(), Json::String(kind.into()));
+    m.insert(
+        "tool_version".into(),
+        Json::String(env!("CARGO_PKG_VERSION").into()),
+    );
+    m.insert("command".into(), Json::String(command_line()));
+    m.insert(
+        "generated_at".into(),
+        Json::String(crate::cmd::now_rfc3339()),
+    );
+    m
+}
+
+/// This process's command line, shell-quoted where needed.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Monitoring-plugin name of an outcome.
+pub fn verdict_name(o: crate::cmd::Outcome) -> &'static str {
+    match o {
+        crate::cmd::Outcome::Ok => "OK",
+        crate::cmd::Outcome::Warning => "WARNING",
+        crate::cmd::Outcome::Critical => "CRITICAL",
+        crate::cmd::Outcome::Unknown => "UNKNOWN",
+    }
 }
 
 /// Rows with named columns.
@@ -85,7 +134,7 @@ fn status_color(text: &str) -> Option<Color> {
 /// Write all rows at once in `format`. `color` colours the `status` column of tables.
 pub fn write_rows(w: &mut dyn Write, format: Format, rows: &Rows, color: bool) -> io::Result<()> {
     match format {
-        Format::Table => {
+        Format::Table | Format::Nagios => {
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Disabled)
@@ -165,7 +214,7 @@ impl<'w> RowStream<'w> {
     /// Write one row (and the header before the first).
     pub fn row(&mut self, row: &[Json]) -> io::Result<()> {
         match self.format {
-            Format::Table => {
+            Format::Table | Format::Nagios => {
                 if !self.started {
                     let head: Vec<String> = self
                         .columns

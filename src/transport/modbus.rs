@@ -290,6 +290,58 @@ impl ModbusLink {
         Ok(Ok(out.expect("a range has at least one chunk")))
     }
 
+    /// Read the device identification (FC43 / MEI 0x0E, Modbus Application Protocol §6.21):
+    /// the basic and regular objects, following "more follows" for devices that split them.
+    /// Object values are device text and come back escaped (no control characters).
+    pub async fn read_identity(&mut self) -> Result<Answer<Vec<(u8, String)>>, LinkError> {
+        use tokio_modbus::prelude::ReadCode;
+        let mut objects: Vec<(u8, String)> = Vec::new();
+        let mut next: u8 = 0;
+        // At most a handful of rounds: a device that keeps saying "more follows" is not trusted.
+        for _ in 0..8 {
+            let rsp = match self
+                .call(Request::ReadDeviceIdentification(ReadCode::Regular, next))
+                .await?
+            {
+                Err(code) if objects.is_empty() => {
+                    // Some devices only answer the basic category.
+                    match self
+                        .call(Request::ReadDeviceIdentification(ReadCode::Basic, 0))
+                        .await?
+                    {
+                        Err(code2) => return Ok(Err(if code2 == 0x01 { code } else { code2 })),
+                        Ok(r) => r,
+                    }
+                }
+                Err(_) => break,
+                Ok(r) => r,
+            };
+            let Response::ReadDeviceIdentification(id) = rsp else {
+                self.ctx = None;
+                return Err(LinkError::Protocol(
+                    "FC43 answered with another function".into(),
+                ));
+            };
+            for o in &id.device_id_objects {
+                if !objects.iter().any(|(i, _)| *i == o.id) {
+                    let text: String = o
+                        .value
+                        .iter()
+                        .flat_map(|b| std::ascii::escape_default(*b))
+                        .map(char::from)
+                        .collect();
+                    objects.push((o.id, text));
+                }
+            }
+            if !id.more_follows || id.next_object_id <= next {
+                break;
+            }
+            next = id.next_object_id;
+        }
+        objects.sort_by_key(|(i, _)| *i);
+        Ok(Ok(objects))
+    }
+
     /// Write holding registers at `start`: FC06 for one unless `force_multiple`, else FC16
     /// (split at 123 registers per request).
     pub async fn write_registers(

@@ -1,0 +1,177 @@
+//! `diff`: compare a snapshot file or a live read with a known-good baseline.
+
+use std::io::Write as _;
+
+use serde_json::json;
+
+use super::{Ctx, Outcome};
+use crate::{
+    cli::DiffArgs,
+    report::{self, write_rows, Format, Rows},
+    snapshot::{
+        self,
+        diff::{diff, DiffReport, Verdict},
+        Snapshot,
+    },
+    target::Target,
+    transport::modbus::ModbusLink,
+};
+
+/// A live read of the baseline's own points from `target`.
+pub async fn live(
+    ctx: &Ctx,
+    baseline: &Snapshot,
+    target: &Target,
+) -> anyhow::Result<Result<Snapshot, String>> {
+    let mut link = ModbusLink::new(target, ctx.timeout)?;
+    Ok(snapshot::take(
+        &mut link,
+        &baseline.points,
+        baseline.profile.clone(),
+        crate::proto::modbus::MAX_READ_REGISTERS,
+        crate::proto::modbus::MAX_READ_BITS,
+    )
+    .await
+    .map_err(|u| u.0))
+}
+
+fn cell(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Null => json!(""),
+        other => other.clone(),
+    }
+}
+
+/// Rows of a diff for table/csv/jsonl.
+pub fn diff_rows(d: &DiffReport, all: bool) -> Rows {
+    let mut rows = Rows::new(&[
+        "verdict",
+        "name",
+        "address",
+        "baseline",
+        "current",
+        "delta",
+        "tolerance",
+        "unit",
+        "severity",
+        "note",
+    ]);
+    for r in d
+        .rows
+        .iter()
+        .filter(|r| all || !matches!(r.verdict, Verdict::Unchanged | Verdict::Ignored))
+    {
+        rows.push(vec![
+            json!(r.verdict.name()),
+            json!(r.name),
+            json!(r.address),
+            cell(&r.baseline),
+            cell(&r.current),
+            r.delta
+                .map_or(json!(""), |d| json!((d * 1e6).round() / 1e6)),
+            r.tolerance.map_or(json!(""), |t| json!(t)),
+            json!(r.unit),
+            json!(match r.severity {
+                crate::profile::Severity::Warning => "warning",
+                crate::profile::Severity::Critical => "critical",
+            }),
+            json!(r.note),
+        ]);
+    }
+    rows
+}
+
+/// One-line summary: "2 changed, 9 unchanged, 2 ignored".
+pub fn summary(d: &DiffReport) -> String {
+    let order = [
+        Verdict::Changed,
+        Verdict::TypeChanged,
+        Verdict::Unreadable,
+        Verdict::Missing,
+        Verdict::New,
+        Verdict::Unchanged,
+        Verdict::Ignored,
+    ];
+    order
+        .iter()
+        .filter_map(|v| d.counts.get(v.name()).map(|n| format!("{n} {}", v.name())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Run `diff`.
+pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
+    let baseline = Snapshot::load(&args.baseline)?;
+    let current = match args.current.as_deref() {
+        Some(c) if !c.contains("://") => {
+            let cur = Snapshot::load(std::path::Path::new(c))?;
+            if cur.profile.sha256 != baseline.profile.sha256 && !args.force {
+                anyhow::bail!(
+                    "{} was taken with profile \"{}\" ({}…) and {c} with \"{}\" ({}…); the points may not mean the same. Take both with one profile, or add --force to compare anyway",
+                    args.baseline.display(), baseline.profile.name, &baseline.profile.sha256[..12.min(baseline.profile.sha256.len())], cur.profile.name, &cur.profile.sha256[..12.min(cur.profile.sha256.len())]
+                );
+            }
+            cur
+        }
+        other => {
+            let target: Target = match other {
+                Some(t) => t.parse()?,
+                None => snapshot::snapshot_target(&baseline)?,
+            };
+            match live(ctx, &baseline, &target).await? {
+                Ok(s) => s,
+                Err(why) => {
+                    super::warn(format!("{target}: {why}"));
+                    return Ok(Outcome::Critical);
+                }
+            }
+        }
+    };
+    let d = diff(&baseline, &current);
+    let outcome = d.outcome();
+    let mut out = std::io::stdout().lock();
+    match ctx.format {
+        Format::Json => {
+            let mut doc = report::envelope("diff");
+            doc.insert("verdict".into(), json!(report::verdict_name(outcome)));
+            doc.insert("summary".into(), json!(summary(&d)));
+            doc.insert("diff".into(), serde_json::to_value(&d)?);
+            doc.insert("current".into(), serde_json::to_value(&current)?);
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            if d.profile_mismatch {
+                writeln!(
+                    out,
+                    "WARNING: the two snapshots were taken with different profiles (--force)"
+                )?;
+            }
+            for (k, (b, c)) in &d.identity_changes {
+                writeln!(
+                    out,
+                    "IDENTITY CHANGED: {k}: {} → {}",
+                    b.as_deref().unwrap_or("(none)"),
+                    c.as_deref().unwrap_or("(none)")
+                )?;
+            }
+            let rows = diff_rows(&d, args.all || ctx.verbose > 0);
+            if !rows.rows.is_empty() {
+                write_rows(&mut out, Format::Table, &rows, ctx.color)?;
+            }
+            if !(ctx.quiet && outcome == Outcome::Ok) {
+                writeln!(
+                    out,
+                    "{} vs baseline of {}: {} → {}",
+                    d.baseline_target,
+                    d.baseline_taken_at,
+                    summary(&d),
+                    report::verdict_name(outcome)
+                )?;
+            }
+        }
+        f => write_rows(&mut out, f, &diff_rows(&d, true), false)?,
+    }
+    out.flush()?;
+    Ok(outcome)
+}

@@ -1,0 +1,60 @@
+//! File writes that never leave a half-written file behind: write to a temporary file in the
+//! destination's own folder (same file system), fsync it, then rename it over the destination.
+//! A crash or a SIGKILL at any point leaves either the old file or the new one, whole.
+
+use std::{io::Write, path::Path};
+
+use anyhow::Context as _;
+
+/// Atomically replace `path` with `bytes`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(
+            ".{}.",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("plcprobe")
+        ))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary file in {} to write {}",
+                dir.display(),
+                path.display()
+            )
+        })?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot flush {} to disk", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot replace {}: {}", path.display(), e.error))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("snap.json");
+        write_atomic(&p, b"first").unwrap();
+        write_atomic(&p, b"second").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let e = write_atomic(&dir.path().join("no/such/dir/x.json"), b"x").unwrap_err();
+        assert!(format!("{e:#}").contains("no/such/dir"), "{e:#}");
+    }
+}

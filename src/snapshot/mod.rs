@@ -1,0 +1,356 @@
+//! Snapshots (DESIGN.md §5): every point of a profile read once, with the device identity, in
+//! `plcprobe.snapshot/1` JSON. A snapshot carries each point's full specification (address,
+//! type, order, scale, tolerance, …) so that `diff BASELINE TARGET` can re-read exactly the
+//! baseline's points without the profile at hand.
+
+pub mod diff;
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    cmd::plan::{Item, ItemError, ItemResult, ReadPlan},
+    profile::{Profile, Severity},
+    proto::modbus::{parse_address, AddressRange, DataType, WordOrder},
+    target::Target,
+    transport::modbus::{LinkError, ModbusLink},
+};
+
+/// The format tag every snapshot carries.
+pub const FORMAT: &str = "plcprobe.snapshot/1";
+
+/// FC43 object IDs and the names snapshots use for them (§6.21, table "Object Id").
+pub const IDENTITY_NAMES: [&str; 7] = [
+    "vendor",
+    "product_code",
+    "revision",
+    "vendor_url",
+    "product_name",
+    "model_name",
+    "application_name",
+];
+
+/// A snapshot file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// RFC 3339 UTC.
+    pub taken_at: String,
+    /// plcprobe version that took it.
+    pub tool_version: String,
+    /// Target URL.
+    pub target: String,
+    /// FC43 objects by name; `None` when the device does not answer FC43.
+    pub identity: Option<BTreeMap<String, String>>,
+    /// "ok", or why the identity is not available.
+    #[serde(default)]
+    pub identity_status: String,
+    /// Which profile the points came from.
+    pub profile: ProfileRef,
+    /// Every point, in profile order.
+    pub points: Vec<SnapPoint>,
+}
+
+/// The profile a snapshot was taken with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileRef {
+    /// `[device] name`.
+    pub name: String,
+    /// SHA-256 of the profile file's bytes.
+    pub sha256: String,
+    /// Where it was loaded from.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// One point: its specification and what was read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapPoint {
+    /// Point name.
+    pub name: String,
+    /// First PDU address, e.g. `hr:100`.
+    pub address: String,
+    /// Modicon reference of the first address.
+    #[serde(default)]
+    pub modicon: String,
+    /// Data type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Word order.
+    #[serde(default = "default_order")]
+    pub order: String,
+    /// Scale.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// Offset.
+    #[serde(default)]
+    pub offset: f64,
+    /// Raw registers (bits as 0/1); empty when unreadable.
+    #[serde(default)]
+    pub raw: Vec<u16>,
+    /// Decoded, scaled value; null when unreadable.
+    pub value: Json,
+    /// Engineering unit.
+    #[serde(default)]
+    pub unit: String,
+    /// "ok", an exception (`0x02 Illegal Data Address`) or a link error kind.
+    pub status: String,
+    /// Allowed drift.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    /// Plausible range.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    /// Left out of diffs.
+    #[serde(default)]
+    pub volatile: bool,
+    /// Severity of a violation.
+    #[serde(default = "critical")]
+    pub severity: Severity,
+}
+
+fn default_order() -> String {
+    "abcd".into()
+}
+fn one() -> f64 {
+    1.0
+}
+fn critical() -> Severity {
+    Severity::Critical
+}
+
+/// SHA-256 of a profile's text, hex.
+pub fn profile_sha256(p: &Profile) -> String {
+    let d = Sha256::digest(p.text.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SnapPoint {
+    /// The read item this point describes.
+    pub fn item(&self) -> anyhow::Result<Item> {
+        let ty: DataType = self
+            .ty
+            .parse()
+            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
+        let order: WordOrder = self
+            .order
+            .parse()
+            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
+        let a = parse_address(&self.address)
+            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
+        Ok(Item {
+            label: self.name.clone(),
+            range: AddressRange::new(a.table, a.start, ty.registers()),
+            ty,
+            order,
+            scale: self.scale,
+            offset: self.offset,
+            unit: self.unit.clone(),
+        })
+    }
+
+    /// Numeric view of the value.
+    pub fn number(&self) -> Option<f64> {
+        self.value.as_f64()
+    }
+
+    /// True when the read succeeded.
+    pub fn ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+impl Snapshot {
+    /// Load and check a snapshot file; errors name the file (and line for JSON errors) and say
+    /// how to make a snapshot.
+    pub fn load(path: &Path) -> anyhow::Result<Snapshot> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                anyhow::anyhow!("baseline {} does not exist; create it with `plcprobe snapshot TARGET --profile PROFILE -o {}` while the machine runs as it should", path.display(), path.display())
+            } else {
+                anyhow::anyhow!("cannot read {}: {e}", path.display())
+            }
+        })?;
+        let v: Json = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}:{}: not valid JSON: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        match v.get("format").and_then(Json::as_str) {
+            Some(FORMAT) => {}
+            Some(other) => anyhow::bail!("{}: format `{other}` is not {FORMAT}; this plcprobe reads {FORMAT} snapshots", path.display()),
+            None => anyhow::bail!("{} is not a plcprobe snapshot (no \"format\": \"{FORMAT}\"); create one with `plcprobe snapshot`", path.display()),
+        }
+        let s: Snapshot =
+            serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for p in &s.points {
+            p.item()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        }
+        Ok(s)
+    }
+
+    /// Write atomically, pretty-printed.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self)?;
+        bytes.push(b'\n');
+        crate::fsutil::write_atomic(path, &bytes)
+    }
+
+    /// Point specifications of a profile (values empty), in profile order.
+    pub fn specs_from_profile(p: &Profile) -> Vec<SnapPoint> {
+        p.points
+            .iter()
+            .filter_map(|pt| {
+                let a = pt.address?;
+                Some(SnapPoint {
+                    name: pt.name.clone(),
+                    address: AddressRange::single(a.table, a.start).to_string(),
+                    modicon: a.modicon(),
+                    ty: pt.ty.to_string(),
+                    order: pt.order.to_string(),
+                    scale: pt.scale,
+                    offset: pt.offset,
+                    raw: vec![],
+                    value: Json::Null,
+                    unit: pt.unit.clone(),
+                    status: String::new(),
+                    tolerance: pt.tolerance,
+                    range: pt.range.map(|(a, b)| [a, b]),
+                    volatile: pt.volatile,
+                    severity: pt.severity,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Why a whole snapshot could not be taken: the device did not answer at all.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+/// The device identity by FC43, as snapshots record it: objects by name and a status.
+/// `Err` when the device cannot be connected to at all.
+pub async fn read_identity(
+    link: &mut ModbusLink,
+) -> Result<(Option<BTreeMap<String, String>>, String), Unreachable> {
+    match link.read_identity().await {
+        Ok(Ok(objs)) => {
+            let m: BTreeMap<String, String> = objs
+                .into_iter()
+                .map(|(id, v)| {
+                    (
+                        IDENTITY_NAMES
+                            .get(usize::from(id))
+                            .map_or_else(|| format!("object_0x{id:02x}"), ToString::to_string),
+                        v,
+                    )
+                })
+                .collect();
+            Ok((Some(m), "ok".to_string()))
+        }
+        Ok(Err(code)) => Ok((
+            None,
+            format!(
+                "not available: {}",
+                crate::proto::modbus::exception::describe_exception(code)
+            ),
+        )),
+        Err(e @ LinkError::Connect(_)) => Err(Unreachable(e.to_string())),
+        Err(e) => Ok((None, format!("not available: {}", e.kind().name()))),
+    }
+}
+
+/// Read identity and every point of `specs` from `link`. Points that fail are recorded with
+/// their exception or error. Returns `Err` only when the device could not be reached at all.
+pub async fn take(
+    link: &mut ModbusLink,
+    specs: &[SnapPoint],
+    profile: ProfileRef,
+    max_registers: u16,
+    max_bits: u16,
+) -> Result<Snapshot, Unreachable> {
+    let taken_at = crate::cmd::now_rfc3339();
+    let plan = plan_for(specs, max_registers, max_bits);
+    let identity = read_identity(link).await?;
+    let (results, _) = plan.execute(link).await;
+    // Nothing at all came back (no identity, every point a link failure): not a snapshot.
+    if identity.0.is_none() {
+        let mut links = results.iter().map(|r| match &r.value {
+            Err(ItemError::Link(_, m)) => Some(m.clone()),
+            _ => None,
+        });
+        if let Some(Some(first)) = links.next() {
+            if links.all(|m| m.is_some()) {
+                return Err(Unreachable(first));
+            }
+        }
+    }
+    Ok(from_results(
+        specs,
+        &results,
+        identity,
+        profile,
+        taken_at,
+        link.target().url(),
+    ))
+}
+
+/// The batched read plan of snapshot points.
+pub fn plan_for(specs: &[SnapPoint], max_registers: u16, max_bits: u16) -> ReadPlan {
+    let items = specs
+        .iter()
+        .map(SnapPoint::item)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .expect("specs come from a validated profile or snapshot");
+    ReadPlan::batched(items, max_registers, max_bits)
+}
+
+/// A snapshot from results already read (one per spec, in order).
+pub fn from_results(
+    specs: &[SnapPoint],
+    results: &[ItemResult],
+    identity: (Option<BTreeMap<String, String>>, String),
+    profile: ProfileRef,
+    taken_at: String,
+    target: String,
+) -> Snapshot {
+    let points = specs
+        .iter()
+        .zip(results)
+        .map(|(spec, r)| {
+            let mut p = spec.clone();
+            p.raw.clone_from(&r.raw);
+            p.value = r.value.as_ref().map_or(Json::Null, |v| {
+                serde_json::to_value(v).unwrap_or(Json::Null)
+            });
+            p.status = match &r.value {
+                Ok(_) => "ok".into(),
+                Err(e) => e.status(),
+            };
+            p
+        })
+        .collect();
+    Snapshot {
+        format: FORMAT.into(),
+        taken_at,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        target,
+        identity: identity.0,
+        identity_status: identity.1,
+        profile,
+        points,
+    }
+}
+
+/// The target a snapshot names.
+pub fn snapshot_target(s: &Snapshot) -> anyhow::Result<Target> {
+    s.target.parse::<Target>().map_err(Into::into)
+}
