@@ -143,9 +143,11 @@ The format follows the extension of -o: .html, .md or .json.")]
   plcprobe sim profiles/demo-line.toml --fault delay=200ms --fault exception=0x06@0.05
 Faults: delay=200ms[@P]  drop=P  exception=0xCC[@P]  disconnect-every=N  garbage=P")]
     Sim(SimArgs),
-    /// The main job on a built-in simulator: read, poll with a fault, statistics.
-    #[command(after_help = "Example:
-  cargo run --release -- demo")]
+    /// The whole story on a built-in simulated line: baseline, drift, check, report.
+    #[command(after_help = "Examples:
+  cargo run --release -- demo
+  plcprobe demo --out /tmp        # writes /tmp/demo-report.html and /tmp/demo-report.md
+Everything runs in this process on loopback; nothing is sent to any other address.")]
     Demo(DemoArgs),
     /// Print shell completions.
     #[command(after_help = "Example:
@@ -320,9 +322,9 @@ pub struct SimArgs {
 /// `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// How long the poll with an injected fault runs.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
-    pub poll_for: std::time::Duration,
+    /// Folder for demo-report.html and demo-report.md (default: the current folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `completions`.

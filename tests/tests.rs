@@ -5,5 +5,6 @@ mod util;
 
 mod cli;
 mod faults;
+mod health;
 mod modbus_sim;
 mod peers;

@@ -1,51 +1,81 @@
-//! `demo`: the main job on an embedded default. Starts the simulator on an ephemeral loopback
-//! port in this process, reads the demo line's profile, then polls it for a few seconds with one
-//! fault injected (5% of requests answered 0x06 Server Device Busy) and prints the statistics.
-//! Exits 0 when the demo itself worked, whatever the injected fault did.
+//! `demo`: the whole story on an embedded default, in one process, on loopback only.
+//!
+//! 1. Three simulated devices of the demo line (press, conveyor, tank) on ephemeral ports.
+//! 2. A read of the press, and a known-good baseline snapshot of each device.
+//! 3. The line drifts: the press's oil temperature beyond its tolerance, the glue tank's level
+//!    out of its range, and a fault on the conveyor (20% of requests answer 0x06 Server Device
+//!    Busy).
+//! 4. `check` of the three devices against their baselines; `demo-report.html` and
+//!    `demo-report.md` written to the current folder (or `--out`), with the verdict printed.
+//!
+//! Exits 0 when the demo itself worked, whatever verdict the drifted line gets.
 
-use std::{io::Write as _, time::Duration};
+use std::{io::Write as _, path::PathBuf, time::Duration};
 
 use super::{
+    check::{results_doc, run_plan, summary, write_report},
     plan::{read_columns, read_row, ReadPlan},
-    poll::{run_poll, PollJob},
-    Ctx, Outcome,
+    snapshot, Ctx, Outcome,
 };
 use crate::{
+    check::{Plan, PlanDevice, Thresholds},
     cli::DemoArgs,
     profile::{Profile, DEMO_PROFILE},
-    report::write_rows,
-    sim::{self, Faults, SimConfig},
+    report::{verdict_name, write_rows, Rows},
+    sim::{self, Faults, SimConfig, SimHandle},
     target::Target,
     transport::modbus::ModbusLink,
 };
 
+const DEVICES: [&str; 3] = ["press", "conveyor", "tank"];
+
 /// Run `demo`.
 pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
-    let profile = Profile::parse("demo-line.toml (built in)", DEMO_PROFILE)?;
-    let handle = sim::start(SimConfig {
-        profile: profile.clone(),
-        listen: vec!["127.0.0.1:0".parse()?],
-        units: vec![1],
-        faults: Faults::default(),
-        seed: 7,
-    })
-    .await?;
-    let addr = handle.addrs[0];
-    let target: Target = format!("modbus://{addr}/1").parse()?;
+    let work = tempfile::tempdir()?;
+    let profile_path = work.path().join("demo-line.toml");
+    std::fs::write(&profile_path, DEMO_PROFILE)?;
+    let profile = Profile::load(&profile_path)?;
+    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !out_dir.is_dir() {
+        anyhow::bail!(
+            "--out {} is not a folder; create it first",
+            out_dir.display()
+        );
+    }
+
+    let mut sims: Vec<SimHandle> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, _) in DEVICES.iter().enumerate() {
+        let h = sim::start(SimConfig {
+            profile: profile.clone(),
+            listen: vec!["127.0.0.1:0".parse()?],
+            units: vec![1],
+            faults: Faults::default(),
+            seed: 7 + i as u64,
+        })
+        .await?;
+        targets.push(format!("modbus://{}/1", h.addrs[0]).parse()?);
+        sims.push(h);
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "plcprobe demo: simulated \"{}\" on {}",
-        profile.device.name,
-        target.url()
+        "plcprobe demo: a simulated line of three devices (\"{}\" profile) on loopback:",
+        profile.device.name
     )?;
-    writeln!(out, "\n1. Read every point of the profile once (`plcprobe read --profile profiles/demo-line.toml {}`):", target.url())?;
-    out.flush()?;
+    for (name, t) in DEVICES.iter().zip(&targets) {
+        writeln!(out, "  {name:<9} {}", t.url())?;
+    }
 
+    writeln!(
+        out,
+        "\n1. Read the press once (`plcprobe read --profile profiles/demo-line.toml {}`):",
+        targets[0].url()
+    )?;
     let plan = ReadPlan::from_profile(&profile);
-    let mut link = ModbusLink::new(&target, ctx.timeout)?;
+    let mut link = ModbusLink::new(&targets[0], ctx.timeout)?;
     let (results, _) = plan.execute(&mut link).await;
-    let mut rows = crate::report::Rows::new(&read_columns(true, false));
+    let mut rows = Rows::new(&read_columns(true, false));
     for (item, r) in plan.items.iter().zip(&results) {
         rows.push(read_row(&plan, item, r, None));
     }
@@ -57,38 +87,119 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
         );
     }
 
-    let fault = "exception=0x06@0.05";
-    let mut faults = Faults::default();
-    sim::parse_fault(&mut faults, fault)?;
-    handle.state.set_faults(faults);
+    writeln!(out, "\n2. Take a known-good baseline of each device (`plcprobe snapshot … -o baselines/NAME.json`):")?;
+    let baselines = work.path().join("baselines");
+    std::fs::create_dir_all(&baselines)?;
+    let mut devices = Vec::new();
+    for (name, t) in DEVICES.iter().zip(&targets) {
+        let snap = snapshot::take(ctx, t, &profile)
+            .await?
+            .map_err(|e| anyhow::anyhow!("demo baseline of {name}: {e}"))?;
+        let path = baselines.join(format!("{name}.json"));
+        snap.save(&path)?;
+        writeln!(
+            out,
+            "  {name:<9} {} points, firmware revision {}",
+            snap.points.len(),
+            snap.identity
+                .as_ref()
+                .and_then(|i| i.get("revision"))
+                .map_or("?", String::as_str)
+        )?;
+        devices.push(PlanDevice {
+            name: (*name).to_string(),
+            target: t.clone(),
+            profile: profile_path.clone(),
+            baseline: Some(path),
+            thresholds: Thresholds {
+                timeout: Duration::from_millis(500),
+                poll: 5,
+                rate: 100.0,
+                ..Thresholds::default()
+            },
+            line: 0,
+        });
+    }
+
+    writeln!(out, "\n3. The line drifts:")?;
+    sims[0].state.set_value("press.temperature", 47.9);
     writeln!(
         out,
-        "\n2. Poll it every 50 ms for {} with a fault injected in the simulator (--fault {fault}):",
-        humantime::format_duration(args.poll_for)
+        "  press     oil temperature 42.3 → 47.9 °C (tolerance 1.5)"
+    )?;
+    let mut faults = Faults::default();
+    sim::parse_fault(&mut faults, "exception=0x06@0.2")?;
+    sims[1].state.set_faults(faults);
+    writeln!(
+        out,
+        "  conveyor  20% of requests answered 0x06 Server Device Busy (--fault exception=0x06@0.2)"
+    )?;
+    sims[2].state.set_value("tank.level", 97.5);
+    writeln!(out, "  tank      glue level 62 → 97.5 % (range 5 … 95)")?;
+
+    writeln!(
+        out,
+        "\n4. The health check (`plcprobe check plans/line1.toml --report demo-report.html`):"
     )?;
     out.flush()?;
     drop(out);
-    let job = PollJob {
-        target: &target,
-        plan: &plan,
-        interval: Duration::from_millis(50),
-        count: None,
-        duration: Some(args.poll_for),
-        rows: None,
-        progress: ctx.progress_bar(args.poll_for.as_millis() as u64 / 50, "polling"),
+    let plan = Plan {
+        path: work.path().join("line1.toml"),
+        concurrency: 8,
+        devices,
     };
-    let (stats, connects) = run_poll(ctx, job).await?;
+    let started = super::now_rfc3339();
+    let t0 = std::time::Instant::now();
+    let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
+    let checked = run_plan(&plan, false, &pb).await;
+    pb.finish_and_clear();
+    let verdict = checked
+        .iter()
+        .fold(Outcome::Ok, |o, d| o.worst(d.outcome()));
+    let doc = results_doc(&plan, &checked, verdict, &started, t0.elapsed())?;
+    let html = out_dir.join("demo-report.html");
+    let md = out_dir.join("demo-report.md");
+    write_report(&html, std::slice::from_ref(&doc))?;
+    write_report(&md, std::slice::from_ref(&doc))?;
+
     let mut out = std::io::stdout().lock();
-    write!(out, "{}", stats.to_text(&target, connects))?;
-    let busy = stats.exceptions.get(&6).copied().unwrap_or(0);
+    for d in &checked {
+        writeln!(
+            out,
+            "  {:<8} {:<9} {}",
+            d.status,
+            d.name,
+            if d.problems.is_empty() {
+                "ok".to_string()
+            } else {
+                d.problems.join("; ")
+            }
+        )?;
+    }
     writeln!(
         out,
-        "\nThe simulator answered {busy} of {} requests with 0x06 Server Device Busy, as injected; every request is accounted for.\nNext: `plcprobe sim profiles/demo-line.toml` in one terminal and `plcprobe read modbus://127.0.0.1:5020/1 hr:100+2 --guess` in another.",
-        stats.sent
+        "\nVerdict: PLCPROBE {} ({})",
+        verdict_name(verdict),
+        summary(&checked)
     )?;
+    writeln!(
+        out,
+        "Report:  {}\n         {}",
+        html.display(),
+        md.display()
+    )?;
+    writeln!(out, "\nNext: `plcprobe sim profiles/demo-line.toml` in one terminal, `plcprobe read modbus://127.0.0.1:5020/1 hr:200+2 --guess` in another.")?;
     out.flush()?;
-    if stats.sent != stats.received + stats.error_count() || stats.received == 0 {
-        anyhow::bail!("the demo poll lost track of requests; this is a bug in plcprobe");
+    // The drift was staged: each device must show exactly what was done to it.
+    let expect = [
+        ("press", "press.temperature"),
+        ("conveyor", "0x06"),
+        ("tank", "tank.level"),
+    ];
+    for ((name, needle), d) in expect.iter().zip(&checked) {
+        if d.name != *name || !d.problems.iter().any(|p| p.contains(needle)) {
+            anyhow::bail!("the demo check missed the staged problem on {name} ({:?}); this is a bug in plcprobe", d.problems);
+        }
     }
     Ok(Outcome::Ok)
 }

@@ -73,6 +73,8 @@ pub struct SimState {
     written: Mutex<HashMap<(u8, Table, u16), u16>>,
     identity: Vec<(String, String)>,
     faults: std::sync::RwLock<Faults>,
+    /// Start values changed at run time (point index → engineering value).
+    moved: Mutex<HashMap<usize, f64>>,
     started: Instant,
     rng: Mutex<SmallRng>,
     /// Requests answered or dropped, for the end-of-run line.
@@ -104,10 +106,21 @@ impl SimState {
             written: Mutex::new(HashMap::new()),
             identity: cfg.profile.device.identity.clone(),
             faults: std::sync::RwLock::new(cfg.faults.clone()),
+            moved: Mutex::new(HashMap::new()),
             started: Instant::now(),
             rng: Mutex::new(SmallRng::seed_from_u64(cfg.seed)),
             requests: AtomicU64::new(0),
         }
+    }
+
+    /// Move a point's value (engineering units) while the simulator runs, as a drifting
+    /// process would. Returns false when no such point is served.
+    pub fn set_value(&self, name: &str, value: f64) -> bool {
+        let Some(i) = self.points.iter().position(|p| p.name == name) else {
+            return false;
+        };
+        self.moved.lock().expect("moved").insert(i, value);
+        true
     }
 
     /// Change the faults of a running simulator (the demo turns one on after its clean read).
@@ -130,11 +143,12 @@ impl SimState {
     }
 
     /// Registers of a point now.
-    fn point_words(&self, p: &Point) -> Vec<u16> {
-        match &p.sim.value {
-            SimValue::Text(t) => {
-                encode_text(t, p.ty, p.order).unwrap_or_else(|_| vec![0; p.ty.registers() as usize])
-            }
+    fn point_words(&self, idx: usize) -> Vec<u16> {
+        let p = &self.points[idx];
+        let moved = self.moved.lock().expect("moved").get(&idx).copied();
+        match moved.map_or(p.sim.value.clone(), SimValue::Number) {
+            SimValue::Text(t) => encode_text(&t, p.ty, p.order)
+                .unwrap_or_else(|_| vec![0; p.ty.registers() as usize]),
             SimValue::Number(v) => {
                 let t = self.started.elapsed().as_secs_f64();
                 let noise = if p.sim.noise > 0.0 {
@@ -177,7 +191,7 @@ impl SimState {
                 continue;
             }
             if cache.as_ref().is_none_or(|(c, _)| *c != pi) {
-                cache = Some((pi, self.point_words(&self.points[pi])));
+                cache = Some((pi, self.point_words(pi)));
             }
             out.push(cache.as_ref().expect("set").1[usize::from(off)]);
         }
@@ -205,7 +219,7 @@ impl SimState {
                     .ok_or(ExceptionCode::IllegalDataAddress)?;
                 Ok(match written.get(&(unit, table, addr)) {
                     Some(w) => *w != 0,
-                    None => self.point_words(&self.points[pi])[0] != 0,
+                    None => self.point_words(pi)[0] != 0,
                 })
             })
             .collect()
