@@ -23,6 +23,14 @@ use cmd::{Ctx, Outcome};
 /// Run a parsed command line to its outcome.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let ctx = Ctx::from_args(&cli.global);
+    // Many devices (or simulated ones) mean many sockets: lift the soft open-file limit to the
+    // hard one, as a laptop's default 1024 is less than 1000 devices plus their connections.
+    if matches!(
+        cli.command,
+        Command::Sim(_) | Command::Check(_) | Command::Read(_)
+    ) {
+        let _ = rlimit::increase_nofile_limit(u64::MAX);
+    }
     if ctx.format == report::Format::Nagios && !matches!(cli.command, Command::Check(_)) {
         anyhow::bail!("--format nagios is the output of `check`; other commands print table, json, jsonl or csv");
     }

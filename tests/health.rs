@@ -156,7 +156,7 @@ fn diff_live_volatile_ignored_and_drift_detected() {
         0
     );
     std::thread::sleep(Duration::from_millis(1200)); // counters ramp on
-    let r = run(&["diff", p(&base), "--format", "json"]);
+    let r = run(&["diff", p(&base), "--format", "json", "--all"]);
     assert_eq!(
         r.code, 0,
         "noise within tolerance, counters volatile: {}",

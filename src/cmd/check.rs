@@ -393,9 +393,9 @@ async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Ins
             }
         }
         dc.points.push(PointCheck {
-            name: spec.name.clone(),
-            address: spec.address.clone(),
-            unit: spec.unit.clone(),
+            name: spec.name.to_string(),
+            address: spec.address.to_string(),
+            unit: spec.unit.to_string(),
             value,
             status,
             range: spec.range,

@@ -10,7 +10,7 @@ use crate::{
     report::{self, write_rows, Format, Rows},
     snapshot::{
         self,
-        diff::{diff, DiffReport, Verdict},
+        diff::{diff_with, DiffReport, Verdict},
         Snapshot,
     },
     target::Target,
@@ -101,10 +101,25 @@ pub fn summary(d: &DiffReport) -> String {
 
 /// Run `diff`.
 pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let baseline = Snapshot::load(&args.baseline)?;
-    let current = match args.current.as_deref() {
-        Some(c) if !c.contains("://") => {
-            let cur = Snapshot::load(std::path::Path::new(c))?;
+    // Two files: parse them side by side (large devices make for tens of MB of JSON).
+    let (baseline, file) = match args.current.as_deref() {
+        Some(c) if !c.contains("://") => std::thread::scope(|sc| {
+            let cur = sc.spawn(|| Snapshot::load(std::path::Path::new(c)));
+            let base = Snapshot::load(&args.baseline);
+            (
+                base,
+                Some(
+                    cur.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("reading {c} failed"))),
+                ),
+            )
+        }),
+        _ => (Snapshot::load(&args.baseline), None),
+    };
+    let baseline = baseline?;
+    let current = match (args.current.as_deref(), file) {
+        (Some(c), Some(cur)) => {
+            let cur = cur?;
             if cur.profile.sha256 != baseline.profile.sha256 && !args.force {
                 anyhow::bail!(
                     "{} was taken with profile \"{}\" ({}…) and {c} with \"{}\" ({}…); the points may not mean the same. Take both with one profile, or add --force to compare anyway",
@@ -113,7 +128,8 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
             }
             cur
         }
-        other => {
+        (other, _) => {
+            baseline.check_readable(&args.baseline)?;
             let target: Target = match other {
                 Some(t) => t.parse()?,
                 None => snapshot::snapshot_target(&baseline)?,
@@ -127,7 +143,7 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
             }
         }
     };
-    let d = diff(&baseline, &current);
+    let d = diff_with(&baseline, &current, args.all || ctx.verbose > 0);
     let outcome = d.outcome();
     let mut out = std::io::stdout().lock();
     match ctx.format {
@@ -136,7 +152,15 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
             doc.insert("verdict".into(), json!(report::verdict_name(outcome)));
             doc.insert("summary".into(), json!(summary(&d)));
             doc.insert("diff".into(), serde_json::to_value(&d)?);
-            doc.insert("current".into(), serde_json::to_value(&current)?);
+            // The rows carry both values; the identities are what the rows do not hold.
+            doc.insert(
+                "baseline_identity".into(),
+                serde_json::to_value(&baseline.identity)?,
+            );
+            doc.insert(
+                "current_identity".into(),
+                serde_json::to_value(&current.identity)?,
+            );
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
@@ -170,7 +194,7 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
                 )?;
             }
         }
-        f => write_rows(&mut out, f, &diff_rows(&d, true), false)?,
+        f => write_rows(&mut out, f, &diff_rows(&d, args.all), false)?,
     }
     out.flush()?;
     Ok(outcome)

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use compact_str::CompactString;
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -59,9 +60,9 @@ pub struct DiffRow {
     /// Verdict.
     pub verdict: Verdict,
     /// Point name.
-    pub name: String,
+    pub name: CompactString,
     /// Address.
-    pub address: String,
+    pub address: CompactString,
     /// Baseline value.
     pub baseline: Json,
     /// Current value.
@@ -73,11 +74,11 @@ pub struct DiffRow {
     /// Allowed drift.
     pub tolerance: Option<f64>,
     /// Unit.
-    pub unit: String,
+    pub unit: CompactString,
     /// Severity.
     pub severity: Severity,
     /// Status or explanation.
-    pub note: String,
+    pub note: CompactString,
 }
 
 /// A whole diff.
@@ -93,7 +94,8 @@ pub struct DiffReport {
     pub identity_changes: BTreeMap<String, (Option<String>, Option<String>)>,
     /// The two were taken with different profiles.
     pub profile_mismatch: bool,
-    /// Rows, grouped by verdict, biggest relative change first.
+    /// Rows needing a look (all points with `diff_with(…, true)`), grouped by verdict, biggest
+    /// relative change first.
     pub rows: Vec<DiffRow>,
     /// Count per verdict.
     pub counts: BTreeMap<&'static str, usize>,
@@ -104,46 +106,36 @@ fn approx_within(delta: f64, tol: f64, a: f64, b: f64) -> bool {
     delta.abs() <= tol + 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-fn compare(b: &SnapPoint, c: &SnapPoint) -> DiffRow {
-    let mut row = DiffRow {
-        verdict: Verdict::Unchanged,
-        name: b.name.clone(),
-        address: b.address.clone(),
-        baseline: b.value.clone(),
-        current: c.value.clone(),
-        delta: None,
-        relative: None,
-        tolerance: b.tolerance,
-        unit: b.unit.clone(),
-        severity: b.severity,
-        note: String::new(),
-    };
+/// The verdict on one point, with the delta for numbers and a note; no allocation for the
+/// common case (unchanged), so a 100,000-point device diffs quickly.
+fn judge(b: &SnapPoint, c: &SnapPoint) -> (Verdict, Option<f64>, Option<f64>, Option<String>) {
     if b.volatile {
-        row.verdict = Verdict::Ignored;
-        row.note = "volatile".into();
-        return row;
+        return (Verdict::Ignored, None, None, None);
     }
     if b.ty != c.ty {
-        row.verdict = Verdict::TypeChanged;
-        row.note = format!("{} → {}", b.ty, c.ty);
-        return row;
+        return (
+            Verdict::TypeChanged,
+            None,
+            None,
+            Some(format!("{} → {}", b.ty, c.ty)),
+        );
     }
     if !c.ok() {
-        row.verdict = Verdict::Unreadable;
-        row.note.clone_from(&c.status);
-        return row;
+        return (Verdict::Unreadable, None, None, Some(c.status.to_string()));
     }
     if !b.ok() {
         // Unreadable in the baseline, readable now: worth a look, not drift.
-        row.verdict = Verdict::Changed;
-        row.note = format!("baseline was {}", b.status);
-        return row;
+        return (
+            Verdict::Changed,
+            None,
+            None,
+            Some(format!("baseline was {}", b.status)),
+        );
     }
     match (b.number(), c.number()) {
         (Some(x), Some(y)) if !b.value.is_boolean() => {
             let d = y - x;
-            row.delta = Some(d);
-            row.relative = Some(if x == 0.0 {
+            let rel = if x == 0.0 {
                 if d == 0.0 {
                     0.0
                 } else {
@@ -151,23 +143,59 @@ fn compare(b: &SnapPoint, c: &SnapPoint) -> DiffRow {
                 }
             } else {
                 (d / x).abs()
-            });
-            let tol = b.tolerance.unwrap_or(0.0);
-            if !approx_within(d, tol, x, y) {
-                row.verdict = Verdict::Changed;
-            }
+            };
+            let verdict = if approx_within(d, b.tolerance.unwrap_or(0.0), x, y) {
+                Verdict::Unchanged
+            } else {
+                Verdict::Changed
+            };
+            (verdict, Some(d), Some(rel), None)
         }
-        _ => {
-            if b.value != c.value {
-                row.verdict = Verdict::Changed;
-            }
-        }
+        _ => (
+            if b.value == c.value {
+                Verdict::Unchanged
+            } else {
+                Verdict::Changed
+            },
+            None,
+            None,
+            None,
+        ),
     }
-    row
 }
 
-/// Diff `current` against `baseline`.
+fn row(
+    p: &SnapPoint,
+    verdict: Verdict,
+    baseline: Json,
+    current: Json,
+    delta: Option<f64>,
+    relative: Option<f64>,
+    note: Option<String>,
+) -> DiffRow {
+    DiffRow {
+        verdict,
+        name: p.name.clone(),
+        address: p.address.clone(),
+        baseline,
+        current,
+        delta,
+        relative,
+        tolerance: p.tolerance,
+        unit: p.unit.clone(),
+        severity: p.severity,
+        note: note.map(Into::into).unwrap_or_default(),
+    }
+}
+
+/// Diff `current` against `baseline`: the rows are the points that need a look (changed,
+/// type-changed, unreadable, missing, new); unchanged and ignored points are only counted.
 pub fn diff(baseline: &Snapshot, current: &Snapshot) -> DiffReport {
+    diff_with(baseline, current, false)
+}
+
+/// Like [`diff`], with a row for every point when `all` is set.
+pub fn diff_with(baseline: &Snapshot, current: &Snapshot, all: bool) -> DiffReport {
     let mut identity_changes = BTreeMap::new();
     if let (Some(bi), Some(ci)) = (&baseline.identity, &current.identity) {
         for k in bi.keys().chain(ci.keys()) {
@@ -190,27 +218,49 @@ pub fn diff(baseline: &Snapshot, current: &Snapshot) -> DiffReport {
         .iter()
         .map(|p| (p.name.as_str(), p))
         .collect();
-    let mut rows: Vec<DiffRow> = Vec::with_capacity(baseline.points.len());
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut rows: Vec<DiffRow> = Vec::new();
+    let mut keep = |verdict: Verdict, make: &mut dyn FnMut() -> DiffRow| {
+        *counts.entry(verdict.name()).or_insert(0) += 1;
+        if all || !matches!(verdict, Verdict::Unchanged | Verdict::Ignored) {
+            rows.push(make());
+        }
+    };
     for b in &baseline.points {
         match cur.get(b.name.as_str()) {
-            Some(c) => rows.push(compare(b, c)),
-            None => rows.push(DiffRow {
-                verdict: if b.volatile {
+            Some(c) => {
+                let (verdict, delta, rel, note) = judge(b, c);
+                let mut note = note;
+                keep(verdict, &mut || {
+                    row(
+                        b,
+                        verdict,
+                        b.value.clone(),
+                        c.value.clone(),
+                        delta,
+                        rel,
+                        note.take(),
+                    )
+                });
+            }
+            None => {
+                let verdict = if b.volatile {
                     Verdict::Ignored
                 } else {
                     Verdict::Missing
-                },
-                name: b.name.clone(),
-                address: b.address.clone(),
-                baseline: b.value.clone(),
-                current: Json::Null,
-                delta: None,
-                relative: None,
-                tolerance: b.tolerance,
-                unit: b.unit.clone(),
-                severity: b.severity,
-                note: "not in the current snapshot".into(),
-            }),
+                };
+                keep(verdict, &mut || {
+                    row(
+                        b,
+                        verdict,
+                        b.value.clone(),
+                        Json::Null,
+                        None,
+                        None,
+                        Some("not in the current snapshot".into()),
+                    )
+                });
+            }
         }
     }
     let base: std::collections::HashSet<&str> =
@@ -220,35 +270,31 @@ pub fn diff(baseline: &Snapshot, current: &Snapshot) -> DiffReport {
         .iter()
         .filter(|c| !base.contains(c.name.as_str()))
     {
-        rows.push(DiffRow {
-            verdict: Verdict::New,
-            name: c.name.clone(),
-            address: c.address.clone(),
-            baseline: Json::Null,
-            current: c.value.clone(),
-            delta: None,
-            relative: None,
-            tolerance: c.tolerance,
-            unit: c.unit.clone(),
-            severity: c.severity,
-            note: "not in the baseline".into(),
+        keep(Verdict::New, &mut || {
+            row(
+                c,
+                Verdict::New,
+                Json::Null,
+                c.value.clone(),
+                None,
+                None,
+                Some("not in the baseline".into()),
+            )
         });
     }
-    // Group by verdict; biggest relative change first inside a group; then by name.
-    rows.sort_by(|a, b| {
-        a.verdict
-            .cmp(&b.verdict)
-            .then(
-                b.relative
-                    .unwrap_or(0.0)
-                    .total_cmp(&a.relative.unwrap_or(0.0)),
-            )
+    // Group by verdict (a stable bucket pass keeps baseline order inside a group); only the
+    // changed points are sorted, biggest relative change first, then by name.
+    let mut buckets: [Vec<DiffRow>; 7] = Default::default();
+    for r in rows {
+        buckets[r.verdict as usize].push(r);
+    }
+    buckets[Verdict::Changed as usize].sort_by(|a, b| {
+        b.relative
+            .unwrap_or(0.0)
+            .total_cmp(&a.relative.unwrap_or(0.0))
             .then(a.name.cmp(&b.name))
     });
-    let mut counts = BTreeMap::new();
-    for r in &rows {
-        *counts.entry(r.verdict.name()).or_insert(0) += 1;
-    }
+    let rows: Vec<DiffRow> = buckets.into_iter().flatten().collect();
     DiffReport {
         baseline_target: baseline.target.clone(),
         baseline_taken_at: baseline.taken_at.clone(),
@@ -309,7 +355,7 @@ mod tests {
             offset: 0.0,
             raw: vec![0, 0],
             value,
-            unit: String::new(),
+            unit: CompactString::default(),
             status: "ok".into(),
             tolerance: tol,
             range: None,
@@ -347,7 +393,7 @@ mod tests {
             point("over", json!(10.51), Some(0.5)),
             point("zero", json!(3), None),
         ]);
-        let d = diff(&b, &c);
+        let d = diff_with(&b, &c, true);
         let v: HashMap<_, _> = d
             .rows
             .iter()
@@ -364,7 +410,12 @@ mod tests {
         // 0.1 + 0.2 style float noise at the edge stays unchanged.
         let b = snap(vec![point("f", json!(0.1), Some(0.2))]);
         let c = snap(vec![point("f", json!(0.1 + 0.2), Some(0.2))]);
-        assert_eq!(diff(&b, &c).rows[0].verdict, Verdict::Unchanged);
+        assert_eq!(diff_with(&b, &c, true).rows[0].verdict, Verdict::Unchanged);
+        assert!(
+            diff(&b, &c).rows.is_empty(),
+            "unchanged points are counted, not listed"
+        );
+        assert_eq!(diff(&b, &c).counts["unchanged"], 1);
     }
 
     #[test]
@@ -389,7 +440,7 @@ mod tests {
         let mut r2 = point("r", Json::Null, None);
         r2.status = "timeout".into();
         let c = snap(vec![vol2, warn2, t2, r2, point("fresh", json!(5), None)]);
-        let d = diff(&b, &c);
+        let d = diff_with(&b, &c, true);
         let v: HashMap<_, _> = d
             .rows
             .iter()
@@ -417,7 +468,7 @@ mod tests {
         let b = snap(vec![point("a", json!(1.0), None)]);
         let mut c = b.clone();
         c.identity = Some([("revision".to_string(), "2.0".to_string())].into());
-        let d = diff(&b, &c);
+        let d = diff_with(&b, &c, true);
         assert_eq!(
             d.identity_changes["revision"],
             (Some("1.0".into()), Some("2.0".into()))

@@ -7,6 +7,7 @@ pub mod diff;
 
 use std::{collections::BTreeMap, path::Path};
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -71,18 +72,18 @@ pub struct ProfileRef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SnapPoint {
     /// Point name.
-    pub name: String,
+    pub name: CompactString,
     /// First PDU address, e.g. `hr:100`.
-    pub address: String,
+    pub address: CompactString,
     /// Modicon reference of the first address.
     #[serde(default)]
-    pub modicon: String,
+    pub modicon: CompactString,
     /// Data type.
     #[serde(rename = "type")]
-    pub ty: String,
+    pub ty: CompactString,
     /// Word order.
     #[serde(default = "default_order")]
-    pub order: String,
+    pub order: CompactString,
     /// Scale.
     #[serde(default = "one")]
     pub scale: f64,
@@ -96,9 +97,9 @@ pub struct SnapPoint {
     pub value: Json,
     /// Engineering unit.
     #[serde(default)]
-    pub unit: String,
+    pub unit: CompactString,
     /// "ok", an exception (`0x02 Illegal Data Address`) or a link error kind.
-    pub status: String,
+    pub status: CompactString,
     /// Allowed drift.
     #[serde(default)]
     pub tolerance: Option<f64>,
@@ -113,8 +114,8 @@ pub struct SnapPoint {
     pub severity: Severity,
 }
 
-fn default_order() -> String {
-    "abcd".into()
+fn default_order() -> CompactString {
+    CompactString::const_new("abcd")
 }
 fn one() -> f64 {
     1.0
@@ -143,13 +144,13 @@ impl SnapPoint {
         let a = parse_address(&self.address)
             .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
         Ok(Item {
-            label: self.name.clone(),
+            label: self.name.to_string(),
             range: AddressRange::new(a.table, a.start, ty.registers()),
             ty,
             order,
             scale: self.scale,
             offset: self.offset,
-            unit: self.unit.clone(),
+            unit: self.unit.to_string(),
         })
     }
 
@@ -166,42 +167,95 @@ impl SnapPoint {
 
 impl Snapshot {
     /// Load and check a snapshot file; errors name the file (and line for JSON errors) and say
-    /// how to make a snapshot.
+    /// how to make a snapshot. Parses straight into the typed model; only a file that does not
+    /// fit it is parsed a second time, loosely, to say what is wrong with it.
     pub fn load(path: &Path) -> anyhow::Result<Snapshot> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 anyhow::anyhow!("baseline {} does not exist; create it with `plcprobe snapshot TARGET --profile PROFILE -o {}` while the machine runs as it should", path.display(), path.display())
             } else {
                 anyhow::anyhow!("cannot read {}: {e}", path.display())
             }
         })?;
-        let v: Json = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}:{}: not valid JSON: {e}",
+        let s: Snapshot = match serde_json::from_slice(&bytes) {
+            Ok(s) => s,
+            Err(typed) => {
+                let v: Json = serde_json::from_slice(&bytes).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}:{}:{}: not valid JSON: {e}",
+                        path.display(),
+                        e.line(),
+                        e.column()
+                    )
+                })?;
+                match v.get("format").and_then(Json::as_str) {
+                    Some(FORMAT) => anyhow::bail!("{}:{}:{}: {typed}", path.display(), typed.line(), typed.column()),
+                    Some(other) => anyhow::bail!("{}: format `{other}` is not {FORMAT}; this plcprobe reads {FORMAT} snapshots", path.display()),
+                    None => anyhow::bail!("{} is not a plcprobe snapshot (no \"format\": \"{FORMAT}\"); create one with `plcprobe snapshot`", path.display()),
+                }
+            }
+        };
+        if s.format != FORMAT {
+            anyhow::bail!(
+                "{}: format `{}` is not {FORMAT}; this plcprobe reads {FORMAT} snapshots",
                 path.display(),
-                e.line(),
-                e.column()
-            )
-        })?;
-        match v.get("format").and_then(Json::as_str) {
-            Some(FORMAT) => {}
-            Some(other) => anyhow::bail!("{}: format `{other}` is not {FORMAT}; this plcprobe reads {FORMAT} snapshots", path.display()),
-            None => anyhow::bail!("{} is not a plcprobe snapshot (no \"format\": \"{FORMAT}\"); create one with `plcprobe snapshot`", path.display()),
-        }
-        let s: Snapshot =
-            serde_json::from_value(v).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        for p in &s.points {
-            p.item()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                s.format
+            );
         }
         Ok(s)
     }
 
-    /// Write atomically, pretty-printed.
+    /// Check that every point can be read again (address, type and order parse): needed before
+    /// a live read of a baseline's points, not for comparing two files.
+    pub fn check_readable(&self, source: &Path) -> anyhow::Result<()> {
+        for p in &self.points {
+            p.item()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Write atomically: the header pretty-printed, then one point per line, so a baseline is
+    /// easy to read, diffs line by line in version control, and stays small for big devices.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        crate::fsutil::write_atomic(path, &bytes)
+        crate::fsutil::write_atomic(path, &self.to_bytes()?)
+    }
+
+    /// The file form written by [`Snapshot::save`].
+    pub fn to_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        use std::io::Write as _;
+        #[derive(Serialize)]
+        struct Head<'a> {
+            format: &'a str,
+            taken_at: &'a str,
+            tool_version: &'a str,
+            target: &'a str,
+            identity: &'a Option<BTreeMap<String, String>>,
+            identity_status: &'a str,
+            profile: &'a ProfileRef,
+        }
+        let head = serde_json::to_vec_pretty(&Head {
+            format: &self.format,
+            taken_at: &self.taken_at,
+            tool_version: &self.tool_version,
+            target: &self.target,
+            identity: &self.identity,
+            identity_status: &self.identity_status,
+            profile: &self.profile,
+        })?;
+        let mut out = Vec::with_capacity(head.len() + 256 * self.points.len());
+        out.extend_from_slice(&head[..head.len() - 2]); // drop the closing "\n}"
+        out.extend_from_slice(b",\n  \"points\": [");
+        for (i, p) in self.points.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            serde_json::to_writer(&mut out, p)?;
+        }
+        writeln!(
+            out,
+            "{}]\n}}",
+            if self.points.is_empty() { "" } else { "\n  " }
+        )?;
+        Ok(out)
     }
 
     /// Point specifications of a profile (values empty), in profile order.
@@ -211,17 +265,17 @@ impl Snapshot {
             .filter_map(|pt| {
                 let a = pt.address?;
                 Some(SnapPoint {
-                    name: pt.name.clone(),
-                    address: AddressRange::single(a.table, a.start).to_string(),
-                    modicon: a.modicon(),
-                    ty: pt.ty.to_string(),
-                    order: pt.order.to_string(),
+                    name: pt.name.as_str().into(),
+                    address: AddressRange::single(a.table, a.start).to_string().into(),
+                    modicon: a.modicon().into(),
+                    ty: pt.ty.to_string().into(),
+                    order: pt.order.to_string().into(),
                     scale: pt.scale,
                     offset: pt.offset,
                     raw: vec![],
                     value: Json::Null,
-                    unit: pt.unit.clone(),
-                    status: String::new(),
+                    unit: pt.unit.as_str().into(),
+                    status: CompactString::default(),
                     tolerance: pt.tolerance,
                     range: pt.range.map(|(a, b)| [a, b]),
                     volatile: pt.volatile,
@@ -333,7 +387,7 @@ pub fn from_results(
             });
             p.status = match &r.value {
                 Ok(_) => "ok".into(),
-                Err(e) => e.status(),
+                Err(e) => e.status().into(),
             };
             p
         })

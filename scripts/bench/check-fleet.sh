@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A check plan of DEVICES simulated devices (default 1000) x 20 points each, all on loopback:
+# one `plcprobe sim` with DEVICES listeners serving a generated 20-point profile, and a plan with
+# one [[device]] per listener (with a baseline each, so drift is checked too). Prints wall time and
+# peak RSS of `plcprobe check`, medians of RUNS runs (default 5). Goal (issue 4): under 3 s and
+# 200 MiB for 1000 devices. The plan uses the default pacing (20 requests/s per device, 5 rounds)
+# and the default concurrency (128).
+# Usage: scripts/bench/check-fleet.sh [RUNS] [DEVICES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${1:-5}
+DEV=${2:-1000}
+cargo build --release --quiet
+B=$PWD/target/release/plcprobe
+work=$(mktemp -d)
+sim_pid=""
+cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+# 20 points: u16, i16 scaled, f32 and u32 in a contiguous map (30 registers, one request).
+{
+  printf '[device]\nname = "fleet device"\n[device.identity]\nvendor = "plcprobe"\nproduct_code = "FLEET"\nrevision = "1.0"\n'
+  a=0
+  for i in $(seq 0 19); do
+    case $((i % 4)) in
+      0) t=u16; w=1; extra='range = [0.0, 1000.0]\ntolerance = 1.0' ;;
+      1) t=i16; w=1; extra='scale = 0.1\ntolerance = 1.0' ;;
+      2) t=f32; w=2; extra='tolerance = 1.0' ;;
+      3) t=u32; w=2; extra='volatile = true' ;;
+    esac
+    printf '[[point]]\nname = "p%02d"\naddress = "hr:%d"\ntype = "%s"\n%b\nsim = { value = %d, noise = 0.1 }\n' "$i" "$a" "$t" "$extra" "$((i * 10))"
+    a=$((a + w))
+  done
+} > "$work/fleet.toml"
+args=()
+for _ in $(seq "$DEV"); do args+=(--modbus 127.0.0.1:0); done
+"$B" sim "$work/fleet.toml" "${args[@]}" > "$work/sim.out" 2>&1 & sim_pid=$!
+for _ in $(seq 200); do [ "$(grep -c '^listening on' "$work/sim.out" 2>/dev/null)" -ge "$DEV" ] && break; sleep 0.1; done
+mapfile -t targets < <(sed -n 's/^listening on \(modbus:\/\/.*\)$/\1\/1/p' "$work/sim.out")
+[ "${#targets[@]}" -eq "$DEV" ] || { echo "sim started ${#targets[@]} of $DEV listeners" >&2; exit 1; }
+mkdir -p "$work/baselines"
+"$B" snapshot "${targets[0]}" --profile "$work/fleet.toml" -o "$work/baselines/base.json" -q
+{
+  printf '[defaults]\ntimeout = "1s"\n'
+  i=0
+  for t in "${targets[@]}"; do
+    printf '\n[[device]]\nname = "dev%04d"\ntarget = "%s"\nprofile = "fleet.toml"\nbaseline = "baselines/base.json"\n' "$i" "$t"
+    i=$((i + 1))
+  done
+} > "$work/plan.toml"
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+: > "$work/wall"; : > "$work/rss"
+for r in $(seq "$RUNS"); do
+  code=0
+  /usr/bin/time -f "%e %M" -o "$work/t" "$B" check "$work/plan.toml" --results "$work/r.json" -q > "$work/out" || code=$?
+  ok=$(grep -o '"status": "OK"' "$work/r.json" | wc -l)
+  [ "$code" -eq 0 ] && [ "$ok" -eq "$DEV" ] || { echo "run $r: exit $code, $ok of $DEV devices OK" >&2; head -5 "$work/out" >&2; exit 1; }
+  read -r wall rss < "$work/t"
+  echo "$wall" >> "$work/wall"; echo "$rss" >> "$work/rss"
+  echo "run $r: $DEV devices x 20 points checked in ${wall}s, peak RSS ${rss} KiB" >&2
+done
+echo "median of $RUNS runs: $DEV devices x 20 points checked (5 rounds, drift against a baseline) in $(median < "$work/wall") s wall, peak RSS $(median < "$work/rss") KiB"
