@@ -227,40 +227,37 @@ pub fn diff_with(baseline: &Snapshot, current: &Snapshot, all: bool) -> DiffRepo
         }
     };
     for b in &baseline.points {
-        match cur.get(b.name.as_str()) {
-            Some(c) => {
-                let (verdict, delta, rel, note) = judge(b, c);
-                let mut note = note;
-                keep(verdict, &mut || {
-                    row(
-                        b,
-                        verdict,
-                        b.value.clone(),
-                        c.value.clone(),
-                        delta,
-                        rel,
-                        note.take(),
-                    )
-                });
-            }
-            None => {
-                let verdict = if b.volatile {
-                    Verdict::Ignored
-                } else {
-                    Verdict::Missing
-                };
-                keep(verdict, &mut || {
-                    row(
-                        b,
-                        verdict,
-                        b.value.clone(),
-                        Json::Null,
-                        None,
-                        None,
-                        Some("not in the current snapshot".into()),
-                    )
-                });
-            }
+        if let Some(c) = cur.get(b.name.as_str()) {
+            let (verdict, delta, rel, note) = judge(b, c);
+            let mut note = note;
+            keep(verdict, &mut || {
+                row(
+                    b,
+                    verdict,
+                    b.value.clone(),
+                    c.value.clone(),
+                    delta,
+                    rel,
+                    note.take(),
+                )
+            });
+        } else {
+            let verdict = if b.volatile {
+                Verdict::Ignored
+            } else {
+                Verdict::Missing
+            };
+            keep(verdict, &mut || {
+                row(
+                    b,
+                    verdict,
+                    b.value.clone(),
+                    Json::Null,
+                    None,
+                    None,
+                    Some("not in the current snapshot".into()),
+                )
+            });
         }
     }
     let base: std::collections::HashSet<&str> =
