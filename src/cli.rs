@@ -263,7 +263,7 @@ pub struct DiffArgs {
 /// `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The plan (TOML: [defaults] and [[device]]s).
+    /// The plan (TOML: `[defaults]` and `[[device]]` tables).
     pub plan: PathBuf,
     /// Wait for an overlapping run of the same plan to end instead of refusing to start.
     #[arg(long)]

@@ -157,10 +157,16 @@ pub fn svg_chart(
         ys.iter().copied().fold(f64::INFINITY, f64::min),
         ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
-    for (th, _) in thresholds {
-        if ys.iter().any(|y| *y > th * 0.5) {
-            y1 = y1.max(*th);
-        }
+    // Draw a threshold only where it means something for these values: crossed, or near them
+    // (a far-away limit would flatten the line into the axis).
+    let near = 0.25 * (y1 - y0).max(y1.abs().max(y0.abs()) * 0.05);
+    let thresholds: Vec<&(f64, &str)> = thresholds
+        .iter()
+        .filter(|(th, _)| th.is_finite() && y0.is_finite() && *th >= y0 - near && *th <= y1 + near)
+        .collect();
+    for (th, _) in &thresholds {
+        y0 = y0.min(*th);
+        y1 = y1.max(*th);
     }
     if !y0.is_finite() {
         (y0, y1) = (0.0, 1.0);
@@ -180,18 +186,23 @@ pub fn svg_chart(
     let py = |y: f64| t + (1.0 - (y - y0) / (y1 - y0)) * (h - t - b);
     let mut o = String::new();
     let _ = write!(o, "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{}\">", esc(title));
+    let heading = if unit.is_empty() {
+        title.to_string()
+    } else {
+        format!("{title} ({unit})")
+    };
     let _ = write!(
         o,
         "<text x=\"{l}\" y=\"14\" class=\"ct\">{}</text>",
-        esc(title)
+        esc(&heading)
     );
     let _ = write!(o, "<line x1=\"{l}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"ax\"/><line x1=\"{l}\" y1=\"{t}\" x2=\"{l}\" y2=\"{}\" class=\"ax\"/>", h - b, w - r, h - b, h - b);
     for frac in [0.0, 0.5, 1.0] {
         let y = y0 + (y1 - y0) * frac;
-        let _ = write!(o, "<text x=\"{}\" y=\"{:.1}\" class=\"tk\" text-anchor=\"end\">{}</text><line x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" class=\"gr\"/>", l - 4.0, py(y) + 3.0, esc(&fmt_tick(y, unit)), py(y), w - r, py(y));
+        let _ = write!(o, "<text x=\"{}\" y=\"{:.1}\" class=\"tk\" text-anchor=\"end\">{}</text><line x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" class=\"gr\"/>", l - 4.0, py(y) + 3.0, esc(&fmt_tick(y, y1 - y0)), py(y), w - r, py(y));
     }
     for (th, name) in thresholds {
-        if *th > y0 && *th < y1 {
+        if *th >= y0 && *th <= y1 {
             let _ = write!(o, "<line x1=\"{l}\" y1=\"{:.1}\" x2=\"{}\" y2=\"{:.1}\" class=\"th\"/><text x=\"{}\" y=\"{:.1}\" class=\"tk\" text-anchor=\"end\">{}</text>", py(*th), w - r, py(*th), w - r, py(*th) - 3.0, esc(name));
         }
     }
@@ -227,24 +238,22 @@ pub fn svg_chart(
     o
 }
 
-fn fmt_tick(y: f64, unit: &str) -> String {
-    let a = y.abs();
-    let n = if a >= 1e6 {
-        format!("{:.4}M", y / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.2}k", y / 1e3)
-    } else if a >= 100.0 {
-        format!("{y:.0}")
-    } else if a >= 1.0 {
-        format!("{y:.1}")
+fn fmt_tick(y: f64, span: f64) -> String {
+    // Enough decimals that the three ticks differ, and big values in k/M.
+    let (v, suffix) = if y.abs() >= 1e6 {
+        (y / 1e6, "M")
+    } else if y.abs() >= 1e4 {
+        (y / 1e3, "k")
     } else {
-        format!("{y:.3}")
+        (y, "")
     };
-    if unit.is_empty() {
-        n
+    let scaled_span = span / (y / v.max(f64::MIN_POSITIVE)).abs().max(1.0);
+    let decimals = if scaled_span > 0.0 {
+        (-(scaled_span / 2.0).log10()).ceil().clamp(0.0, 6.0) as usize
     } else {
-        format!("{n} {unit}")
-    }
+        1
+    };
+    format!("{v:.decimals$}{suffix}")
 }
 
 fn sparkline(vals: &[f64]) -> String {
@@ -389,10 +398,10 @@ fn html_check(o: &mut String, doc: &Json) {
             o.push_str(&svg_chart(
                 &pts,
                 &format!(
-                    "response time over the poll ({} requests, × = failed)",
+                    "response time in ms over the poll ({} requests, × = failed)",
                     samples.len()
                 ),
-                "ms",
+                "",
                 &lines,
                 &frame,
             ));
