@@ -209,6 +209,13 @@ pub struct PollArgs {
     /// Stop after this long, e.g. 10m.
     #[arg(short, long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
+    /// Write the JSON results (statistics, per-poll round trips, value trends; input of
+    /// `report`) here, atomically.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Write the statistics as a Prometheus textfile-collector file here, atomically.
+    #[arg(long)]
+    pub prometheus: Option<PathBuf>,
 }
 
 /// `write`.

@@ -849,3 +849,81 @@ fn demo_tells_the_whole_story() {
     assert!(dir.path().join("demo-report.md").exists());
     assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
 }
+
+#[test]
+fn poll_results_prometheus_and_report() {
+    let sim = Sim::start(
+        "demo-line.toml",
+        &["--fault", "exception=0x06@0.2", "--seed", "9"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (res, prom) = (dir.path().join("poll.json"), dir.path().join("poll.prom"));
+    let r = run(&[
+        "poll",
+        "--profile",
+        &profile("demo-line.toml"),
+        &sim.target(1),
+        "--interval",
+        "0",
+        "--count",
+        "40",
+        "-q",
+        "--results",
+        p(&res),
+        "--prometheus",
+        p(&prom),
+    ]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
+    assert_eq!(
+        (doc["kind"].as_str(), doc["verdict"].as_str()),
+        (Some("poll"), Some("WARNING"))
+    );
+    assert_eq!(doc["samples"].as_array().unwrap().len(), 40);
+    assert!(doc["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["error"] == "0x06 Server Device Busy"));
+    let energy = doc["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "line.energy")
+        .unwrap()
+        .clone();
+    assert_eq!(energy["trend"].as_array().unwrap().len(), 40);
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        text.contains("plcprobe_poll_errors{target=") && text.contains("kind=\"exception_0x06\""),
+        "{text}"
+    );
+    if let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.exists())
+    }) {
+        let out = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(&prom).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let html = dir.path().join("poll.html");
+    let r = run(&["report", p(&res), "-o", p(&html)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("round trip in ms per poll") && page.contains("line.energy"),
+        "poll chart and trends"
+    );
+    let md = dir.path().join("poll.md");
+    assert_eq!(run(&["report", p(&res), "-o", p(&md)]).code, 1);
+    assert!(std::fs::read_to_string(&md).unwrap().contains("## Poll of"));
+}

@@ -200,6 +200,68 @@ pub struct PollJob<'a> {
     pub rows: Option<RowStream<'a>>,
     /// Progress bar for quiet runs.
     pub progress: indicatif::ProgressBar,
+    /// Keep per-poll samples and values for a results file.
+    pub record: Option<Recorder>,
+}
+
+/// Per-poll samples and value trends for a results file, decimated to at most [`Recorder::CAP`]
+/// polls (every other one is dropped and the stride doubles), so a week-long poll stays a
+/// reasonable file while still covering the whole run evenly.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    stride: u64,
+    /// (seq, ms since start, round trip ms, error)
+    pub samples: Vec<(u64, f64, f64, Option<String>)>,
+    /// Values per kept poll, one Vec per item.
+    pub values: Vec<Vec<Json>>,
+}
+
+impl Recorder {
+    /// Most polls kept.
+    pub const CAP: usize = 10_000;
+
+    /// A recorder for `items` values per poll.
+    pub fn new(items: usize) -> Self {
+        Self {
+            stride: 1,
+            samples: Vec::new(),
+            values: vec![Vec::new(); items],
+        }
+    }
+
+    fn wants(&self, seq: u64) -> bool {
+        (seq - 1).is_multiple_of(self.stride)
+    }
+
+    fn push(
+        &mut self,
+        seq: u64,
+        t_ms: f64,
+        rtt_ms: f64,
+        error: Option<String>,
+        values: impl Iterator<Item = Json>,
+    ) {
+        self.samples.push((seq, t_ms, rtt_ms, error));
+        for (v, col) in values.zip(self.values.iter_mut()) {
+            col.push(v);
+        }
+        if self.samples.len() >= Self::CAP {
+            let keep = |i: usize| i.is_multiple_of(2);
+            let mut i = 0;
+            self.samples.retain(|_| {
+                i += 1;
+                keep(i - 1)
+            });
+            for col in &mut self.values {
+                let mut j = 0;
+                col.retain(|_| {
+                    j += 1;
+                    keep(j - 1)
+                });
+            }
+            self.stride *= 2;
+        }
+    }
 }
 
 /// Columns of a poll row.
@@ -213,7 +275,10 @@ pub fn poll_columns(plan: &ReadPlan) -> Vec<String> {
 }
 
 /// Run a poll to its end (count, duration or Ctrl-C). Returns the statistics and connects.
-pub async fn run_poll(ctx: &Ctx, job: PollJob<'_>) -> anyhow::Result<(PollStats, u64)> {
+pub async fn run_poll(
+    ctx: &Ctx,
+    job: PollJob<'_>,
+) -> anyhow::Result<(PollStats, u64, Option<Recorder>)> {
     let PollJob {
         target,
         plan,
@@ -222,7 +287,9 @@ pub async fn run_poll(ctx: &Ctx, job: PollJob<'_>) -> anyhow::Result<(PollStats,
         duration,
         mut rows,
         progress,
+        mut record,
     } = job;
+    let t_start = Instant::now();
     let mut link = ModbusLink::new(target, ctx.timeout)?;
     let mut stats = PollStats::new();
     let deadline = duration.map(|d| Instant::now() + d);
@@ -256,6 +323,26 @@ pub async fn run_poll(ctx: &Ctx, job: PollJob<'_>) -> anyhow::Result<(PollStats,
                     progress.suspend(|| super::warn(format!("{target}: poll {seq}: {msg}")));
                 }
             }
+        }
+        if let Some(rec) = record.as_mut().filter(|r| r.wants(seq)) {
+            let results = plan.decode(&fetched);
+            let error = fetched.answers.iter().find_map(|a| match a {
+                Err((_, m)) => Some(m.clone()),
+                Ok(Err(code)) => Some(describe_exception(*code)),
+                Ok(Ok(_)) => None,
+            });
+            let values = results.iter().map(|r| {
+                r.value
+                    .as_ref()
+                    .map_or(Json::Null, |v| serde_json::to_value(v).unwrap_or_default())
+            });
+            rec.push(
+                seq,
+                t_start.elapsed().as_secs_f64() * 1e3,
+                rtt.as_secs_f64() * 1e3,
+                error,
+                values,
+            );
         }
         if let Some(stream) = rows.as_mut() {
             let results = plan.decode(&fetched);
@@ -298,7 +385,7 @@ pub async fn run_poll(ctx: &Ctx, job: PollJob<'_>) -> anyhow::Result<(PollStats,
         }
     }
     progress.finish_and_clear();
-    Ok((stats, link.connects))
+    Ok((stats, link.connects, record))
 }
 
 /// Write the statistics: text on stdout for tables; JSON for machines (on stderr when stdout
@@ -356,8 +443,144 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
         duration: args.duration,
         rows,
         progress,
+        record: args
+            .results
+            .as_ref()
+            .map(|_| Recorder::new(plan.items.len())),
     };
-    let (stats, connects) = run_poll(ctx, job).await?;
+    let (stats, connects, record) = run_poll(ctx, job).await?;
     print_stats(ctx, &stats, target, connects, !ctx.quiet)?;
+    if let (Some(path), Some(rec)) = (&args.results, record) {
+        let doc = results_doc(&plan, target, &stats, connects, &rec);
+        let mut bytes = serde_json::to_vec_pretty(&doc)?;
+        bytes.push(b'\n');
+        crate::fsutil::write_atomic(path, &bytes)?;
+    }
+    if let Some(path) = &args.prometheus {
+        crate::fsutil::write_atomic(path, prometheus(&stats, target).as_bytes())?;
+    }
     Ok(stats.outcome())
+}
+
+/// The results document of a poll (input of `report`).
+pub fn results_doc(
+    plan: &ReadPlan,
+    target: &Target,
+    stats: &PollStats,
+    connects: u64,
+    rec: &Recorder,
+) -> Json {
+    let mut doc = crate::report::envelope("poll");
+    doc.insert("target".into(), json!(target.url()));
+    doc.insert(
+        "verdict".into(),
+        json!(crate::report::verdict_name(stats.outcome())),
+    );
+    doc.insert(
+        "summary".into(),
+        json!(format!(
+            "{} requests sent, {} received, {} errors, {:.1}% loss",
+            stats.sent,
+            stats.received,
+            stats.error_count(),
+            stats.loss_pct()
+        )),
+    );
+    doc.insert("statistics".into(), stats.to_json(target, connects));
+    doc.insert(
+        "samples".into(),
+        Json::Array(rec.samples.iter().map(|(seq, t, rtt, err)| json!({"seq": seq, "t_ms": (t * 1e3).round() / 1e3, "rtt_ms": (rtt * 1e3).round() / 1e3, "error": err})).collect()),
+    );
+    doc.insert(
+        "points".into(),
+        Json::Array(plan.items.iter().zip(&rec.values).map(|(item, trend)| json!({"name": item.label, "address": item.range.to_string(), "unit": item.unit, "trend": trend})).collect()),
+    );
+    Json::Object(doc)
+}
+
+/// Prometheus textfile-collector exposition of a poll's statistics.
+pub fn prometheus(stats: &PollStats, target: &Target) -> String {
+    let t = target.url().replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::new();
+    let mut put = |name: &str, help: &str, rows: Vec<(String, f64)>| {
+        out += &format!("# HELP {name} {help}\n# TYPE {name} gauge\n");
+        for (labels, v) in rows {
+            out += &format!(
+                "{name}{{target=\"{t}\"{labels}}} {}\n",
+                (v * 1e9).round() / 1e9
+            );
+        }
+    };
+    put(
+        "plcprobe_poll_requests",
+        "Requests sent by the poll.",
+        vec![(String::new(), stats.sent as f64)],
+    );
+    put(
+        "plcprobe_poll_received",
+        "Requests answered with data.",
+        vec![(String::new(), stats.received as f64)],
+    );
+    let mut errs: Vec<(String, f64)> = stats
+        .errors
+        .iter()
+        .map(|(k, n)| (format!(",kind=\"{}\"", k.name()), *n as f64))
+        .collect();
+    errs.extend(
+        stats
+            .exceptions
+            .iter()
+            .map(|(c, n)| (format!(",kind=\"exception_0x{c:02x}\""), *n as f64)),
+    );
+    if !errs.is_empty() {
+        put("plcprobe_poll_errors", "Failed requests by kind.", errs);
+    }
+    if !stats.rtt.is_empty() {
+        let q = |x: u64| x as f64 / 1e6;
+        put(
+            "plcprobe_poll_rtt_p50_seconds",
+            "Median round trip of answered requests.",
+            vec![(String::new(), q(stats.rtt.value_at_quantile(0.5)))],
+        );
+        put(
+            "plcprobe_poll_rtt_p95_seconds",
+            "95th percentile round trip of answered requests.",
+            vec![(String::new(), q(stats.rtt.value_at_quantile(0.95)))],
+        );
+        put(
+            "plcprobe_poll_rtt_max_seconds",
+            "Slowest round trip of answered requests.",
+            vec![(String::new(), q(stats.rtt.max()))],
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_decimates_evenly_and_stays_bounded() {
+        let mut r = Recorder::new(1);
+        for seq in 1..=100_000u64 {
+            if r.wants(seq) {
+                r.push(seq, seq as f64, 1.0, None, std::iter::once(json!(seq)));
+            }
+        }
+        assert!(
+            r.samples.len() < Recorder::CAP && r.samples.len() >= Recorder::CAP / 2,
+            "{}",
+            r.samples.len()
+        );
+        assert_eq!(r.samples.len(), r.values[0].len());
+        assert_eq!(r.samples[0].0, 1, "the first poll is kept");
+        let seqs: Vec<u64> = r.samples.iter().map(|s| s.0).collect();
+        let step = seqs[1] - seqs[0];
+        assert!(seqs.windows(2).all(|w| w[1] - w[0] == step), "even spacing");
+        assert!(
+            *seqs.last().unwrap() > 100_000 - step,
+            "covers the whole run"
+        );
+    }
 }

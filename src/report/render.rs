@@ -81,9 +81,9 @@ pub fn overall(docs: &[Json]) -> &'static str {
 /// Check that a document is a results document of a kind the report knows.
 pub fn validate(name: &str, doc: &Json) -> anyhow::Result<()> {
     match (s(doc, "format"), s(doc, "kind")) {
-        ("plcprobe.results/1", "check" | "diff") => Ok(()),
+        ("plcprobe.results/1", "check" | "diff" | "poll") => Ok(()),
         ("plcprobe.results/1", k) => anyhow::bail!("{name}: results of kind `{k}` cannot be reported yet; use results of check or diff"),
-        _ => anyhow::bail!("{name} is not a plcprobe results file; make one with `plcprobe check PLAN --results FILE` or `plcprobe diff … --format json > FILE`"),
+        _ => anyhow::bail!("{name} is not a plcprobe results file; make one with `plcprobe check PLAN --results FILE`, `plcprobe poll … --results FILE` or `plcprobe diff … --format json > FILE`"),
     }
 }
 
@@ -258,6 +258,15 @@ fn fmt_tick(y: f64, span: f64) -> String {
 
 fn sparkline(vals: &[f64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    const WIDTH: usize = 120;
+    // Long runs: the worst (largest) value of each bucket, so a spike never disappears.
+    let vals: Vec<f64> = if vals.len() > WIDTH {
+        vals.chunks(vals.len().div_ceil(WIDTH))
+            .map(|c| c.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            .collect()
+    } else {
+        vals.to_vec()
+    };
     let (lo, hi) = vals
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
@@ -519,6 +528,92 @@ fn html_diff(o: &mut String, doc: &Json) {
     }
 }
 
+fn html_poll(o: &mut String, doc: &Json) {
+    let st = &doc["statistics"];
+    let _ = write!(
+        o,
+        "<h2>Poll {} <span class=\"mono\">{}</span></h2>",
+        badge(s(doc, "verdict")),
+        esc(s(doc, "target"))
+    );
+    let _ = write!(
+        o,
+        "<p class=\"meta\">{} · {:.1} s · <code>{}</code></p>",
+        esc(s(doc, "summary")),
+        st["elapsed_s"].as_f64().unwrap_or(0.0),
+        esc(s(doc, "command"))
+    );
+    o.push_str("<table><tr><th>sent</th><th>received</th><th>errors</th><th>loss</th><th>rtt min / p50 / p95 / max</th><th>connections</th></tr>");
+    let errs = st["errors"].as_object().map_or(String::new(), |m| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let rtt = &st["rtt_ms"];
+    let _ = write!(
+        o,
+        "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}%</td><td class=\"num\">{} / {} / {} / {} ms</td><td class=\"num\">{}</td></tr></table>",
+        val(&st["sent"]),
+        val(&st["received"]),
+        esc(&errs),
+        val(&st["loss_pct"]),
+        val(&rtt["min"]),
+        val(&rtt["p50"]),
+        val(&rtt["p95"]),
+        val(&rtt["max"]),
+        val(&st["connects"])
+    );
+    let samples = arr(doc, "samples");
+    if !samples.is_empty() {
+        let pts: Vec<(f64, Option<f64>)> = samples
+            .iter()
+            .map(|x| {
+                (
+                    x["seq"].as_f64().unwrap_or(0.0),
+                    if x["error"].is_null() {
+                        x["rtt_ms"].as_f64()
+                    } else {
+                        None
+                    },
+                )
+            })
+            .collect();
+        let last = format!("poll {}", val(&samples[samples.len() - 1]["seq"]));
+        let frame = ChartFrame {
+            size: (640.0, 200.0),
+            x_labels: ("poll 1", &last),
+        };
+        o.push_str(&svg_chart(
+            &pts,
+            &format!(
+                "round trip in ms per poll ({} shown, × = failed)",
+                samples.len()
+            ),
+            "",
+            &[],
+            &frame,
+        ));
+    }
+    let moved = moved_points(doc);
+    if !moved.is_empty() {
+        o.push_str("<div class=\"trends\">");
+        for p in moved {
+            let pts: Vec<(f64, Option<f64>)> = arr(p, "trend")
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, v.as_f64()))
+                .collect();
+            let frame = ChartFrame {
+                size: (320.0, 150.0),
+                x_labels: ("first", "last"),
+            };
+            o.push_str(&svg_chart(&pts, s(p, "name"), s(p, "unit"), &[], &frame));
+        }
+        o.push_str("</div>");
+    }
+}
+
 /// The self-contained HTML report.
 pub fn render_html(docs: &[Json]) -> String {
     let verdict = overall(docs);
@@ -550,6 +645,7 @@ pub fn render_html(docs: &[Json]) -> String {
         match s(d, "kind") {
             "check" => html_check(&mut o, d),
             "diff" => html_diff(&mut o, d),
+            "poll" => html_poll(&mut o, d),
             _ => {}
         }
     }
@@ -685,6 +781,59 @@ pub fn render_markdown(docs: &[Json]) -> String {
                     }
                 }
             }
+            "poll" => {
+                let st = &doc["statistics"];
+                let _ = writeln!(
+                    o,
+                    "\n## Poll of `{}` — **{}**\n",
+                    md(s(doc, "target")),
+                    s(doc, "verdict")
+                );
+                let _ = writeln!(
+                    o,
+                    "{}. Command: `{}`\n",
+                    md(s(doc, "summary")),
+                    s(doc, "command").replace('`', "'")
+                );
+                let rtts: Vec<f64> = arr(doc, "samples")
+                    .iter()
+                    .filter(|x| x["error"].is_null())
+                    .filter_map(|x| x["rtt_ms"].as_f64())
+                    .collect();
+                let rtt = &st["rtt_ms"];
+                let _ = writeln!(
+                    o,
+                    "Round trip min/p50/p95/max {}/{}/{}/{} ms `{}`",
+                    val(&rtt["min"]),
+                    val(&rtt["p50"]),
+                    val(&rtt["p95"]),
+                    val(&rtt["max"]),
+                    sparkline(&rtts)
+                );
+                if let Some(m) = st["errors"].as_object().filter(|m| !m.is_empty()) {
+                    let _ = writeln!(
+                        o,
+                        "\nErrors: {}",
+                        md(&m
+                            .iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                    );
+                }
+                for p in moved_points(doc) {
+                    let t: Vec<f64> = arr(p, "trend").iter().filter_map(Json::as_f64).collect();
+                    let _ = writeln!(
+                        o,
+                        "- trend {}: {} → {} {} `{}`",
+                        md(s(p, "name")),
+                        val(&json!(t[0])),
+                        val(&json!(t[t.len() - 1])),
+                        md(s(p, "unit")),
+                        sparkline(&t)
+                    );
+                }
+            }
             "diff" => {
                 let df = &doc["diff"];
                 let _ = writeln!(
@@ -809,5 +958,13 @@ mod tests {
     fn sparkline_spans_the_bars() {
         assert_eq!(sparkline(&[0.0, 7.0]), "▁█");
         assert_eq!(sparkline(&[3.0, 3.0]), "▄▄");
+        let long: Vec<f64> = (0..10_000)
+            .map(|i| if i == 5_000 { 9.0 } else { 1.0 })
+            .collect();
+        let s = sparkline(&long);
+        assert!(
+            s.chars().count() <= 120 && s.contains('█'),
+            "bounded, spike kept: {s}"
+        );
     }
 }
