@@ -213,11 +213,23 @@ pub fn diff_with(baseline: &Snapshot, current: &Snapshot, all: bool) -> DiffRepo
             ),
         );
     }
-    let cur: HashMap<&str, &SnapPoint> = current
-        .points
-        .iter()
-        .map(|p| (p.name.as_str(), p))
-        .collect();
+    // Snapshots of one profile list the same points in the same order: pair them by position
+    // and skip the name index; fall back to it when the two differ.
+    let same_order = baseline.points.len() == current.points.len()
+        && baseline
+            .points
+            .iter()
+            .zip(&current.points)
+            .all(|(b, c)| b.name == c.name);
+    let cur: HashMap<&str, &SnapPoint> = if same_order {
+        HashMap::new()
+    } else {
+        current
+            .points
+            .iter()
+            .map(|p| (p.name.as_str(), p))
+            .collect()
+    };
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut rows: Vec<DiffRow> = Vec::new();
     let mut keep = |verdict: Verdict, make: &mut dyn FnMut() -> DiffRow| {
@@ -226,8 +238,13 @@ pub fn diff_with(baseline: &Snapshot, current: &Snapshot, all: bool) -> DiffRepo
             rows.push(make());
         }
     };
-    for b in &baseline.points {
-        if let Some(c) = cur.get(b.name.as_str()) {
+    for (i, b) in baseline.points.iter().enumerate() {
+        let found = if same_order {
+            Some(&current.points[i])
+        } else {
+            cur.get(b.name.as_str()).copied()
+        };
+        if let Some(c) = found {
             let (verdict, delta, rel, note) = judge(b, c);
             let mut note = note;
             keep(verdict, &mut || {
@@ -260,12 +277,15 @@ pub fn diff_with(baseline: &Snapshot, current: &Snapshot, all: bool) -> DiffRepo
             });
         }
     }
-    let base: std::collections::HashSet<&str> =
-        baseline.points.iter().map(|p| p.name.as_str()).collect();
+    let base: std::collections::HashSet<&str> = if same_order {
+        std::collections::HashSet::new()
+    } else {
+        baseline.points.iter().map(|p| p.name.as_str()).collect()
+    };
     for c in current
         .points
         .iter()
-        .filter(|c| !base.contains(c.name.as_str()))
+        .filter(|c| !same_order && !base.contains(c.name.as_str()))
     {
         keep(Verdict::New, &mut || {
             row(

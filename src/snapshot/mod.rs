@@ -81,14 +81,14 @@ pub struct SnapPoint {
     /// Data type.
     #[serde(rename = "type")]
     pub ty: CompactString,
-    /// Word order.
-    #[serde(default = "default_order")]
+    /// Word order (left out of the file when `abcd`).
+    #[serde(default = "default_order", skip_serializing_if = "is_default_order")]
     pub order: CompactString,
-    /// Scale.
-    #[serde(default = "one")]
+    /// Scale (left out when 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
     pub scale: f64,
-    /// Offset.
-    #[serde(default)]
+    /// Offset (left out when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: f64,
     /// Raw registers (bits as 0/1); empty when unreadable.
     #[serde(default)]
@@ -101,16 +101,16 @@ pub struct SnapPoint {
     /// "ok", an exception (`0x02 Illegal Data Address`) or a link error kind.
     pub status: CompactString,
     /// Allowed drift.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     /// Plausible range.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
     /// Left out of diffs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub volatile: bool,
-    /// Severity of a violation.
-    #[serde(default = "critical")]
+    /// Severity of a violation (left out when critical).
+    #[serde(default = "critical", skip_serializing_if = "is_critical")]
     pub severity: Severity,
 }
 
@@ -122,6 +122,26 @@ fn one() -> f64 {
 }
 fn critical() -> Severity {
     Severity::Critical
+}
+// Defaults are left out of snapshot files: a baseline shows what is particular about a point.
+fn is_default_order(o: &CompactString) -> bool {
+    o == "abcd"
+}
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_critical(s: &Severity) -> bool {
+    *s == Severity::Critical
 }
 
 /// SHA-256 of a profile's text, hex.
