@@ -167,6 +167,15 @@ impl DeviceCheck {
     pub fn outcome(&self) -> Outcome {
         self.outcome
     }
+
+    /// Its problems on one line, or "ok".
+    pub fn problem_text(&self) -> String {
+        if self.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            self.problems.join("; ")
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -575,17 +584,7 @@ pub fn nagios(devices: &[DeviceCheck], outcome: Outcome) -> String {
         perf.join(" ")
     );
     for d in devices {
-        let _ = writeln!(
-            out,
-            "{} {}: {}",
-            d.status,
-            d.name,
-            if d.problems.is_empty() {
-                "ok".to_string()
-            } else {
-                d.problems.join("; ")
-            }
-        );
+        let _ = writeln!(out, "{} {}: {}", d.status, d.name, d.problem_text());
     }
     out
 }

@@ -164,17 +164,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
 
     let mut out = std::io::stdout().lock();
     for d in &checked {
-        writeln!(
-            out,
-            "  {:<8} {:<9} {}",
-            d.status,
-            d.name,
-            if d.problems.is_empty() {
-                "ok".to_string()
-            } else {
-                d.problems.join("; ")
-            }
-        )?;
+        writeln!(out, "  {:<8} {:<9} {}", d.status, d.name, d.problem_text())?;
     }
     writeln!(
         out,

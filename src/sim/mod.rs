@@ -254,15 +254,7 @@ impl SimState {
     ) -> Result<ReadDeviceIdentificationResponse, ExceptionCode> {
         // Basic objects 0x00 VendorName, 0x01 ProductCode, 0x02 MajorMinorRevision,
         // regular 0x03 VendorUrl, 0x04 ProductName, 0x05 ModelName, 0x06 UserApplicationName.
-        const KEYS: [&str; 7] = [
-            "vendor",
-            "product_code",
-            "revision",
-            "vendor_url",
-            "product_name",
-            "model_name",
-            "application_name",
-        ];
+        const KEYS: [&str; 7] = crate::proto::modbus::DEVICE_ID_OBJECTS;
         if self.identity.is_empty() {
             return Err(ExceptionCode::IllegalFunction);
         }

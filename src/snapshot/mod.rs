@@ -24,15 +24,7 @@ use crate::{
 pub const FORMAT: &str = "plcprobe.snapshot/1";
 
 /// FC43 object IDs and the names snapshots use for them (§6.21, table "Object Id").
-pub const IDENTITY_NAMES: [&str; 7] = [
-    "vendor",
-    "product_code",
-    "revision",
-    "vendor_url",
-    "product_name",
-    "model_name",
-    "application_name",
-];
+pub use crate::proto::modbus::DEVICE_ID_OBJECTS as IDENTITY_NAMES;
 
 /// A snapshot file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
