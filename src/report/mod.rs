@@ -137,7 +137,7 @@ pub fn write_rows(w: &mut dyn Write, format: Format, rows: &Rows, color: bool) -
         Format::Table | Format::Nagios => {
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Disabled)
+                .set_content_arrangement(ContentArrangement::Dynamic)
                 .set_header(rows.columns.iter());
             let status_col = rows.columns.iter().position(|c| *c == "status");
             for r in &rows.rows {
@@ -152,9 +152,9 @@ pub fn write_rows(w: &mut dyn Write, format: Format, rows: &Rows, color: bool) -
                     c
                 }));
             }
-            if !color {
-                t.force_no_tty();
-            }
+            // Colour is only ever set on cells explicitly (above), so the terminal is left
+            // visible to comfy-table: on a terminal, long cells wrap to its width; on a pipe
+            // there is no width and nothing wraps.
             writeln!(w, "{t}")
         }
         Format::Json => {
