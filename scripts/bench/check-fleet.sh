@@ -6,16 +6,9 @@
 # 200 MiB for 1000 devices. The plan uses the default pacing (20 requests/s per device, 5 rounds)
 # and the default concurrency (128).
 # Usage: scripts/bench/check-fleet.sh [RUNS] [DEVICES]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
 DEV=${2:-1000}
-cargo build --release --quiet
-B=$PWD/target/release/plcprobe
-work=$(mktemp -d)
-sim_pid=""
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 # 20 points: u16, i16 scaled, f32 and u32 in a contiguous map (30 registers, one request).
 {
   printf '[device]\nname = "fleet device"\n[device.identity]\nvendor = "plcprobe"\nproduct_code = "FLEET"\nrevision = "1.0"\n'
@@ -31,12 +24,7 @@ trap cleanup EXIT
     a=$((a + w))
   done
 } > "$work/fleet.toml"
-args=()
-for _ in $(seq "$DEV"); do args+=(--modbus 127.0.0.1:0); done
-"$B" sim "$work/fleet.toml" "${args[@]}" > "$work/sim.out" 2>&1 & sim_pid=$!
-for _ in $(seq 200); do [ "$(grep -c '^listening on' "$work/sim.out" 2>/dev/null)" -ge "$DEV" ] && break; sleep 0.1; done
-mapfile -t targets < <(sed -n 's/^listening on \(modbus:\/\/.*\)$/\1\/1/p' "$work/sim.out")
-[ "${#targets[@]}" -eq "$DEV" ] || { echo "sim started ${#targets[@]} of $DEV listeners" >&2; exit 1; }
+start_sim "$work/fleet.toml" "$DEV"
 mkdir -p "$work/baselines"
 "$B" snapshot "${targets[0]}" --profile "$work/fleet.toml" -o "$work/baselines/base.json" -q
 {
@@ -47,7 +35,6 @@ mkdir -p "$work/baselines"
     i=$((i + 1))
   done
 } > "$work/plan.toml"
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : > "$work/wall"; : > "$work/rss"
 for r in $(seq "$RUNS"); do
   code=0

@@ -4,19 +4,11 @@
 # Times the whole command (reading and parsing both files, the diff, the output) with hyperfine.
 # Goal (issue 4): under 100 ms for 100,000 points.
 # Usage: scripts/bench/diff-large.sh [POINTS]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
 N=${1:-100000}
+source "$(dirname "$0")/common.sh"
 command -v hyperfine >/dev/null || { if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq hyperfine >/dev/null; else sudo apt-get install -y -qq hyperfine >/dev/null; fi; }
-cargo build --release --quiet
-B=$PWD/target/release/plcprobe
-work=$(mktemp -d)
-sim_pid=""
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-"$B" sim profiles/demo-line.toml --modbus 127.0.0.1:0 > "$work/sim.out" 2>&1 & sim_pid=$!
-for _ in $(seq 50); do grep -q "listening on" "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
-target="$(sed -n 's/^listening on \(modbus:\/\/.*\)$/\1\/1/p' "$work/sim.out" | head -1)"
+start_sim profiles/demo-line.toml 1
+target=${targets[0]}
 "$B" snapshot "$target" --profile profiles/demo-line.toml -o "$work/seed.json" -q
 python3 - "$work/seed.json" "$work" "$N" <<'PY'
 import json, sys, copy, random

@@ -6,26 +6,17 @@
 # Client and server are pinned to one core (taskset -c 0): on 2 cores, where they sit changes a
 # request loop's rate 3-10x. Runs alternate, RUNS times each (default 5); medians are printed.
 # Usage: scripts/bench/modbus-rate.sh [RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/../.."
 RUNS=${1:-5}
 N=100000
-cargo build --release --quiet
-B=$PWD/target/release/plcprobe
+source "$(dirname "$0")/common.sh"
 L=$(scripts/bench/libmodbus-peers.sh)
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
-(cd "$work" && exec taskset -c 0 "$L/bandwidth-server-many-up" >/dev/null 2>&1) & pids+=($!)
+(cd "$work" && exec taskset -c 0 "$L/bandwidth-server-many-up" >/dev/null 2>&1) & bench_pids+=($!)
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1502) 2>/dev/null && break; sleep 0.1; done
 
 # A profile of 125 contiguous u16 registers for the simulator.
 { printf '[device]\nname = "bench 125 registers"\n'; for i in $(seq 0 124); do printf '[[point]]\nname = "r%d"\naddress = "hr:%d"\nsim = { value = %d }\n' "$i" "$i" "$i"; done; } > "$work/bench125.toml"
-taskset -c 0 "$B" sim "$work/bench125.toml" --modbus 127.0.0.1:0 > "$work/sim.out" 2>&1 & pids+=($!)
+taskset -c 0 "$B" sim "$work/bench125.toml" --modbus 127.0.0.1:0 > "$work/sim.out" 2>&1 & bench_pids+=($!)
 for _ in $(seq 50); do grep -q "listening on" "$work/sim.out" 2>/dev/null && break; sleep 0.1; done
 SIM=$(sed -n 's/^listening on modbus:\/\/\(.*\)$/\1/p' "$work/sim.out" | head -1)
 

@@ -1,0 +1,25 @@
+# Shared by the benchmark scripts (source it): build the release binary, a work folder removed on
+# exit with any simulator started here, medians, and a simulator on loopback ports.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cargo build --release --quiet
+B=$PWD/target/release/plcprobe
+work=$(mktemp -d)
+bench_pids=()
+bench_cleanup() { for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap bench_cleanup EXIT
+
+# Median of the numbers on stdin, one a line.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# start_sim PROFILE COUNT: one `plcprobe sim` with COUNT listeners on 127.0.0.1 (free ports);
+# their unit-1 targets end up in the array `targets`.
+start_sim() {
+  local profile=$1 count=$2 args=() log
+  log=$(mktemp -p "$work")
+  for _ in $(seq "$count"); do args+=(--modbus 127.0.0.1:0); done
+  "$B" sim "$profile" "${args[@]}" > "$log" 2>&1 & bench_pids+=($!)
+  for _ in $(seq 200); do [ "$(grep -c '^listening on' "$log" 2>/dev/null)" -ge "$count" ] && break; sleep 0.1; done
+  mapfile -t targets < <(sed -n 's/^listening on \(modbus:\/\/.*\)$/\1\/1/p' "$log")
+  [ "${#targets[@]}" -eq "$count" ] || { echo "sim started ${#targets[@]} of $count listeners" >&2; exit 1; }
+}
