@@ -18,7 +18,7 @@ use serde_json::{json, Value as Json};
 
 use super::{
     plan::{Fetched, ItemError},
-    poll::PollStats,
+    poll::{Latency, PollStats},
     snapshot::profile_ref,
     Ctx, Outcome,
 };
@@ -31,19 +31,6 @@ use crate::{
     snapshot::{self, diff::diff, profile_sha256, Snapshot},
     transport::modbus::ModbusLink,
 };
-
-/// Latency figures of one device, milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    /// Fastest.
-    pub min: f64,
-    /// Median (the figure compared with the thresholds).
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// Slowest.
-    pub max: f64,
-}
 
 /// One request of the short poll.
 #[derive(Debug, Clone, Serialize)]
@@ -307,15 +294,7 @@ async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Ins
     } else {
         failed as f64 / stats.sent as f64
     };
-    if !stats.rtt.is_empty() {
-        let q = |x: u64| (x as f64 / 1e3 * 1e3).round() / 1e3;
-        dc.latency_ms = Some(Latency {
-            min: q(stats.rtt.min()),
-            p50: q(stats.rtt.value_at_quantile(0.5)),
-            p95: q(stats.rtt.value_at_quantile(0.95)),
-            max: q(stats.rtt.max()),
-        });
-    }
+    dc.latency_ms = stats.latency();
 
     if failed > 0 {
         let kinds: Vec<String> = dc.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();

@@ -26,6 +26,19 @@ use crate::{
     transport::modbus::{ErrorKind, ModbusLink},
 };
 
+/// Round-trip figures, milliseconds.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Latency {
+    /// Fastest.
+    pub min: f64,
+    /// Median (the figure `check` compares with its thresholds).
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
 /// Counters of one poll run.
 pub struct PollStats {
     /// Requests sent (every attempt, including failed connects).
@@ -102,8 +115,15 @@ impl PollStats {
         }
     }
 
-    fn ms(us: u64) -> f64 {
-        (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+    /// Round trips of answered requests (data or exception); `None` before any answer.
+    pub fn latency(&self) -> Option<Latency> {
+        let ms = |us: u64| us as f64 / 1e3;
+        (!self.rtt.is_empty()).then(|| Latency {
+            min: ms(self.rtt.min()),
+            p50: ms(self.rtt.value_at_quantile(0.5)),
+            p95: ms(self.rtt.value_at_quantile(0.95)),
+            max: ms(self.rtt.max()),
+        })
     }
 
     /// Machine form.
@@ -116,16 +136,7 @@ impl PollStats {
         for (c, n) in &self.exceptions {
             errors.insert(format!("exception_0x{c:02x}"), json!(n));
         }
-        let rtt = if self.rtt.is_empty() {
-            Json::Null
-        } else {
-            json!({
-                "min": Self::ms(self.rtt.min()),
-                "p50": Self::ms(self.rtt.value_at_quantile(0.5)),
-                "p95": Self::ms(self.rtt.value_at_quantile(0.95)),
-                "max": Self::ms(self.rtt.max()),
-            })
-        };
+        let rtt = serde_json::to_value(self.latency()).unwrap_or(Json::Null);
         json!({
             "type": "statistics",
             "target": target.url(),
@@ -171,13 +182,10 @@ impl PollStats {
             );
             s += &format!("errors: {}\n", parts.join(", "));
         }
-        if !self.rtt.is_empty() {
+        if let Some(l) = self.latency() {
             s += &format!(
                 "rtt min/p50/p95/max = {:.3}/{:.3}/{:.3}/{:.3} ms\n",
-                Self::ms(self.rtt.min()),
-                Self::ms(self.rtt.value_at_quantile(0.5)),
-                Self::ms(self.rtt.value_at_quantile(0.95)),
-                Self::ms(self.rtt.max())
+                l.min, l.p50, l.p95, l.max
             );
         }
         s
@@ -535,22 +543,21 @@ pub fn prometheus(stats: &PollStats, target: &Target) -> String {
     if !errs.is_empty() {
         put("plcprobe_poll_errors", "Failed requests by kind.", errs);
     }
-    if !stats.rtt.is_empty() {
-        let q = |x: u64| x as f64 / 1e6;
+    if let Some(l) = stats.latency() {
         put(
             "plcprobe_poll_rtt_p50_seconds",
             "Median round trip of answered requests.",
-            vec![(String::new(), q(stats.rtt.value_at_quantile(0.5)))],
+            vec![(String::new(), l.p50 / 1e3)],
         );
         put(
             "plcprobe_poll_rtt_p95_seconds",
             "95th percentile round trip of answered requests.",
-            vec![(String::new(), q(stats.rtt.value_at_quantile(0.95)))],
+            vec![(String::new(), l.p95 / 1e3)],
         );
         put(
             "plcprobe_poll_rtt_max_seconds",
             "Slowest round trip of answered requests.",
-            vec![(String::new(), q(stats.rtt.max()))],
+            vec![(String::new(), l.max / 1e3)],
         );
     }
     out
