@@ -396,7 +396,7 @@ fn check_exit_codes_for_every_verdict() {
         "{}",
         r.stdout
     );
-    // Out of range: CRITICAL (tank.level is 62 in a range of 5..95; write the f32 97.5 in cdab).
+    // Out of range: CRITICAL (conveyor.speed has range 0..60; write the f32 75.0 in its cdab order).
     let w = run(&[
         "write",
         &ok.target(1),
@@ -593,27 +593,28 @@ fn nagios_ok(text: &str, code: i32) {
     }
 }
 
+/// `promtool check metrics` on a textfile (Debian's prometheus package, installed by
+/// scripts/test: required under CI, skipped loudly elsewhere).
+fn promtool_check(path: &Path) {
+    let Some(promtool) = crate::util::tool("promtool") else {
+        return;
+    };
+    let out = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn prometheus_ok(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
-    if let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("promtool"))
-            .find(|p| p.exists())
-    }) {
-        let out = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::fs::File::open(path).unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    } else {
-        eprintln!("promtool not installed: checking the exposition with the strict parser only");
-    }
+    promtool_check(path);
     // Strict parser: HELP and TYPE before a family's samples, names and labels well formed,
     // values numeric, no duplicate series.
     let name_ok = |n: &str| {
@@ -898,23 +899,7 @@ fn poll_results_prometheus_and_report() {
         text.contains("plcprobe_poll_errors{target=") && text.contains("kind=\"exception_0x06\""),
         "{text}"
     );
-    if let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("promtool"))
-            .find(|p| p.exists())
-    }) {
-        let out = Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::fs::File::open(&prom).unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    promtool_check(&prom);
     let html = dir.path().join("poll.html");
     let r = run(&["report", p(&res), "-o", p(&html)]);
     assert_eq!(r.code, 1, "{}", r.stderr);
