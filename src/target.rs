@@ -257,31 +257,6 @@ fn fmt_host(host: &str) -> String {
 }
 
 impl Target {
-    /// The unit ID for Modbus targets.
-    pub fn unit(&self) -> Option<u8> {
-        match self {
-            Target::ModbusTcp { unit, .. }
-            | Target::Rtu { unit, .. }
-            | Target::RtuOverTcp { unit, .. } => Some(*unit),
-            Target::OpcUa { .. } => None,
-        }
-    }
-
-    /// A copy with another unit ID (Modbus targets only).
-    #[must_use]
-    pub fn with_unit(&self, u: u8) -> Target {
-        let mut t = self.clone();
-        match &mut t {
-            Target::ModbusTcp { unit, .. }
-            | Target::Rtu { unit, .. }
-            | Target::RtuOverTcp { unit, .. } => {
-                *unit = u;
-            }
-            Target::OpcUa { .. } => {}
-        }
-        t
-    }
-
     /// `host:port` for the TCP-based targets.
     pub fn socket_text(&self) -> Option<String> {
         match self {
@@ -400,7 +375,14 @@ mod tests {
             }
         );
         assert_eq!(t("modbus://[::1]").socket_text().unwrap(), "[::1]:502");
-        assert_eq!(t("modbus://plc-3.local/").unit(), Some(1));
+        assert_eq!(
+            t("modbus://plc-3.local/"),
+            Target::ModbusTcp {
+                host: "plc-3.local".into(),
+                port: 502,
+                unit: 1
+            }
+        );
         assert_eq!(
             t("modbus://[::1]:1502/3").to_string(),
             "modbus:[::1]:1502 unit 3"

@@ -115,18 +115,6 @@ pub struct Point {
     pub line: usize,
 }
 
-impl Point {
-    /// Scale a raw decoded number into engineering units.
-    pub fn scaled(&self, raw: f64) -> f64 {
-        raw * self.scale + self.offset
-    }
-
-    /// True when scale/offset change the raw value.
-    pub fn is_scaled(&self) -> bool {
-        self.scale != 1.0 || self.offset != 0.0
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
@@ -454,11 +442,6 @@ impl Profile {
             points,
             text: text.to_string(),
         })
-    }
-
-    /// Look a point up by name.
-    pub fn point(&self, name: &str) -> Option<&Point> {
-        self.points.iter().find(|p| p.name == name)
     }
 }
 

@@ -140,16 +140,6 @@ impl ModbusLink {
         &self.target
     }
 
-    /// Whether a connection is open now.
-    pub fn is_connected(&self) -> bool {
-        self.ctx.is_some()
-    }
-
-    /// Drop the connection (the next call reconnects).
-    pub fn disconnect(&mut self) {
-        self.ctx = None;
-    }
-
     /// Open the connection if there is none.
     pub async fn connect(&mut self) -> Result<(), LinkError> {
         if self.ctx.is_some() {

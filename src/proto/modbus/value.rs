@@ -142,27 +142,6 @@ impl DataType {
             DataType::Ascii(n) => n.div_ceil(2).max(1),
         }
     }
-
-    /// Whether word/byte order matters for this type.
-    pub fn order_matters(self) -> bool {
-        self.registers() > 1 || matches!(self, DataType::Ascii(_))
-    }
-
-    /// True for numeric types that scale/offset apply to.
-    pub fn is_numeric(self) -> bool {
-        matches!(
-            self,
-            DataType::U16
-                | DataType::I16
-                | DataType::U32
-                | DataType::I32
-                | DataType::U64
-                | DataType::I64
-                | DataType::F32
-                | DataType::F64
-                | DataType::Bcd
-        )
-    }
 }
 
 impl fmt::Display for DataType {
