@@ -19,7 +19,6 @@ use serde_json::{json, Value as Json};
 use super::{
     plan::{Fetched, ItemError},
     poll::{Latency, PollStats},
-    snapshot::profile_ref,
     Ctx, Outcome,
 };
 use crate::{
@@ -28,7 +27,7 @@ use crate::{
     profile::{Profile, Severity},
     proto::modbus::exception::describe_exception,
     report::{self, verdict_name, write_rows, Format, Rows},
-    snapshot::{self, diff::diff, profile_sha256, Snapshot},
+    snapshot::{self, diff::diff, profile_sha256, ProfileRef, Snapshot},
     transport::modbus::ModbusLink,
 };
 
@@ -184,20 +183,40 @@ fn fmt_num(v: &Json) -> String {
     }
 }
 
-/// Check one device of a plan.
-pub async fn check_device(dev: &PlanDevice, force: bool) -> DeviceCheck {
+/// A plan's profile, loaded once however many devices share it, with its hash; or why it
+/// could not be loaded.
+pub type LoadedProfile = Result<(Profile, String), String>;
+
+/// Load a profile and hash it.
+pub fn load_profile(path: &Path) -> LoadedProfile {
+    Profile::load(path)
+        .map(|p| {
+            let sha = profile_sha256(&p);
+            (p, sha)
+        })
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// Check one device of a plan, with its profile already loaded.
+pub async fn check_device(dev: &PlanDevice, profile: &LoadedProfile, force: bool) -> DeviceCheck {
     let t0 = Instant::now();
     let mut dc = DeviceCheck::new(dev);
-    check_into(dev, force, &mut dc, t0).await;
+    check_into(dev, profile, force, &mut dc, t0).await;
     dc.duration_ms = ms(t0.elapsed());
     dc
 }
 
-async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Instant) {
+async fn check_into(
+    dev: &PlanDevice,
+    profile: &LoadedProfile,
+    force: bool,
+    dc: &mut DeviceCheck,
+    t0: Instant,
+) {
     let th = &dev.thresholds;
-    let profile = match Profile::load(&dev.profile) {
-        Ok(p) => p,
-        Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+    let (profile, sha) = match profile {
+        Ok((p, sha)) => (p, sha.as_str()),
+        Err(e) => return dc.flag(Outcome::Unknown, e.clone()),
     };
     let baseline = match &dev.baseline {
         None => None,
@@ -206,7 +225,6 @@ async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Ins
             Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
         },
     };
-    let sha = profile_sha256(&profile);
     if let Some(b) = &baseline {
         if b.profile.sha256 != sha && !force {
             return dc.flag(
@@ -225,7 +243,7 @@ async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Ins
             );
         }
     }
-    let specs = Snapshot::specs_from_profile(&profile);
+    let specs = Snapshot::specs_from_profile(profile);
     let plan = snapshot::plan_for(
         &specs,
         profile.device.max_registers,
@@ -397,7 +415,7 @@ async fn check_into(dev: &PlanDevice, force: bool, dc: &mut DeviceCheck, t0: Ins
             &specs,
             &last,
             identity,
-            profile_ref(&profile),
+            ProfileRef::of(profile, sha.to_string()),
             super::now_rfc3339(),
             dev.target.url(),
         );
@@ -444,10 +462,19 @@ pub async fn run_plan(
     force: bool,
     progress: &indicatif::ProgressBar,
 ) -> Vec<DeviceCheck> {
+    // Fleets share a few profiles: load and hash each once, not once per device.
+    let mut profiles: std::collections::HashMap<&Path, LoadedProfile> =
+        std::collections::HashMap::new();
+    for d in &plan.devices {
+        profiles
+            .entry(d.profile.as_path())
+            .or_insert_with(|| load_profile(&d.profile));
+    }
+    let profiles = &profiles;
     let mut done: Vec<(usize, DeviceCheck)> =
         futures_util::stream::iter(plan.devices.iter().enumerate())
             .map(|(i, d)| async move {
-                let r = check_device(d, force).await;
+                let r = check_device(d, &profiles[d.profile.as_path()], force).await;
                 progress.inc(1);
                 (i, r)
             })

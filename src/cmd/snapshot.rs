@@ -14,11 +14,7 @@ use crate::{
 
 /// Where a profile's snapshot comes from.
 pub fn profile_ref(p: &Profile) -> ProfileRef {
-    ProfileRef {
-        name: p.device.name.clone(),
-        sha256: profile_sha256(p),
-        path: p.source.clone(),
-    }
+    ProfileRef::of(p, profile_sha256(p))
 }
 
 /// Take a snapshot of `target` with `profile` (shared with check and demo).

@@ -60,6 +60,17 @@ pub struct ProfileRef {
     pub path: String,
 }
 
+impl ProfileRef {
+    /// The reference to `p`, whose SHA-256 the caller already has.
+    pub fn of(p: &Profile, sha256: String) -> ProfileRef {
+        ProfileRef {
+            name: p.device.name.clone(),
+            sha256,
+            path: p.source.clone(),
+        }
+    }
+}
+
 /// One point: its specification and what was read.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SnapPoint {
