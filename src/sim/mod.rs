@@ -146,24 +146,25 @@ impl SimState {
     fn point_words(&self, idx: usize) -> Vec<u16> {
         let p = &self.points[idx];
         let moved = self.moved.lock().expect("moved").get(&idx).copied();
-        match moved.map_or(p.sim.value.clone(), SimValue::Number) {
-            SimValue::Text(t) => encode_text(&t, p.ty, p.order)
-                .unwrap_or_else(|_| vec![0; p.ty.registers() as usize]),
-            SimValue::Number(v) => {
-                let t = self.started.elapsed().as_secs_f64();
-                let noise = if p.sim.noise > 0.0 {
-                    self.rng
-                        .lock()
-                        .expect("rng")
-                        .gen_range(-p.sim.noise..=p.sim.noise)
-                } else {
-                    0.0
-                };
-                let eng = v + p.sim.ramp * t + noise;
-                let raw = (eng - p.offset) / p.scale;
-                encode_number(raw, p.ty, p.order)
+        let start = match (moved, &p.sim.value) {
+            (Some(v), _) | (None, &SimValue::Number(v)) => v,
+            (None, SimValue::Text(t)) => {
+                return encode_text(t, p.ty, p.order)
+                    .unwrap_or_else(|_| vec![0; p.ty.registers() as usize]);
             }
-        }
+        };
+        let t = self.started.elapsed().as_secs_f64();
+        let noise = if p.sim.noise > 0.0 {
+            self.rng
+                .lock()
+                .expect("rng")
+                .gen_range(-p.sim.noise..=p.sim.noise)
+        } else {
+            0.0
+        };
+        let eng = start + p.sim.ramp * t + noise;
+        let raw = (eng - p.offset) / p.scale;
+        encode_number(raw, p.ty, p.order)
     }
 
     fn read_words(
