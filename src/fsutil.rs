@@ -6,6 +6,20 @@ use std::{io::Write, path::Path};
 
 use anyhow::Context as _;
 
+/// Refuse an output path whose folder does not exist, before any device is read: a long
+/// check or snapshot should not run only to fail at the end.
+pub fn check_output_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        anyhow::bail!("cannot write {}: the folder {} does not exist; create it first (nothing was read or sent)", path.display(), dir.display())
+    }
+}
+
 /// Atomically replace `path` with `bytes`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = match path.parent() {
@@ -79,6 +93,9 @@ mod tests {
             );
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(check_output_dir(&p).is_ok() && check_output_dir(Path::new("x.json")).is_ok());
+        let e = check_output_dir(&dir.path().join("no/such/dir/x.json")).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
         let e = write_atomic(&dir.path().join("no/such/dir/x.json"), b"x").unwrap_err();
         assert!(format!("{e:#}").contains("no/such/dir"), "{e:#}");
     }

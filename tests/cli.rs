@@ -221,3 +221,68 @@ fn sim_refuses_bad_faults() {
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("from 0 to 1"), "{}", r.stderr);
 }
+
+#[test]
+fn a_missing_output_folder_is_refused_before_any_traffic() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let target = format!("modbus://{}/1", l.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/folder");
+    let prof = profile("demo-line.toml");
+    let out = |name: &str| missing.join(name).display().to_string();
+    let cases: Vec<Vec<String>> = vec![
+        vec![
+            "snapshot".into(),
+            target.clone(),
+            "--profile".into(),
+            prof.clone(),
+            "-o".into(),
+            out("b.json"),
+        ],
+        vec![
+            "poll".into(),
+            target.clone(),
+            "hr:0".into(),
+            "--count".into(),
+            "1".into(),
+            "--results".into(),
+            out("r.json"),
+        ],
+        vec![
+            "poll".into(),
+            target.clone(),
+            "hr:0".into(),
+            "--count".into(),
+            "1".into(),
+            "--prometheus".into(),
+            out("p.prom"),
+        ],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("does not exist") && r.stderr.contains("nothing was read or sent"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(
+        l.accept().is_err(),
+        "nothing may connect before the output folder is known good"
+    );
+    let r = run(&[
+        "report",
+        &prof,
+        "-o",
+        &dir.path().join("x.pdf").display().to_string(),
+    ]);
+    assert_eq!(r.code, 3);
+    assert!(
+        r.stderr.contains("use .html, .md or .json"),
+        "the format is checked before the inputs: {}",
+        r.stderr
+    );
+}

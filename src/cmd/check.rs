@@ -748,6 +748,15 @@ pub fn write_report(path: &Path, docs: &[Json]) -> anyhow::Result<()> {
 /// Run `check`.
 pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let plan = Plan::load(&args.plan)?;
+    for p in [&args.results, &args.report, &args.prometheus]
+        .into_iter()
+        .flatten()
+    {
+        crate::fsutil::check_output_dir(p)?;
+    }
+    if let Some(p) = &args.report {
+        crate::report::render::render_for_path(p, &[])?; // the extension says the format: check it now
+    }
     let _lock = crate::lock::lock_plan(&args.plan, args.wait)?;
     let started = super::now_rfc3339();
     let t0 = Instant::now();

@@ -427,6 +427,9 @@ pub fn print_stats(
 /// Run `poll`.
 pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
     let (targets, plan) = resolve(&args.points)?;
+    for p in [&args.results, &args.prometheus].into_iter().flatten() {
+        crate::fsutil::check_output_dir(p)?;
+    }
     let [target] = targets.as_slice() else {
         anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
     };

@@ -8,6 +8,8 @@ use crate::{cli::ReportArgs, report::render};
 
 /// Run `report`. The exit code is the report's verdict, so a script can act on it too.
 pub fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<Outcome> {
+    crate::fsutil::check_output_dir(&args.output)?;
+    render::render_for_path(&args.output, &[])?; // the extension says the format: check it first
     let mut docs = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
         let text = std::fs::read_to_string(p)

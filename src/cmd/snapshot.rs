@@ -44,6 +44,7 @@ pub async fn take(
 
 /// Run `snapshot`.
 pub async fn run(ctx: &Ctx, args: &SnapshotArgs) -> anyhow::Result<Outcome> {
+    crate::fsutil::check_output_dir(&args.output)?;
     let profile = Profile::load(&args.profile)?;
     let target: Target = match &args.target {
         Some(t) => t.parse()?,
