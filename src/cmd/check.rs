@@ -24,7 +24,7 @@ use super::{
 use crate::{
     check::{Plan, PlanDevice},
     cli::CheckArgs,
-    profile::{Profile, Severity},
+    profile::Profile,
     proto::modbus::exception::describe_exception,
     report::{self, verdict_name, write_rows, Format, Rows},
     snapshot::{self, diff::diff, profile_sha256, ProfileRef, Snapshot},
@@ -166,13 +166,6 @@ impl DeviceCheck {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-fn severity_outcome(s: Severity) -> Outcome {
-    match s {
-        Severity::Warning => Outcome::Warning,
-        Severity::Critical => Outcome::Critical,
-    }
 }
 
 fn fmt_num(v: &Json) -> String {
@@ -372,7 +365,7 @@ async fn check_into(
         if in_range == Some(false) {
             let [lo, hi] = spec.range.expect("checked");
             dc.flag(
-                severity_outcome(spec.severity),
+                spec.severity.outcome(),
                 format!(
                     "{} = {} {} outside its range [{lo}, {hi}]",
                     spec.name,
@@ -432,7 +425,7 @@ async fn check_into(
         }
         for r in d.problems() {
             let o = match r.verdict {
-                snapshot::diff::Verdict::Changed => severity_outcome(r.severity),
+                snapshot::diff::Verdict::Changed => r.severity.outcome(),
                 snapshot::diff::Verdict::TypeChanged => Outcome::Critical,
                 // Unreadable points are already counted in the error rate above.
                 _ => continue,

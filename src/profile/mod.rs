@@ -54,6 +54,16 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The exit outcome of a violation of this severity (DESIGN.md §6).
+    pub fn outcome(self) -> crate::cmd::Outcome {
+        match self {
+            Severity::Warning => crate::cmd::Outcome::Warning,
+            Severity::Critical => crate::cmd::Outcome::Critical,
+        }
+    }
+}
+
 /// What the simulator serves for a point.
 #[derive(Debug, Clone, Default)]
 pub struct SimSpec {

@@ -333,10 +333,7 @@ impl DiffReport {
         };
         for r in &self.rows {
             let this = match r.verdict {
-                Verdict::Changed => match r.severity {
-                    Severity::Warning => Outcome::Warning,
-                    Severity::Critical => Outcome::Critical,
-                },
+                Verdict::Changed => r.severity.outcome(),
                 Verdict::TypeChanged => Outcome::Critical,
                 Verdict::Unreadable if r.note.starts_with("0x") => Outcome::Critical,
                 Verdict::Unreadable | Verdict::Missing | Verdict::New => Outcome::Warning,
