@@ -135,6 +135,17 @@ check of the same plan still running).")]
   plcprobe diff base.json --format json > d.json && plcprobe report d.json -o drift.html
 The format follows the extension of -o: .html, .md or .json.")]
     Report(ReportArgs),
+    /// Decode a capture (pcap, pcapng, .gz): devices, transactions, timings, failures, writes.
+    #[command(after_help = "Examples:
+  plcprobe decode line3-night.pcapng                    # summary: devices, transactions, errors, slowest
+  plcprobe decode capture.pcap --transactions           # one row per request/response pair
+  plcprobe decode capture.pcap --writes                 # who wrote what, where, when
+  plcprobe decode capture.pcap --device 10.0.0.5/1 --format jsonl > tx.jsonl
+  plcprobe decode opcua.pcapng --pdus                   # every PDU / OPC UA message, like tshark
+  plcprobe decode gw.pcap --modbus-port 5020 --rtu-port 4001
+Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
+turn that off). Exit 0 decoded, 1 capture truncated or cut by its snaplen, 3 not a capture.")]
+    Decode(CaptureArgs),
     /// Run a simulated device that serves a profile (loopback by default), with faults.
     #[command(after_help = "Examples:
   plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020
@@ -324,6 +335,43 @@ pub struct SimArgs {
     /// Allow listening on a non-loopback address (the simulator answers anyone who connects).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Record the simulator's Modbus traffic to this pcapng file (Wireshark/tshark open it).
+    #[arg(long, value_name = "FILE.pcapng")]
+    pub record: Option<PathBuf>,
+}
+
+/// `decode`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Capture file: pcap or pcapng, optionally gzip-compressed.
+    pub file: PathBuf,
+    /// One row per transaction (request and its response, or unanswered).
+    #[arg(long, conflicts_with_all = ["writes", "pdus"])]
+    pub transactions: bool,
+    /// One row per write request (FC 5, 6, 15, 16, 21, 22, 23; OPC UA Write) with its values.
+    #[arg(long, conflicts_with = "pdus")]
+    pub writes: bool,
+    /// One row per PDU / OPC UA message, in capture order.
+    #[arg(long)]
+    pub pdus: bool,
+    /// Only this device: ADDR[/UNIT] or ADDR:PORT[/UNIT], e.g. 10.0.0.5/1.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Another TCP port carrying Modbus/TCP (502 always does); repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub modbus_port: Vec<u16>,
+    /// A TCP port carrying Modbus RTU frames (RTU over TCP); repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub rtu_port: Vec<u16>,
+    /// Another TCP port carrying OPC UA Binary (4840 always does); repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub opcua_port: Vec<u16>,
+    /// Do not recognise Modbus/TCP and OPC UA on other ports by their content.
+    #[arg(long)]
+    pub no_detect: bool,
+    /// Also write the summary as JSON results (input for `plcprobe report`).
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
 }
 
 /// `demo`.

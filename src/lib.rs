@@ -4,6 +4,7 @@
 //! The binary (`src/main.rs`) only parses arguments and maps the [`cmd::Outcome`] to an exit code;
 //! everything else lives here so the integration tests and benchmarks use the same code.
 
+pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod cmd;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(a) => cmd::diff::run(&ctx, a).await,
         Command::Check(a) => cmd::check::run(&ctx, a).await,
         Command::Report(a) => cmd::report::run(&ctx, a),
+        Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,
         Command::Demo(a) => cmd::demo::run(&ctx, a).await,
         Command::Completions(a) => Ok(cmd::completions::run(a)),

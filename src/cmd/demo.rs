@@ -52,6 +52,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
             units: vec![1],
             faults: Faults::default(),
             seed: 7 + i as u64,
+            record: None,
         })
         .await?;
         targets.push(format!("modbus://{}/1", h.addrs[0]).parse()?);

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod completions;
+pub mod decode;
 pub mod demo;
 pub mod diff;
 pub mod plan;

@@ -81,12 +81,19 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     for f in &args.faults {
         parse_fault(&mut faults, f)?;
     }
+    let record = match &args.record {
+        Some(p) => Some(crate::capture::writer::Recorder::create(p).map_err(|e| {
+            anyhow::anyhow!("--record {}: cannot create the file: {e}", p.display())
+        })?),
+        None => None,
+    };
     let handle = sim::start(SimConfig {
         profile: profile.clone(),
         listen,
         units: units.clone(),
         faults,
         seed: args.seed,
+        record: record.clone(),
     })
     .await?;
     {
@@ -128,6 +135,19 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
                 .requests
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
+    }
+    if let (Some(rec), Some(path)) = (&record, &args.record) {
+        drop(handle);
+        let (n, err) = rec.status();
+        if let Some(e) = err {
+            anyhow::bail!(
+                "--record {}: writing failed after {n} packets: {e}",
+                path.display()
+            );
+        }
+        if !ctx.quiet {
+            eprintln!("plcprobe sim: recorded {n} packets to {}", path.display());
+        }
     }
     Ok(Outcome::Ok)
 }

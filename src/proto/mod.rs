@@ -2,3 +2,4 @@
 //! plain values so it can be unit- and property-tested in isolation.
 
 pub mod modbus;
+pub mod opcua;

@@ -61,6 +61,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Random seed (noise and faults), for reproducible runs.
     pub seed: u64,
+    /// Record every connection's traffic to a pcapng file.
+    pub record: Option<Arc<crate::capture::writer::Recorder>>,
 }
 
 /// Shared state of a running simulator.
@@ -389,6 +391,7 @@ impl Service for SimService {
 pub struct FaultStream {
     inner: TcpStream,
     wire: Arc<AtomicU8>,
+    rec: Option<crate::capture::writer::Conn>,
 }
 
 impl AsyncRead for FaultStream {
@@ -397,7 +400,23 @@ impl AsyncRead for FaultStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(rec)) = (&r, &self.rec) {
+            let got = &buf.filled()[before..];
+            if !got.is_empty() {
+                rec.client_data(got);
+            }
+        }
+        r
+    }
+}
+
+impl FaultStream {
+    fn record_sent(&self, r: &Poll<io::Result<usize>>, buf: &[u8]) {
+        if let (Poll::Ready(Ok(n)), Some(rec)) = (r, &self.rec) {
+            rec.server_data(&buf[..*n]);
+        }
     }
 }
 
@@ -422,9 +441,15 @@ impl AsyncWrite for FaultStream {
                 // (0x03 becomes 0x43, a code no request used).
                 let mut bad = buf.to_vec();
                 bad[7] ^= 0x40;
-                Pin::new(&mut self.inner).poll_write(cx, &bad)
+                let r = Pin::new(&mut self.inner).poll_write(cx, &bad);
+                self.record_sent(&r, &bad);
+                r
             }
-            _ => Pin::new(&mut self.inner).poll_write(cx, buf),
+            _ => {
+                let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+                self.record_sent(&r, buf);
+                r
+            }
         }
     }
 
@@ -471,9 +496,14 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
         addrs.push(listener.local_addr()?);
         let server = Server::new(listener);
         let st = Arc::clone(&state);
+        let record = cfg.record.clone();
         tasks.push(tokio::spawn(async move {
-            let on_connected = move |stream: TcpStream, _peer: SocketAddr| {
+            let on_connected = move |stream: TcpStream, peer: SocketAddr| {
                 let st = Arc::clone(&st);
+                let rec = record.as_ref().map(|r| {
+                    let local = stream.local_addr().unwrap_or(peer);
+                    r.connection(peer, local)
+                });
                 async move {
                     let _ = stream.set_nodelay(true);
                     let wire = Arc::new(AtomicU8::new(WIRE_PASS));
@@ -487,6 +517,7 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
                         FaultStream {
                             inner: stream,
                             wire,
+                            rec,
                         },
                     )))
                 }
@@ -514,6 +545,7 @@ mod tests {
             units: vec![1, 2],
             faults: Faults::default(),
             seed: 1,
+            record: None,
         })
     }
 

@@ -1,0 +1,314 @@
+//! From a captured frame to a TCP segment: link layers (Ethernet, stacked 802.1Q/802.1ad, Linux
+//! SLL and SLL2, raw IP, BSD loopback/null), IPv4 and IPv6. No allocation; everything borrows
+//! the frame.
+
+use std::{fmt, net::IpAddr};
+
+use pcap_parser::Linktype;
+
+/// An IPv4 or IPv6 address, IPv4 stored as v4-mapped IPv6 so flows hash as one fixed-size key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Addr(pub [u8; 16]);
+
+impl Addr {
+    /// From four IPv4 octets.
+    #[must_use]
+    pub fn v4(o: [u8; 4]) -> Addr {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&o);
+        Addr(a)
+    }
+
+    /// As a std address (IPv4 when mapped).
+    #[must_use]
+    pub fn ip(self) -> IpAddr {
+        let v6 = std::net::Ipv6Addr::from(self.0);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.ip().fmt(f)
+    }
+}
+
+/// TCP flag bits.
+pub mod flags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+}
+
+/// A TCP segment, borrowed from its frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Source address.
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Flags byte.
+    pub flags: u8,
+    /// Payload as captured.
+    pub payload: &'a [u8],
+    /// The IP header promised more payload than was captured (snaplen or a damaged length).
+    pub cut: bool,
+}
+
+/// Why a frame carries no TCP segment we can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Not IP, or not TCP (ARP, UDP, STP, …): nothing to decode.
+    NotTcp,
+    /// Link type we do not read.
+    UnknownLink,
+    /// An IP fragment (no IP reassembly).
+    Fragment,
+    /// A header is damaged or cut short.
+    Malformed,
+}
+
+/// Link layer → TCP segment.
+///
+/// # Errors
+/// [`Skip`] says why the frame is not a usable TCP segment.
+#[inline]
+pub fn tcp_segment(linktype: Linktype, data: &[u8]) -> Result<Segment<'_>, Skip> {
+    let (ethertype, l3) = match linktype {
+        Linktype::ETHERNET => {
+            if data.len() < 14 {
+                return Err(Skip::Malformed);
+            }
+            vlan(be16(data, 12), &data[14..])?
+        }
+        Linktype::LINUX_SLL => {
+            if data.len() < 16 {
+                return Err(Skip::Malformed);
+            }
+            vlan(be16(data, 14), &data[16..])?
+        }
+        Linktype::LINUX_SLL2 => {
+            if data.len() < 20 {
+                return Err(Skip::Malformed);
+            }
+            vlan(be16(data, 0), &data[20..])?
+        }
+        Linktype::NULL | Linktype::LOOP => {
+            if data.len() < 4 {
+                return Err(Skip::Malformed);
+            }
+            // DLT_NULL is host order, DLT_LOOP network order; accept either.
+            let le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+            let fam = if le < 256 { le } else { be };
+            match fam {
+                2 => (0x0800, &data[4..]),
+                // AF_INET6 differs per OS: Linux 10, BSDs 24, FreeBSD 28, Darwin 30.
+                10 | 24 | 28 | 30 => (0x86dd, &data[4..]),
+                _ => return Err(Skip::NotTcp),
+            }
+        }
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 | Linktype(12 | 14) => {
+            match data.first().map(|b| b >> 4) {
+                Some(4) => (0x0800, data),
+                Some(6) => (0x86dd, data),
+                _ => return Err(Skip::Malformed),
+            }
+        }
+        _ => return Err(Skip::UnknownLink),
+    };
+    match ethertype {
+        0x0800 => ipv4(l3),
+        0x86dd => ipv6(l3),
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+/// Peel any number of 802.1Q / 802.1ad / `QinQ` tags.
+#[inline]
+fn vlan(mut ethertype: u16, mut rest: &[u8]) -> Result<(u16, &[u8]), Skip> {
+    while matches!(ethertype, 0x8100 | 0x88a8 | 0x9100) {
+        if rest.len() < 4 {
+            return Err(Skip::Malformed);
+        }
+        ethertype = be16(rest, 2);
+        rest = &rest[4..];
+    }
+    Ok((ethertype, rest))
+}
+
+#[inline]
+fn be16(d: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([d[at], d[at + 1]])
+}
+
+#[inline]
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+}
+
+#[inline]
+fn ipv4(d: &[u8]) -> Result<Segment<'_>, Skip> {
+    if d.len() < 20 || d[0] >> 4 != 4 {
+        return Err(Skip::Malformed);
+    }
+    let ihl = usize::from(d[0] & 0x0f) * 4;
+    let total = usize::from(be16(d, 2));
+    if ihl < 20 || total < ihl || d.len() < ihl {
+        return Err(Skip::Malformed);
+    }
+    let frag = be16(d, 6);
+    if frag & 0x3fff != 0 {
+        return Err(Skip::Fragment);
+    }
+    if d[9] != 6 {
+        return Err(Skip::NotTcp);
+    }
+    let (end, cut) = if total <= d.len() {
+        (total, false)
+    } else {
+        (d.len(), true)
+    };
+    let mut src = [0u8; 4];
+    let mut dst = [0u8; 4];
+    src.copy_from_slice(&d[12..16]);
+    dst.copy_from_slice(&d[16..20]);
+    tcp(Addr::v4(src), Addr::v4(dst), &d[ihl..end], cut)
+}
+
+#[inline]
+fn ipv6(d: &[u8]) -> Result<Segment<'_>, Skip> {
+    if d.len() < 40 || d[0] >> 4 != 6 {
+        return Err(Skip::Malformed);
+    }
+    let plen = usize::from(be16(d, 4));
+    let mut next = d[6];
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&d[8..24]);
+    dst.copy_from_slice(&d[24..40]);
+    let avail = d.len() - 40;
+    let (end, cut) = if plen <= avail {
+        (40 + plen, false)
+    } else {
+        (d.len(), true)
+    };
+    let mut at = 40;
+    // Extension headers: hop-by-hop, routing, destination options; a fragment header ends it.
+    loop {
+        match next {
+            6 => break,
+            0 | 43 | 60 => {
+                if end < at + 8 {
+                    return Err(Skip::Malformed);
+                }
+                next = d[at];
+                at += (usize::from(d[at + 1]) + 1) * 8;
+            }
+            44 => return Err(Skip::Fragment),
+            _ => return Err(Skip::NotTcp),
+        }
+    }
+    if at > end {
+        return Err(Skip::Malformed);
+    }
+    tcp(Addr(src), Addr(dst), &d[at..end], cut)
+}
+
+#[inline]
+fn tcp(src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
+    if t.len() < 20 {
+        return Err(Skip::Malformed);
+    }
+    let off = usize::from(t[12] >> 4) * 4;
+    if off < 20 || off > t.len() {
+        return Err(Skip::Malformed);
+    }
+    Ok(Segment {
+        src,
+        dst,
+        sport: be16(t, 0),
+        dport: be16(t, 2),
+        seq: be32(t, 4),
+        flags: t[13],
+        payload: &t[off..],
+        cut,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth_ipv4_tcp(vlans: usize, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for _ in 0..vlans {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = u16::try_from(40 + payload.len()).unwrap();
+        f.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f[12 + vlans * 4 + 2 + 2..12 + vlans * 4 + 2 + 4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[
+            0x1f, 0x90, 0x01, 0xf6, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x18, 0, 0, 0, 0, 0, 0,
+        ]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn ethernet_and_stacked_vlans() {
+        for vlans in 0..3 {
+            let f = eth_ipv4_tcp(vlans, b"abc");
+            let s = tcp_segment(Linktype::ETHERNET, &f).unwrap();
+            assert_eq!(
+                (s.sport, s.dport, s.seq, s.payload),
+                (8080, 502, 7, &b"abc"[..])
+            );
+            assert_eq!(s.src.to_string(), "10.0.0.1");
+            assert!(!s.cut);
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_trimmed_and_cut_is_flagged() {
+        let mut f = eth_ipv4_tcp(0, b"");
+        f.extend_from_slice(&[0; 6]);
+        assert_eq!(tcp_segment(Linktype::ETHERNET, &f).unwrap().payload, b"");
+        let f = eth_ipv4_tcp(0, b"abcdef");
+        let s = tcp_segment(Linktype::ETHERNET, &f[..f.len() - 2]).unwrap();
+        assert!(s.cut);
+        assert_eq!(s.payload, b"abcd");
+    }
+
+    #[test]
+    fn raw_and_null() {
+        let f = eth_ipv4_tcp(0, b"x");
+        assert!(tcp_segment(Linktype::RAW, &f[14..]).is_ok());
+        let mut n = vec![2, 0, 0, 0];
+        n.extend_from_slice(&f[14..]);
+        assert!(tcp_segment(Linktype::NULL, &n).is_ok());
+        assert_eq!(
+            tcp_segment(Linktype::ETHERNET, &f[..10]).unwrap_err(),
+            Skip::Malformed
+        );
+    }
+}

@@ -1,0 +1,643 @@
+//! Captures: reading pcap/pcapng ([`reader`]), link layers and IP ([`link`]), TCP reassembly
+//! ([`tcp`]), and the [`Decoder`] that hands reassembled payloads to the protocol codecs in
+//! `proto/` and the results to [`analysis`]. Writing pcapng is in [`writer`].
+
+pub mod analysis;
+pub mod link;
+pub mod reader;
+pub mod tcp;
+pub mod writer;
+
+use std::fmt;
+
+use link::{flags, Addr, Segment, Skip};
+use tcp::{FlowKey, FlowTable, Framer, Piece, SegVerdict};
+
+use crate::proto::{
+    modbus::pdu::{self, Direction, Mbap, Pdu},
+    opcua::{self, Message},
+};
+
+/// Application protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Proto {
+    /// Modbus/TCP (MBAP).
+    #[serde(rename = "modbus-tcp")]
+    ModbusTcp,
+    /// Modbus RTU frames (with CRC) carried over TCP.
+    #[serde(rename = "modbus-rtu-over-tcp")]
+    RtuOverTcp,
+    /// OPC UA Binary.
+    #[serde(rename = "opcua")]
+    OpcUa,
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::ModbusTcp => "modbus-tcp",
+            Proto::RtuOverTcp => "modbus-rtu-over-tcp",
+            Proto::OpcUa => "opcua",
+        })
+    }
+}
+
+/// What to decode where.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TCP ports carrying Modbus/TCP.
+    pub modbus_ports: Vec<u16>,
+    /// TCP ports carrying Modbus RTU over TCP.
+    pub rtu_ports: Vec<u16>,
+    /// TCP ports carrying OPC UA Binary.
+    pub opcua_ports: Vec<u16>,
+    /// Recognise the protocols on other ports by content.
+    pub detect: bool,
+    /// Decode node ids and values of OPC UA Read/Write.
+    pub opcua_nodes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            modbus_ports: vec![502],
+            rtu_ports: Vec::new(),
+            opcua_ports: vec![4840],
+            detect: true,
+            opcua_nodes: false,
+        }
+    }
+}
+
+/// A device: the server end of a flow, plus the unit id for Modbus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId {
+    /// Server address.
+    pub addr: Addr,
+    /// Server port.
+    pub port: u16,
+    /// Modbus unit id.
+    pub unit: Option<u8>,
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = self.addr.ip();
+        match (ip, self.port, self.unit) {
+            (std::net::IpAddr::V4(a), 502, Some(_)) => write!(f, "{a}")?,
+            (std::net::IpAddr::V4(a), p, _) => write!(f, "{a}:{p}")?,
+            (std::net::IpAddr::V6(a), 502, Some(_)) => write!(f, "{a}")?,
+            (std::net::IpAddr::V6(a), p, _) => write!(f, "[{a}]:{p}")?,
+        }
+        if let Some(u) = self.unit {
+            write!(f, "/{u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `--device ADDR[:PORT][/UNIT]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// Address.
+    pub addr: Addr,
+    /// Port, if given.
+    pub port: Option<u16>,
+    /// Unit, if given.
+    pub unit: Option<u8>,
+}
+
+impl DeviceFilter {
+    /// Parse `10.0.0.5`, `10.0.0.5/1`, `10.0.0.5:5020/1`, `[::1]:502/3`.
+    ///
+    /// # Errors
+    /// A message with examples.
+    pub fn parse(s: &str) -> Result<DeviceFilter, String> {
+        let bad = || {
+            format!("`{s}` is not a device; write ADDR[/UNIT] or ADDR:PORT[/UNIT], e.g. 10.0.0.5/1, 10.0.0.5:5020/1, [::1]:4840")
+        };
+        let (host, unit) = match s.rsplit_once('/') {
+            Some((h, u)) => (h, Some(u.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let (ip, port): (std::net::IpAddr, Option<u16>) = if let Ok(ip) = host.parse() {
+            (ip, None)
+        } else if let Ok(sa) = host.parse::<std::net::SocketAddr>() {
+            (sa.ip(), Some(sa.port()))
+        } else if let Some(h) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            (h.parse().map_err(|_| bad())?, None)
+        } else {
+            return Err(bad());
+        };
+        let addr = match ip {
+            std::net::IpAddr::V4(a) => Addr::v4(a.octets()),
+            std::net::IpAddr::V6(a) => Addr(a.octets()),
+        };
+        Ok(DeviceFilter { addr, port, unit })
+    }
+
+    /// Does the filter select `d`?
+    #[must_use]
+    pub fn matches(&self, d: &DeviceId) -> bool {
+        self.addr == d.addr
+            && self.port.is_none_or(|p| p == d.port)
+            && (self.unit.is_none() || self.unit == d.unit)
+    }
+}
+
+/// Modbus framing of a PDU event.
+#[derive(Debug, Clone, Copy)]
+pub struct ModbusFrame<'a> {
+    /// MBAP header (Modbus/TCP); `None` for RTU.
+    pub mbap: Option<Mbap>,
+    /// Unit id (RTU: the address byte).
+    pub unit: u8,
+    /// The decoded PDU.
+    pub pdu: Pdu<'a>,
+    /// RTU CRC good (`None` for Modbus/TCP).
+    pub crc_ok: Option<bool>,
+}
+
+/// One decoded protocol data unit, in the frame that completed it.
+#[derive(Debug, Clone, Copy)]
+pub struct PduEvent<'a> {
+    /// Frame number (1-based).
+    pub frame: u64,
+    /// Capture time, ns since the epoch.
+    pub ts_ns: i64,
+    /// Index of this PDU within its frame.
+    pub index: u16,
+    /// Flow id.
+    pub flow: u32,
+    /// Source address.
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Protocol.
+    pub proto: Proto,
+    /// Query or response (by which end is the server).
+    pub dir: Direction,
+    /// The device (server end, unit).
+    pub device: DeviceId,
+    /// Modbus content.
+    pub modbus: Option<ModbusFrame<'a>>,
+    /// OPC UA content.
+    pub opcua: Option<&'a Message>,
+}
+
+/// Counters of what the decoder skipped or could not use.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Health {
+    /// TCP segments with payload on decoded flows.
+    pub segments: u64,
+    /// Retransmitted / out-of-order segments, not decoded twice.
+    pub retransmissions: u64,
+    /// Segments whose start did not look like a PDU (midstream start or foreign data).
+    pub skipped_segments: u64,
+    /// Bytes in those segments.
+    pub skipped_bytes: u64,
+    /// Unfinished PDUs abandoned (gap in the sequence, flow ended).
+    pub abandoned_pdus: u64,
+    /// PDUs with an impossible length field.
+    pub bad_lengths: u64,
+    /// PDUs too large to buffer, skipped by length.
+    pub oversized: u64,
+    /// Data carried on SYN segments (not decoded, as Wireshark).
+    pub syn_data: u64,
+    /// Frames that are not usable: damaged headers.
+    pub malformed_frames: u64,
+    /// IP fragments (not reassembled).
+    pub ip_fragments: u64,
+    /// Frames of a link type we do not read.
+    pub unknown_link: u64,
+    /// Segments of decoded flows cut short by the capture's snaplen.
+    pub cut_segments: u64,
+    /// RTU frames with a bad CRC.
+    pub crc_errors: u64,
+    /// Flows seen with a decoded protocol.
+    pub flows: u64,
+    /// Flows dropped while open to bound memory.
+    pub evicted_flows: u64,
+}
+
+/// Receives decoded PDUs.
+pub trait PduSink {
+    /// One PDU.
+    fn pdu(&mut self, e: &PduEvent<'_>);
+    /// A flow ended (RST, both FINs, end of capture, or evicted).
+    fn flow_closed(&mut self, _flow: u32) {}
+}
+
+struct FlowApp {
+    proto: Option<Proto>,
+    /// Direction index (0/1) that carries queries (client → server).
+    query_dir: u8,
+    /// Payload segments looked at for content detection.
+    tries: u8,
+    /// Not a protocol we decode.
+    ignored: bool,
+}
+
+struct ModbusFramer;
+impl Framer for ModbusFramer {
+    #[inline]
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        b.len() >= 8 && b[2] == 0 && b[3] == 0 && u16::from_be_bytes([b[4], b[5]]) >= 2
+    }
+    #[inline]
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        (b.len() >= 6).then(|| usize::from(u16::from_be_bytes([b[4], b[5]])) + 6)
+    }
+    fn max_len(&self) -> usize {
+        usize::from(pdu::MAX_MBAP_LEN) + 6
+    }
+}
+
+struct OpcUaFramer;
+impl Framer for OpcUaFramer {
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        if b.len() >= 8 {
+            opcua::starts_message(b)
+        } else {
+            opcua::MESSAGE_TYPES
+                .iter()
+                .any(|t| t.starts_with(&b[..b.len().min(3)]))
+        }
+    }
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        (b.len() >= 8).then(|| u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize)
+    }
+    fn max_len(&self) -> usize {
+        opcua::MAX_MESSAGE
+    }
+}
+
+struct RtuFramer(Direction);
+impl Framer for RtuFramer {
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        b.len() >= 2 && b[0] <= 247 && (b[1] & 0x7f) != 0
+    }
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        match pdu::rtu_frame_len(b, self.0) {
+            Some(n) => Some(n),
+            None if b.len() >= 4 => Some(b.len()),
+            None => None,
+        }
+    }
+    fn max_len(&self) -> usize {
+        256
+    }
+}
+
+/// The capture decoder: feed it packets, it calls the sink with every PDU.
+pub struct Decoder {
+    cfg: Config,
+    flows: FlowTable<FlowApp>,
+    /// Counters.
+    pub health: Health,
+    /// PDUs found in the current frame.
+    frame_pdus: u16,
+}
+
+impl Decoder {
+    /// A decoder for `cfg`.
+    #[must_use]
+    pub fn new(cfg: Config) -> Decoder {
+        Decoder {
+            cfg,
+            flows: FlowTable::default(),
+            health: Health::default(),
+            frame_pdus: 0,
+        }
+    }
+
+    /// Decode one captured packet.
+    #[inline]
+    pub fn packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
+        self.frame_pdus = 0;
+        let seg = match link::tcp_segment(p.linktype, p.data) {
+            Ok(s) => s,
+            Err(Skip::NotTcp) => return,
+            Err(Skip::Malformed) => {
+                self.health.malformed_frames += 1;
+                return;
+            }
+            Err(Skip::Fragment) => {
+                self.health.ip_fragments += 1;
+                return;
+            }
+            Err(Skip::UnknownLink) => {
+                self.health.unknown_link += 1;
+                return;
+            }
+        };
+        self.segment(p, &seg, sink);
+    }
+
+    fn classify(&self, seg: &Segment<'_>, d: usize) -> (Option<Proto>, u8) {
+        let to_server = |port: u16, ports: &[u16]| ports.contains(&port);
+        let dir_to_dst = u8::try_from(d).unwrap_or(0);
+        let dir_to_src = 1 - dir_to_dst;
+        for (ports, proto) in [
+            (&self.cfg.modbus_ports, Proto::ModbusTcp),
+            (&self.cfg.rtu_ports, Proto::RtuOverTcp),
+            (&self.cfg.opcua_ports, Proto::OpcUa),
+        ] {
+            if to_server(seg.dport, ports) {
+                return (Some(proto), dir_to_dst);
+            }
+            if to_server(seg.sport, ports) {
+                return (Some(proto), dir_to_src);
+            }
+        }
+        // Unknown: the SYN sender is the client; else the lower port is the server.
+        let q = if seg.flags & flags::SYN != 0 && seg.flags & flags::ACK == 0 {
+            dir_to_dst
+        } else if seg.flags & flags::SYN != 0 {
+            dir_to_src
+        } else if seg.dport <= seg.sport {
+            dir_to_dst
+        } else {
+            dir_to_src
+        };
+        (None, q)
+    }
+
+    #[allow(clippy::too_many_lines)]
+    fn segment(&mut self, p: &reader::Packet<'_>, seg: &Segment<'_>, sink: &mut dyn PduSink) {
+        let (key, d) = FlowKey::of(seg);
+        let (proto0, q0) = self.classify(seg, d);
+        if proto0.is_none() && !self.cfg.detect {
+            return;
+        }
+        let Decoder {
+            cfg,
+            flows,
+            health,
+            frame_pdus,
+        } = self;
+        let mut closed = Vec::new();
+        let flow = flows.get_or_insert(
+            key,
+            p.ts_ns,
+            || FlowApp {
+                proto: proto0,
+                query_dir: q0,
+                tries: 0,
+                ignored: false,
+            },
+            &mut |f| closed.push(f.id),
+        );
+        for id in closed {
+            health.evicted_flows += 1;
+            sink.flow_closed(id);
+        }
+        if flow.app.ignored {
+            return;
+        }
+        let flow_id = flow.id;
+        let wire_len = u32::try_from(seg.payload.len()).unwrap_or(u32::MAX);
+        let mut abandoned = 0usize;
+        let verdict = flow.dirs[d].analyze(seg, wire_len, &mut abandoned);
+        if abandoned > 0 {
+            health.abandoned_pdus += 1;
+        }
+        let closing = seg.flags & flags::RST != 0 || {
+            if seg.flags & flags::FIN != 0 {
+                flow.fin[d] = true;
+            }
+            flow.fin[0] && flow.fin[1]
+        };
+        if verdict == SegVerdict::Decoded {
+            if flow.app.proto.is_none() {
+                if let Some((proto, sender_is_client)) = detect(seg.payload) {
+                    flow.app.proto = Some(proto);
+                    if let Some(c) = sender_is_client {
+                        let d8 = u8::from(d == 1);
+                        flow.app.query_dir = if c { d8 } else { 1 - d8 };
+                    }
+                    health.flows += 1;
+                } else {
+                    flow.app.tries += 1;
+                    if flow.app.tries >= 4 {
+                        flow.app.ignored = true;
+                        flow.dirs[0].reset();
+                        flow.dirs[1].reset();
+                    }
+                }
+            } else if flow.app.tries == 0 {
+                flow.app.tries = 1;
+                health.flows += 1;
+            }
+        }
+        let Some(proto) = flow.app.proto else {
+            if closing {
+                flows.remove(&key);
+            }
+            return;
+        };
+        match verdict {
+            SegVerdict::Decoded => {
+                health.segments += 1;
+                if seg.cut {
+                    health.cut_segments += 1;
+                }
+                let dir = if flow.app.query_dir as usize == d {
+                    Direction::Query
+                } else {
+                    Direction::Response
+                };
+                let device_end = if dir == Direction::Query {
+                    (seg.dst, seg.dport)
+                } else {
+                    (seg.src, seg.sport)
+                };
+                let base: PduEvent<'static> = PduEvent {
+                    frame: p.frame,
+                    ts_ns: p.ts_ns,
+                    index: 0,
+                    flow: flow_id,
+                    src: seg.src,
+                    dst: seg.dst,
+                    sport: seg.sport,
+                    dport: seg.dport,
+                    proto,
+                    dir,
+                    device: DeviceId {
+                        addr: device_end.0,
+                        port: device_end.1,
+                        unit: None,
+                    },
+                    modbus: None,
+                    opcua: None,
+                };
+                let with_nodes = cfg.opcua_nodes;
+                let mut on_piece = |piece: Piece<'_>| match piece {
+                    Piece::Pdu(b) => {
+                        let index = *frame_pdus;
+                        *frame_pdus += 1;
+                        match proto {
+                            Proto::ModbusTcp => {
+                                let Some((mbap, body)) = pdu::split_adu(b) else {
+                                    return;
+                                };
+                                let mut device = base.device;
+                                device.unit = Some(mbap.unit);
+                                sink.pdu(&PduEvent {
+                                    index,
+                                    device,
+                                    modbus: Some(ModbusFrame {
+                                        mbap: Some(mbap),
+                                        unit: mbap.unit,
+                                        pdu: pdu::decode_pdu(body, dir),
+                                        crc_ok: None,
+                                    }),
+                                    ..base
+                                });
+                            }
+                            Proto::RtuOverTcp => {
+                                let ok = pdu::rtu_crc_ok(b);
+                                if !ok {
+                                    health.crc_errors += 1;
+                                }
+                                let unit = b[0];
+                                let body = &b[1..b.len().saturating_sub(2).max(1)];
+                                let mut pdu = pdu::decode_pdu(body, dir);
+                                pdu.malformed |= !ok;
+                                let mut device = base.device;
+                                device.unit = Some(unit);
+                                sink.pdu(&PduEvent {
+                                    index,
+                                    device,
+                                    modbus: Some(ModbusFrame {
+                                        mbap: None,
+                                        unit,
+                                        pdu,
+                                        crc_ok: Some(ok),
+                                    }),
+                                    ..base
+                                });
+                            }
+                            Proto::OpcUa => {
+                                let m = opcua::decode_message(b, with_nodes);
+                                sink.pdu(&PduEvent {
+                                    index,
+                                    opcua: Some(&m),
+                                    ..base
+                                });
+                            }
+                        }
+                    }
+                    Piece::Junk(n) => {
+                        health.skipped_segments += 1;
+                        health.skipped_bytes += n as u64;
+                    }
+                    Piece::BadLength(..) => health.bad_lengths += 1,
+                    Piece::Abandoned(_) => health.abandoned_pdus += 1,
+                    Piece::Oversized(_) => health.oversized += 1,
+                };
+                let st = &mut flow.dirs[d];
+                match proto {
+                    Proto::ModbusTcp => st.feed(&ModbusFramer, seg.payload, &mut on_piece),
+                    Proto::OpcUa => st.feed(&OpcUaFramer, seg.payload, &mut on_piece),
+                    Proto::RtuOverTcp => st.feed(&RtuFramer(dir), seg.payload, &mut on_piece),
+                }
+            }
+            SegVerdict::Retransmission => health.retransmissions += 1,
+            SegVerdict::SynData => health.syn_data += 1,
+            SegVerdict::Empty => {}
+        }
+        if closing {
+            if let Some(f) = flows.remove(&key) {
+                if f.dirs.iter().any(|s| s.pending() > 0) {
+                    health.abandoned_pdus += 1;
+                }
+                sink.flow_closed(f.id);
+            }
+        }
+    }
+
+    /// End of capture: close every flow.
+    pub fn finish(&mut self, sink: &mut dyn PduSink) {
+        for f in self.flows.drain() {
+            if f.dirs.iter().any(|s| s.pending() > 0) {
+                self.health.abandoned_pdus += 1;
+            }
+            sink.flow_closed(f.id);
+        }
+        self.health.evicted_flows = self.health.evicted_flows.max(self.flows.evicted);
+    }
+}
+
+/// Content detection on a flow's first payload: OPC UA by its message header, Modbus/TCP by
+/// ADUs that fill the segment exactly. Returns the protocol and whether the sender is the
+/// client, when the content says.
+fn detect(b: &[u8]) -> Option<(Proto, Option<bool>)> {
+    if opcua::starts_message(b) && u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize <= b.len()
+    {
+        let client = match &b[..3] {
+            b"HEL" | b"OPN" => Some(true),
+            b"ACK" | b"ERR" => Some(false),
+            _ => None,
+        };
+        return Some((Proto::OpcUa, client));
+    }
+    // Modbus/TCP: one or more whole ADUs, protocol 0, sane lengths, plausible function codes.
+    let mut off = 0;
+    let mut n = 0;
+    while off < b.len() {
+        let r = &b[off..];
+        if r.len() < 8 || r[2] != 0 || r[3] != 0 {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([r[4], r[5]]));
+        let fc = r[7] & 0x7f;
+        if !(2..=usize::from(pdu::MAX_MBAP_LEN)).contains(&len)
+            || r.len() < len + 6
+            || fc == 0
+            || !(fc <= 24 || fc == 43 || (65..=72).contains(&fc) || (100..=110).contains(&fc))
+        {
+            return None;
+        }
+        off += len + 6;
+        n += 1;
+    }
+    (n > 0).then_some((Proto::ModbusTcp, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_filter_forms() {
+        let f = DeviceFilter::parse("10.0.0.5/1").unwrap();
+        let d = DeviceId {
+            addr: Addr::v4([10, 0, 0, 5]),
+            port: 502,
+            unit: Some(1),
+        };
+        assert!(f.matches(&d));
+        assert_eq!(d.to_string(), "10.0.0.5/1");
+        assert!(!DeviceFilter::parse("10.0.0.5:5020/1").unwrap().matches(&d));
+        assert!(DeviceFilter::parse("[::1]:4840").is_ok());
+        assert!(DeviceFilter::parse("plc7")
+            .unwrap_err()
+            .contains("10.0.0.5/1"));
+    }
+
+    #[test]
+    fn detection() {
+        assert_eq!(
+            detect(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2]).map(|d| d.0),
+            Some(Proto::ModbusTcp)
+        );
+        assert_eq!(detect(&[0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0]), None);
+        assert_eq!(detect(b"HELF\x08\0\0\0").map(|d| d.0), Some(Proto::OpcUa));
+        assert_eq!(detect(&[3, 0, 0, 22, 17, 0xe0, 0, 0]), None);
+    }
+}

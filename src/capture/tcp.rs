@@ -1,0 +1,500 @@
+//! TCP per-flow sequence analysis and PDU reassembly, with the same rules as Wireshark's TCP
+//! analysis so that what we decode is what tshark decodes:
+//!
+//! - a segment that starts before the highest sequence number already seen in its direction is a
+//!   retransmission (or out-of-order, or keep-alive) and is not decoded again;
+//! - a gap (a lost segment) abandons a PDU waiting for more bytes, and decoding restarts at the
+//!   segment after the gap;
+//! - PDUs are cut from the byte stream with a length-prefix framer ([`Framer`]); several PDUs in
+//!   one segment and one PDU over several segments both come out once, whole, in the frame that
+//!   completes them;
+//! - a segment that does not start like a PDU is skipped (midstream start): decoding resyncs on
+//!   the next segment that does.
+//!
+//! Memory is bounded: a PDU larger than [`MAX_PENDING`] is skipped by its length without being
+//! buffered, and the flow table is swept when it grows past [`MAX_FLOWS`].
+
+use rustc_hash::FxHashMap;
+
+use super::link::{flags, Addr, Segment};
+
+/// Largest PDU buffered while waiting for its last segment.
+pub const MAX_PENDING: usize = 1 << 20;
+/// Flows tracked at once before idle ones are dropped.
+pub const MAX_FLOWS: usize = 1 << 16;
+
+/// How a protocol cuts PDUs out of a byte stream.
+pub trait Framer {
+    /// Does a PDU plausibly start here? (Wireshark's heuristic check at a segment start.)
+    fn starts_pdu(&self, buf: &[u8]) -> bool;
+    /// The total length of the PDU at the start of `buf`, if its header is complete.
+    fn pdu_len(&self, buf: &[u8]) -> Option<usize>;
+    /// Largest length that is a real PDU; beyond it the length field is garbage.
+    fn max_len(&self) -> usize;
+}
+
+/// Direction-independent flow key: the lower (addr, port) first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: (Addr, u16),
+    hi: (Addr, u16),
+}
+
+impl FlowKey {
+    /// Key of a segment, and whether the segment goes from `lo` to `hi` (direction 0) or back.
+    #[inline]
+    #[must_use]
+    pub fn of(s: &Segment<'_>) -> (FlowKey, usize) {
+        let a = (s.src, s.sport);
+        let b = (s.dst, s.dport);
+        if a <= b {
+            (FlowKey { lo: a, hi: b }, 0)
+        } else {
+            (FlowKey { lo: b, hi: a }, 1)
+        }
+    }
+}
+
+/// Reassembly state of one direction.
+#[derive(Debug, Default)]
+pub struct DirState {
+    /// Next expected sequence number (Wireshark's `nextseq`), once a segment was seen.
+    next: Option<u32>,
+    /// Bytes of an unfinished PDU.
+    buf: Vec<u8>,
+    /// Total length the unfinished PDU needs (0: header incomplete, one more segment).
+    need: usize,
+    /// Bytes still to skip of a PDU too large to buffer.
+    skip: usize,
+}
+
+/// What became of a segment's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegVerdict {
+    /// Decoded (possibly partly buffered).
+    Decoded,
+    /// No payload.
+    Empty,
+    /// Data already seen (retransmission, out-of-order, keep-alive): not decoded again.
+    Retransmission,
+    /// Data on a SYN: not decoded (as Wireshark).
+    SynData,
+}
+
+/// Events from [`DirState::feed`].
+pub enum Piece<'a> {
+    /// A complete PDU.
+    Pdu(&'a [u8]),
+    /// Bytes that do not start a PDU (skipped until the next segment).
+    Junk(usize),
+    /// A PDU whose length field is impossible; the rest of the segment is skipped.
+    BadLength(&'a [u8], usize),
+    /// An unfinished PDU was abandoned (a gap in the sequence, or the flow ended).
+    Abandoned(usize),
+    /// A PDU too large to buffer, skipped by its length.
+    Oversized(usize),
+}
+
+impl DirState {
+    /// Sequence analysis of one segment; on `Decoded`, `feed` must be called with the payload.
+    #[inline]
+    pub fn analyze(
+        &mut self,
+        seg: &Segment<'_>,
+        wire_len: u32,
+        abandoned: &mut usize,
+    ) -> SegVerdict {
+        let seq = seg.seq;
+        let syn = seg.flags & flags::SYN != 0;
+        let fin = u32::from(seg.flags & flags::FIN != 0);
+        if syn {
+            *abandoned += self.reset();
+            self.next = Some(seq.wrapping_add(1).wrapping_add(wire_len));
+            return if wire_len > 0 {
+                SegVerdict::SynData
+            } else {
+                SegVerdict::Empty
+            };
+        }
+        let end = seq.wrapping_add(wire_len).wrapping_add(fin);
+        let Some(next) = self.next else {
+            self.next = Some(end);
+            return if wire_len == 0 {
+                SegVerdict::Empty
+            } else {
+                SegVerdict::Decoded
+            };
+        };
+        if wire_len == 0 {
+            if fin == 1 && seq_gt(end, next) {
+                self.next = Some(end);
+            }
+            return SegVerdict::Empty;
+        }
+        if seq_lt(seq, next) {
+            if seq_gt(end, next) {
+                self.next = Some(end);
+            }
+            return SegVerdict::Retransmission;
+        }
+        if seq_gt(seq, next) {
+            // A gap: the unfinished PDU can never complete.
+            *abandoned += self.reset();
+        }
+        self.next = Some(end);
+        SegVerdict::Decoded
+    }
+
+    /// Forget any unfinished PDU; returns its buffered length.
+    pub fn reset(&mut self) -> usize {
+        let n = self.buf.len();
+        self.buf.clear();
+        self.need = 0;
+        self.skip = 0;
+        n
+    }
+
+    /// Bytes buffered.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Cut PDUs from the in-order bytes of one segment, as Wireshark's `tcp_dissect_pdus`.
+    pub fn feed<F: Framer + ?Sized>(
+        &mut self,
+        framer: &F,
+        mut data: &[u8],
+        out: &mut dyn FnMut(Piece<'_>),
+    ) {
+        if self.skip > 0 {
+            let n = self.skip.min(data.len());
+            self.skip -= n;
+            data = &data[n..];
+            if data.is_empty() {
+                return;
+            }
+        }
+        if !self.buf.is_empty() {
+            if self.need > 0 {
+                let take = (self.need - self.buf.len()).min(data.len());
+                self.buf.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if self.buf.len() < self.need {
+                    return;
+                }
+                let whole = std::mem::take(&mut self.buf);
+                self.need = 0;
+                self.call(framer, &whole, out);
+                self.recycle(whole);
+            } else {
+                let mut whole = std::mem::take(&mut self.buf);
+                whole.extend_from_slice(data);
+                data = &[];
+                self.call(framer, &whole, out);
+                self.recycle(whole);
+            }
+        }
+        if !data.is_empty() {
+            self.call(framer, data, out);
+        }
+    }
+
+    fn recycle(&mut self, mut v: Vec<u8>) {
+        if self.buf.is_empty() && v.capacity() <= 4096 {
+            v.clear();
+            self.buf = v;
+        }
+    }
+
+    /// One call of the protocol's dissector on a fresh buffer.
+    fn call<F: Framer + ?Sized>(
+        &mut self,
+        framer: &F,
+        bytes: &[u8],
+        out: &mut dyn FnMut(Piece<'_>),
+    ) {
+        if !framer.starts_pdu(bytes) {
+            out(Piece::Junk(bytes.len()));
+            return;
+        }
+        let mut off = 0;
+        while off < bytes.len() {
+            let rem = &bytes[off..];
+            match framer.pdu_len(rem) {
+                None => {
+                    self.keep(rem, 0);
+                    return;
+                }
+                Some(n) if n > framer.max_len() => {
+                    out(Piece::BadLength(rem, n));
+                    return;
+                }
+                Some(n) if rem.len() < n => {
+                    if n > MAX_PENDING {
+                        self.skip = n - rem.len();
+                        out(Piece::Oversized(n));
+                    } else {
+                        self.keep(rem, n);
+                    }
+                    return;
+                }
+                Some(n) => {
+                    out(Piece::Pdu(&rem[..n]));
+                    off += n;
+                }
+            }
+        }
+    }
+
+    fn keep(&mut self, rem: &[u8], need: usize) {
+        self.buf.clear();
+        self.buf.extend_from_slice(rem);
+        self.need = need;
+    }
+}
+
+#[inline]
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+#[inline]
+fn seq_gt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// Per-flow state: both directions plus what the engine keeps about the flow.
+#[derive(Debug)]
+pub struct Flow<T> {
+    /// Stable id (for pairing and output).
+    pub id: u32,
+    /// Last capture time seen, ns.
+    pub last_ns: i64,
+    /// Directions: 0 = lo → hi, 1 = hi → lo.
+    pub dirs: [DirState; 2],
+    /// FIN seen per direction.
+    pub fin: [bool; 2],
+    /// Engine data.
+    pub app: T,
+}
+
+/// All flows, bounded.
+#[derive(Debug)]
+pub struct FlowTable<T> {
+    map: FxHashMap<FlowKey, Flow<T>>,
+    next_id: u32,
+    /// Flows dropped by the sweep while still open.
+    pub evicted: u64,
+}
+
+impl<T> Default for FlowTable<T> {
+    fn default() -> Self {
+        FlowTable {
+            map: FxHashMap::default(),
+            next_id: 0,
+            evicted: 0,
+        }
+    }
+}
+
+impl<T> FlowTable<T> {
+    /// The flow of `key`, created with `init` if new. Sweeps idle flows when the table is full;
+    /// `on_drop` sees every flow removed by the sweep.
+    #[inline]
+    pub fn get_or_insert(
+        &mut self,
+        key: FlowKey,
+        now_ns: i64,
+        init: impl FnOnce() -> T,
+        on_drop: &mut dyn FnMut(Flow<T>),
+    ) -> &mut Flow<T> {
+        if self.map.len() >= MAX_FLOWS && !self.map.contains_key(&key) {
+            self.sweep(now_ns, on_drop);
+        }
+        let id = &mut self.next_id;
+        let f = self.map.entry(key).or_insert_with(|| {
+            *id = id.wrapping_add(1);
+            Flow {
+                id: *id,
+                last_ns: now_ns,
+                dirs: [DirState::default(), DirState::default()],
+                fin: [false; 2],
+                app: init(),
+            }
+        });
+        f.last_ns = now_ns;
+        f
+    }
+
+    /// Remove a flow (closed by RST or both FINs).
+    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
+        self.map.remove(key)
+    }
+
+    /// Every flow still open, for the end of the capture.
+    pub fn drain(&mut self) -> impl Iterator<Item = Flow<T>> + '_ {
+        self.map.drain().map(|(_, f)| f)
+    }
+
+    /// Flows tracked now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No flows.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn sweep(&mut self, now_ns: i64, on_drop: &mut dyn FnMut(Flow<T>)) {
+        // Drop the older half (by last activity): long-idle flows first.
+        let mut times: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
+        let mid = times.len() / 2;
+        let (_, cut, _) = times.select_nth_unstable(mid);
+        let cut = (*cut).min(now_ns);
+        let keys: Vec<FlowKey> = self
+            .map
+            .iter()
+            .filter(|(_, f)| f.last_ns <= cut)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(f) = self.map.remove(&k) {
+                self.evicted += 1;
+                on_drop(f);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Length-prefixed test framer: first byte is 0xAA, second is the total length.
+    struct T;
+    impl Framer for T {
+        fn starts_pdu(&self, b: &[u8]) -> bool {
+            b.first() == Some(&0xAA)
+        }
+        fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+            b.get(1).map(|&n| usize::from(n))
+        }
+        fn max_len(&self) -> usize {
+            200
+        }
+    }
+
+    fn run(d: &mut DirState, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        d.feed(&T, data, &mut |p| {
+            if let Piece::Pdu(b) = p {
+                v.push(b.to_vec());
+            }
+        });
+        v
+    }
+
+    #[test]
+    fn several_in_one_and_one_over_several() {
+        let mut d = DirState::default();
+        assert_eq!(
+            run(&mut d, &[0xAA, 3, 1, 0xAA, 2, 0xAA]),
+            vec![vec![0xAA, 3, 1], vec![0xAA, 2]]
+        );
+        assert_eq!(d.pending(), 1);
+        assert_eq!(run(&mut d, &[4, 9]), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            run(&mut d, &[8, 0xAA, 2]),
+            vec![vec![0xAA, 4, 9, 8], vec![0xAA, 2]]
+        );
+        assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn midstream_junk_resyncs_on_next_segment() {
+        let mut d = DirState::default();
+        assert!(run(&mut d, &[1, 2, 3]).is_empty());
+        assert_eq!(run(&mut d, &[0xAA, 2]).len(), 1);
+    }
+
+    fn seg(seq: u32, flags: u8, payload: &[u8]) -> Segment<'_> {
+        Segment {
+            src: Addr::default(),
+            dst: Addr::default(),
+            sport: 1,
+            dport: 2,
+            seq,
+            flags,
+            payload,
+            cut: false,
+        }
+    }
+
+    #[test]
+    fn retransmission_gap_and_syn() {
+        let mut d = DirState::default();
+        let mut ab = 0;
+        assert_eq!(
+            d.analyze(&seg(100, flags::SYN, b""), 0, &mut ab),
+            SegVerdict::Empty
+        );
+        assert_eq!(
+            d.analyze(&seg(101, 0, b"abc"), 3, &mut ab),
+            SegVerdict::Decoded
+        );
+        assert_eq!(
+            d.analyze(&seg(101, 0, b"abc"), 3, &mut ab),
+            SegVerdict::Retransmission
+        );
+        assert_eq!(
+            d.analyze(&seg(102, 0, b"bcde"), 4, &mut ab),
+            SegVerdict::Retransmission
+        );
+        assert_eq!(
+            d.analyze(&seg(106, 0, b"f"), 1, &mut ab),
+            SegVerdict::Decoded
+        );
+        d.buf.push(0xAA);
+        assert_eq!(
+            d.analyze(&seg(200, 0, b"g"), 1, &mut ab),
+            SegVerdict::Decoded
+        );
+        assert_eq!(ab, 1);
+        assert_eq!(
+            d.analyze(&seg(u32::MAX, flags::SYN, b"x"), 1, &mut ab),
+            SegVerdict::SynData
+        );
+        assert_eq!(d.analyze(&seg(1, 0, b"y"), 1, &mut ab), SegVerdict::Decoded);
+    }
+
+    #[test]
+    fn oversized_is_skipped_by_length_and_bad_length_drops_segment() {
+        struct Big;
+        impl Framer for Big {
+            fn starts_pdu(&self, b: &[u8]) -> bool {
+                b.first() == Some(&0xAA)
+            }
+            fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+                (b.len() >= 5).then(|| u32::from_le_bytes([b[1], b[2], b[3], b[4]]) as usize)
+            }
+            fn max_len(&self) -> usize {
+                1 << 30
+            }
+        }
+        let mut d = DirState::default();
+        let mut n = 0;
+        let big = (MAX_PENDING as u32 + 10).to_le_bytes();
+        d.feed(&Big, &[0xAA, big[0], big[1], big[2], big[3], 0], &mut |p| {
+            if let Piece::Oversized(_) = p {
+                n += 1;
+            }
+        });
+        assert_eq!(n, 1);
+        assert_eq!(d.pending(), 0);
+        assert_eq!(d.skip, MAX_PENDING + 10 - 6);
+    }
+}
