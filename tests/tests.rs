@@ -4,6 +4,7 @@
 mod util;
 
 mod cli;
+mod decode;
 mod faults;
 mod health;
 mod modbus_sim;

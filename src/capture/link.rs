@@ -63,6 +63,8 @@ pub struct Segment<'a> {
     pub dport: u16,
     /// Sequence number.
     pub seq: u32,
+    /// Acknowledgement number.
+    pub ack: u32,
     /// Flags byte.
     pub flags: u8,
     /// Payload as captured.
@@ -246,6 +248,7 @@ fn tcp(src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
         sport: be16(t, 0),
         dport: be16(t, 2),
         seq: be32(t, 4),
+        ack: be32(t, 8),
         flags: t[13],
         payload: &t[off..],
         cut,

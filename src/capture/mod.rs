@@ -194,8 +194,14 @@ pub struct PduEvent<'a> {
 pub struct Health {
     /// TCP segments with payload on decoded flows.
     pub segments: u64,
-    /// Retransmitted / out-of-order segments, not decoded twice.
+    /// Retransmitted segments (data already seen), not decoded twice.
     pub retransmissions: u64,
+    /// Segments that arrived after a gap and were held until it was filled.
+    pub out_of_order: u64,
+    /// Gaps given up because too much was held behind them.
+    pub held_gaps: u64,
+    /// Gaps the peer acknowledged but the capture never showed (lost by the capture).
+    pub lost_in_capture: u64,
     /// Segments whose start did not look like a PDU (midstream start or foreign data).
     pub skipped_segments: u64,
     /// Bytes in those segments.
@@ -246,7 +252,14 @@ struct ModbusFramer;
 impl Framer for ModbusFramer {
     #[inline]
     fn starts_pdu(&self, b: &[u8]) -> bool {
-        b.len() >= 8 && b[2] == 0 && b[3] == 0 && u16::from_be_bytes([b[4], b[5]]) >= 2
+        if b.len() >= 8 {
+            return b[2] == 0 && b[3] == 0 && u16::from_be_bytes([b[4], b[5]]) >= 2;
+        }
+        // A segment shorter than the header: keep it if what is there can start one (tshark
+        // drops it, and with it an ADU whose first segment is that short).
+        (b.len() < 3 || b[2] == 0)
+            && (b.len() < 4 || b[3] == 0)
+            && (b.len() < 6 || u16::from_be_bytes([b[4], b[5]]) >= 2)
     }
     #[inline]
     fn pdu_len(&self, b: &[u8]) -> Option<usize> {
@@ -399,10 +412,9 @@ impl Decoder {
         if flow.app.ignored {
             return;
         }
-        let flow_id = flow.id;
         let wire_len = u32::try_from(seg.payload.len()).unwrap_or(u32::MAX);
         let mut abandoned = 0usize;
-        let verdict = flow.dirs[d].analyze(seg, wire_len, &mut abandoned);
+        let verdict = flow.dirs[d].analyze(seg, wire_len, p.frame, p.ts_ns, &mut abandoned);
         if abandoned > 0 {
             health.abandoned_pdus += 1;
         }
@@ -440,136 +452,236 @@ impl Decoder {
             }
             return;
         };
+        let ends = key.ends();
+        let mut st = Step {
+            with_nodes: cfg.opcua_nodes,
+            health,
+            sink,
+            proto,
+            ends,
+            flow_id: flow.id,
+            query_dir: usize::from(flow.app.query_dir),
+        };
+        if seg.cut
+            && matches!(
+                verdict,
+                SegVerdict::Decoded | SegVerdict::Held | SegVerdict::HeldFull
+            )
+        {
+            st.health.cut_segments += 1;
+        }
         match verdict {
             SegVerdict::Decoded => {
-                health.segments += 1;
-                if seg.cut {
-                    health.cut_segments += 1;
-                }
-                let dir = if flow.app.query_dir as usize == d {
-                    Direction::Query
-                } else {
-                    Direction::Response
-                };
-                let device_end = if dir == Direction::Query {
-                    (seg.dst, seg.dport)
-                } else {
-                    (seg.src, seg.sport)
-                };
-                let base: PduEvent<'static> = PduEvent {
-                    frame: p.frame,
-                    ts_ns: p.ts_ns,
-                    index: 0,
-                    flow: flow_id,
-                    src: seg.src,
-                    dst: seg.dst,
-                    sport: seg.sport,
-                    dport: seg.dport,
-                    proto,
-                    dir,
-                    device: DeviceId {
-                        addr: device_end.0,
-                        port: device_end.1,
-                        unit: None,
-                    },
-                    modbus: None,
-                    opcua: None,
-                };
-                let with_nodes = cfg.opcua_nodes;
-                let mut on_piece = |piece: Piece<'_>| match piece {
-                    Piece::Pdu(b) => {
-                        let index = *frame_pdus;
-                        *frame_pdus += 1;
-                        match proto {
-                            Proto::ModbusTcp => {
-                                let Some((mbap, body)) = pdu::split_adu(b) else {
-                                    return;
-                                };
-                                let mut device = base.device;
-                                device.unit = Some(mbap.unit);
-                                sink.pdu(&PduEvent {
-                                    index,
-                                    device,
-                                    modbus: Some(ModbusFrame {
-                                        mbap: Some(mbap),
-                                        unit: mbap.unit,
-                                        pdu: pdu::decode_pdu(body, dir),
-                                        crc_ok: None,
-                                    }),
-                                    ..base
-                                });
-                            }
-                            Proto::RtuOverTcp => {
-                                let ok = pdu::rtu_crc_ok(b);
-                                if !ok {
-                                    health.crc_errors += 1;
-                                }
-                                let unit = b[0];
-                                let body = &b[1..b.len().saturating_sub(2).max(1)];
-                                let mut pdu = pdu::decode_pdu(body, dir);
-                                pdu.malformed |= !ok;
-                                let mut device = base.device;
-                                device.unit = Some(unit);
-                                sink.pdu(&PduEvent {
-                                    index,
-                                    device,
-                                    modbus: Some(ModbusFrame {
-                                        mbap: None,
-                                        unit,
-                                        pdu,
-                                        crc_ok: Some(ok),
-                                    }),
-                                    ..base
-                                });
-                            }
-                            Proto::OpcUa => {
-                                let m = opcua::decode_message(b, with_nodes);
-                                sink.pdu(&PduEvent {
-                                    index,
-                                    opcua: Some(&m),
-                                    ..base
-                                });
-                            }
-                        }
-                    }
-                    Piece::Junk(n) => {
-                        health.skipped_segments += 1;
-                        health.skipped_bytes += n as u64;
-                    }
-                    Piece::BadLength(..) => health.bad_lengths += 1,
-                    Piece::Abandoned(_) => health.abandoned_pdus += 1,
-                    Piece::Oversized(_) => health.oversized += 1,
-                };
-                let st = &mut flow.dirs[d];
-                match proto {
-                    Proto::ModbusTcp => st.feed(&ModbusFramer, seg.payload, &mut on_piece),
-                    Proto::OpcUa => st.feed(&OpcUaFramer, seg.payload, &mut on_piece),
-                    Proto::RtuOverTcp => st.feed(&RtuFramer(dir), seg.payload, &mut on_piece),
-                }
+                st.feed(
+                    &mut flow.dirs[d],
+                    d,
+                    p.frame,
+                    p.ts_ns,
+                    seg.payload,
+                    frame_pdus,
+                );
+                st.drain(&mut flow.dirs[d], d);
             }
-            SegVerdict::Retransmission => health.retransmissions += 1,
-            SegVerdict::SynData => health.syn_data += 1,
+            SegVerdict::HeldFull => {
+                st.health.held_gaps += 1;
+                if flow.dirs[d].give_up_gap() > 0 {
+                    st.health.abandoned_pdus += 1;
+                }
+                st.drain(&mut flow.dirs[d], d);
+            }
+            SegVerdict::Held => st.health.out_of_order += 1,
+            SegVerdict::Retransmission => st.health.retransmissions += 1,
+            SegVerdict::SynData => st.health.syn_data += 1,
             SegVerdict::Empty => {}
         }
-        if closing {
-            if let Some(f) = flows.remove(&key) {
-                if f.dirs.iter().any(|s| s.pending() > 0) {
-                    health.abandoned_pdus += 1;
-                }
-                sink.flow_closed(f.id);
+        // The peer acknowledged bytes the capture never showed: they were lost by the capture,
+        // not the network, so stop waiting for them.
+        let od = 1 - d;
+        if seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack) {
+            st.health.lost_in_capture += 1;
+            if flow.dirs[od].give_up_gap() > 0 {
+                st.health.abandoned_pdus += 1;
             }
+            st.drain(&mut flow.dirs[od], od);
+        }
+        if closing {
+            st.close(flow);
+            flows.remove(&key);
         }
     }
 
-    /// End of capture: close every flow.
+    /// End of capture: decode what is held after gaps, and close every flow.
     pub fn finish(&mut self, sink: &mut dyn PduSink) {
-        for f in self.flows.drain() {
-            if f.dirs.iter().any(|s| s.pending() > 0) {
-                self.health.abandoned_pdus += 1;
+        let flows: Vec<_> = self.flows.drain().collect();
+        for mut f in flows {
+            match f.app.proto {
+                Some(proto) if !f.app.ignored => {
+                    let mut st = Step {
+                        with_nodes: self.cfg.opcua_nodes,
+                        health: &mut self.health,
+                        sink,
+                        proto,
+                        ends: f.ends,
+                        flow_id: f.id,
+                        query_dir: usize::from(f.app.query_dir),
+                    };
+                    st.close(&mut f);
+                }
+                _ => sink.flow_closed(f.id),
             }
-            sink.flow_closed(f.id);
         }
         self.health.evicted_flows = self.health.evicted_flows.max(self.flows.evicted);
+    }
+}
+
+/// Decoding of one flow's bytes into PDU events.
+struct Step<'a> {
+    with_nodes: bool,
+    health: &'a mut Health,
+    sink: &'a mut dyn PduSink,
+    proto: Proto,
+    /// Source (address, port) of direction 0 and 1.
+    ends: [(Addr, u16); 2],
+    flow_id: u32,
+    query_dir: usize,
+}
+
+impl Step<'_> {
+    /// Decode the held segments that are now in sequence.
+    fn drain(&mut self, dir: &mut tcp::DirState, d: usize) {
+        while let Some(h) = dir.take_ready() {
+            let mut idx = 0u16;
+            self.feed(dir, d, h.frame, h.ts_ns, &h.data, &mut idx);
+        }
+    }
+
+    /// End of a flow: give up any gap, decode what is held, note an unfinished PDU.
+    fn close(&mut self, flow: &mut tcp::Flow<FlowApp>) {
+        for d in 0..2 {
+            // Each round decodes at least the first held segment, so this ends.
+            while flow.dirs[d].has_held() {
+                if flow.dirs[d].give_up_gap() > 0 {
+                    self.health.abandoned_pdus += 1;
+                }
+                self.drain(&mut flow.dirs[d], d);
+            }
+            if flow.dirs[d].pending() > 0 {
+                self.health.abandoned_pdus += 1;
+            }
+        }
+        self.sink.flow_closed(self.flow_id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn feed(
+        &mut self,
+        dir_state: &mut tcp::DirState,
+        d: usize,
+        frame: u64,
+        ts_ns: i64,
+        data: &[u8],
+        frame_pdus: &mut u16,
+    ) {
+        self.health.segments += 1;
+        let (src, dst) = (self.ends[d], self.ends[1 - d]);
+        let dir = if self.query_dir == d {
+            Direction::Query
+        } else {
+            Direction::Response
+        };
+        let device_end = if dir == Direction::Query { dst } else { src };
+        let base: PduEvent<'static> = PduEvent {
+            frame,
+            ts_ns,
+            index: 0,
+            flow: self.flow_id,
+            src: src.0,
+            dst: dst.0,
+            sport: src.1,
+            dport: dst.1,
+            proto: self.proto,
+            dir,
+            device: DeviceId {
+                addr: device_end.0,
+                port: device_end.1,
+                unit: None,
+            },
+            modbus: None,
+            opcua: None,
+        };
+        let proto = self.proto;
+        let with_nodes = self.with_nodes;
+        let health = &mut *self.health;
+        let sink = &mut *self.sink;
+        let mut on_piece = |piece: Piece<'_>| match piece {
+            Piece::Pdu(b) => {
+                let index = *frame_pdus;
+                *frame_pdus += 1;
+                match proto {
+                    Proto::ModbusTcp => {
+                        let Some((mbap, body)) = pdu::split_adu(b) else {
+                            return;
+                        };
+                        let mut device = base.device;
+                        device.unit = Some(mbap.unit);
+                        sink.pdu(&PduEvent {
+                            index,
+                            device,
+                            modbus: Some(ModbusFrame {
+                                mbap: Some(mbap),
+                                unit: mbap.unit,
+                                pdu: pdu::decode_pdu(body, dir),
+                                crc_ok: None,
+                            }),
+                            ..base
+                        });
+                    }
+                    Proto::RtuOverTcp => {
+                        let ok = pdu::rtu_crc_ok(b);
+                        if !ok {
+                            health.crc_errors += 1;
+                        }
+                        let unit = b[0];
+                        let body = &b[1..b.len().saturating_sub(2).max(1)];
+                        let mut pdu = pdu::decode_pdu(body, dir);
+                        pdu.malformed |= !ok;
+                        let mut device = base.device;
+                        device.unit = Some(unit);
+                        sink.pdu(&PduEvent {
+                            index,
+                            device,
+                            modbus: Some(ModbusFrame {
+                                mbap: None,
+                                unit,
+                                pdu,
+                                crc_ok: Some(ok),
+                            }),
+                            ..base
+                        });
+                    }
+                    Proto::OpcUa => {
+                        let m = opcua::decode_message(b, with_nodes);
+                        sink.pdu(&PduEvent {
+                            index,
+                            opcua: Some(&m),
+                            ..base
+                        });
+                    }
+                }
+            }
+            Piece::Junk(n) => {
+                health.skipped_segments += 1;
+                health.skipped_bytes += n as u64;
+            }
+            Piece::BadLength(..) => health.bad_lengths += 1,
+            Piece::Abandoned(_) => health.abandoned_pdus += 1,
+            Piece::Oversized(_) => health.oversized += 1,
+        };
+        match proto {
+            Proto::ModbusTcp => dir_state.feed(&ModbusFramer, data, &mut on_piece),
+            Proto::OpcUa => dir_state.feed(&OpcUaFramer, data, &mut on_piece),
+            Proto::RtuOverTcp => dir_state.feed(&RtuFramer(dir), data, &mut on_piece),
+        }
     }
 }
 

@@ -3,8 +3,10 @@
 //!
 //! - a segment that starts before the highest sequence number already seen in its direction is a
 //!   retransmission (or out-of-order, or keep-alive) and is not decoded again;
-//! - a gap (a lost segment) abandons a PDU waiting for more bytes, and decoding restarts at the
-//!   segment after the gap;
+//! - a segment after a gap is held (out of order) until the missing bytes arrive, then both are
+//!   decoded in sequence order; if the peer acknowledges the missing bytes without the capture
+//!   ever showing them (lost by the capture, not the network), or too much is held, the gap is
+//!   given up: the PDU waiting for it is abandoned and decoding restarts after the gap;
 //! - PDUs are cut from the byte stream with a length-prefix framer ([`Framer`]); several PDUs in
 //!   one segment and one PDU over several segments both come out once, whole, in the frame that
 //!   completes them;
@@ -20,6 +22,10 @@ use super::link::{flags, Addr, Segment};
 
 /// Largest PDU buffered while waiting for its last segment.
 pub const MAX_PENDING: usize = 1 << 20;
+/// Bytes held per direction after a gap before the gap is given up.
+pub const MAX_HELD_BYTES: usize = 256 << 10;
+/// Segments held per direction after a gap before the gap is given up.
+pub const MAX_HELD_SEGMENTS: usize = 64;
 /// Flows tracked at once before idle ones are dropped.
 pub const MAX_FLOWS: usize = 1 << 16;
 
@@ -41,6 +47,12 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// Source (address, port) of direction 0 and of direction 1.
+    #[must_use]
+    pub fn ends(&self) -> [(Addr, u16); 2] {
+        [self.lo, self.hi]
+    }
+
     /// Key of a segment, and whether the segment goes from `lo` to `hi` (direction 0) or back.
     #[inline]
     #[must_use]
@@ -66,6 +78,24 @@ pub struct DirState {
     need: usize,
     /// Bytes still to skip of a PDU too large to buffer.
     skip: usize,
+    /// The unfinished bytes began a segment (not the tail after a complete PDU).
+    tentative: bool,
+    /// Segments after a gap, sorted by sequence number.
+    held: Vec<Held>,
+    held_bytes: usize,
+}
+
+/// A segment held after a gap, with the frame it came in.
+#[derive(Debug)]
+pub struct Held {
+    /// Sequence number of its first byte.
+    pub seq: u32,
+    /// Frame number.
+    pub frame: u64,
+    /// Capture time, ns.
+    pub ts_ns: i64,
+    /// Payload.
+    pub data: Vec<u8>,
 }
 
 /// What became of a segment's payload.
@@ -79,6 +109,10 @@ pub enum SegVerdict {
     Retransmission,
     /// Data on a SYN: not decoded (as Wireshark).
     SynData,
+    /// After a gap: held until the gap is filled or given up.
+    Held,
+    /// Held, and now too much is held: the caller gives the gap up.
+    HeldFull,
 }
 
 /// Events from [`DirState::feed`].
@@ -102,6 +136,8 @@ impl DirState {
         &mut self,
         seg: &Segment<'_>,
         wire_len: u32,
+        frame: u64,
+        ts_ns: i64,
         abandoned: &mut usize,
     ) -> SegVerdict {
         let seq = seg.seq;
@@ -138,15 +174,89 @@ impl DirState {
             return SegVerdict::Retransmission;
         }
         if seq_gt(seq, next) {
-            // A gap: the unfinished PDU can never complete.
-            *abandoned += self.reset();
+            return self.hold(seg, frame, ts_ns);
         }
         self.next = Some(end);
         SegVerdict::Decoded
     }
 
-    /// Forget any unfinished PDU; returns its buffered length.
+    fn hold(&mut self, seg: &Segment<'_>, frame: u64, ts_ns: i64) -> SegVerdict {
+        let pos = self.held.partition_point(|h| seq_lt(h.seq, seg.seq));
+        if self.held.get(pos).is_some_and(|h| h.seq == seg.seq) {
+            return SegVerdict::Retransmission;
+        }
+        self.held_bytes += seg.payload.len();
+        self.held.insert(
+            pos,
+            Held {
+                seq: seg.seq,
+                frame,
+                ts_ns,
+                data: seg.payload.to_vec(),
+            },
+        );
+        if self.held.len() > MAX_HELD_SEGMENTS || self.held_bytes > MAX_HELD_BYTES {
+            SegVerdict::HeldFull
+        } else {
+            SegVerdict::Held
+        }
+    }
+
+    /// Segments are held after a gap.
+    #[must_use]
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// Did the peer acknowledge bytes this direction never showed (`ack` beyond `next`)?
+    #[must_use]
+    pub fn acked_past_gap(&self, ack: u32) -> bool {
+        self.has_held() && self.next.is_some_and(|n| seq_gt(ack, n))
+    }
+
+    /// Give the gap up: abandon the PDU waiting for it and continue at the first held segment.
+    /// Returns the bytes of the abandoned PDU.
+    pub fn give_up_gap(&mut self) -> usize {
+        let Some(first) = self.held.first() else {
+            return 0;
+        };
+        let seq = first.seq;
+        let n = self.reset_pdu();
+        self.next = Some(seq);
+        n
+    }
+
+    /// The next held segment that is now in sequence (trimmed of bytes already seen).
+    pub fn take_ready(&mut self) -> Option<Held> {
+        loop {
+            let next = self.next?;
+            let first = self.held.first()?;
+            if seq_gt(first.seq, next) {
+                return None;
+            }
+            let mut h = self.held.remove(0);
+            self.held_bytes -= h.data.len();
+            let len = u32::try_from(h.data.len()).unwrap_or(u32::MAX);
+            let end = h.seq.wrapping_add(len);
+            if !seq_gt(end, next) {
+                continue; // entirely seen already
+            }
+            let skip = next.wrapping_sub(h.seq) as usize;
+            h.data.drain(..skip);
+            h.seq = next;
+            self.next = Some(end);
+            return Some(h);
+        }
+    }
+
+    /// Forget any unfinished PDU and held segments; returns the unfinished PDU's length.
     pub fn reset(&mut self) -> usize {
+        self.held.clear();
+        self.held_bytes = 0;
+        self.reset_pdu()
+    }
+
+    fn reset_pdu(&mut self) -> usize {
         let n = self.buf.len();
         self.buf.clear();
         self.need = 0;
@@ -188,10 +298,18 @@ impl DirState {
                 self.call(framer, &whole, out);
                 self.recycle(whole);
             } else {
+                // The header was incomplete: try it with this segment's bytes. If that does not
+                // start a PDU: a short segment on its own was junk and this segment stands
+                // alone; the tail after a complete PDU takes this segment with it (Wireshark).
                 let mut whole = std::mem::take(&mut self.buf);
+                let old = whole.len();
                 whole.extend_from_slice(data);
-                data = &[];
-                self.call(framer, &whole, out);
+                if framer.starts_pdu(&whole) || !self.tentative {
+                    data = &[];
+                    self.call(framer, &whole, out);
+                } else {
+                    out(Piece::Junk(old));
+                }
                 self.recycle(whole);
             }
         }
@@ -224,6 +342,7 @@ impl DirState {
             match framer.pdu_len(rem) {
                 None => {
                     self.keep(rem, 0);
+                    self.tentative = off == 0;
                     return;
                 }
                 Some(n) if n > framer.max_len() => {
@@ -275,6 +394,8 @@ pub struct Flow<T> {
     pub dirs: [DirState; 2],
     /// FIN seen per direction.
     pub fin: [bool; 2],
+    /// Source (address, port) of direction 0 and 1.
+    pub ends: [(Addr, u16); 2],
     /// Engine data.
     pub app: T,
 }
@@ -320,6 +441,7 @@ impl<T> FlowTable<T> {
                 last_ns: now_ns,
                 dirs: [DirState::default(), DirState::default()],
                 fin: [false; 2],
+                ends: key.ends(),
                 app: init(),
             }
         });
@@ -428,6 +550,7 @@ mod tests {
             sport: 1,
             dport: 2,
             seq,
+            ack: 0,
             flags,
             payload,
             cut: false,
@@ -438,37 +561,40 @@ mod tests {
     fn retransmission_gap_and_syn() {
         let mut d = DirState::default();
         let mut ab = 0;
+        let a = |d: &mut DirState, s: Segment<'_>, ab: &mut usize| {
+            let n = u32::try_from(s.payload.len()).unwrap();
+            d.analyze(&s, n, 1, 0, ab)
+        };
         assert_eq!(
-            d.analyze(&seg(100, flags::SYN, b""), 0, &mut ab),
+            a(&mut d, seg(100, flags::SYN, b""), &mut ab),
             SegVerdict::Empty
         );
+        assert_eq!(a(&mut d, seg(101, 0, b"abc"), &mut ab), SegVerdict::Decoded);
         assert_eq!(
-            d.analyze(&seg(101, 0, b"abc"), 3, &mut ab),
-            SegVerdict::Decoded
-        );
-        assert_eq!(
-            d.analyze(&seg(101, 0, b"abc"), 3, &mut ab),
+            a(&mut d, seg(101, 0, b"abc"), &mut ab),
             SegVerdict::Retransmission
         );
         assert_eq!(
-            d.analyze(&seg(102, 0, b"bcde"), 4, &mut ab),
+            a(&mut d, seg(102, 0, b"bcde"), &mut ab),
             SegVerdict::Retransmission
         );
-        assert_eq!(
-            d.analyze(&seg(106, 0, b"f"), 1, &mut ab),
-            SegVerdict::Decoded
-        );
+        assert_eq!(a(&mut d, seg(106, 0, b"f"), &mut ab), SegVerdict::Decoded);
+        // Out of order: 110 arrives before 107..110; both come out in order.
+        assert_eq!(a(&mut d, seg(110, 0, b"jk"), &mut ab), SegVerdict::Held);
+        assert!(d.take_ready().is_none());
+        assert_eq!(a(&mut d, seg(107, 0, b"ghi"), &mut ab), SegVerdict::Decoded);
+        assert_eq!(d.take_ready().unwrap().data, b"jk");
+        // A gap the capture never fills: given up, decoding goes on after it.
         d.buf.push(0xAA);
+        assert_eq!(a(&mut d, seg(200, 0, b"g"), &mut ab), SegVerdict::Held);
+        assert!(d.acked_past_gap(150));
+        assert_eq!(d.give_up_gap(), 1);
+        assert_eq!(d.take_ready().unwrap().data, b"g");
         assert_eq!(
-            d.analyze(&seg(200, 0, b"g"), 1, &mut ab),
-            SegVerdict::Decoded
-        );
-        assert_eq!(ab, 1);
-        assert_eq!(
-            d.analyze(&seg(u32::MAX, flags::SYN, b"x"), 1, &mut ab),
+            a(&mut d, seg(u32::MAX, flags::SYN, b"x"), &mut ab),
             SegVerdict::SynData
         );
-        assert_eq!(d.analyze(&seg(1, 0, b"y"), 1, &mut ab), SegVerdict::Decoded);
+        assert_eq!(a(&mut d, seg(1, 0, b"y"), &mut ab), SegVerdict::Decoded);
     }
 
     #[test]
