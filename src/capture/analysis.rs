@@ -22,6 +22,15 @@ pub const MAX_OUTSTANDING: usize = 1 << 16;
 pub const MAX_POLL_SERIES: usize = 1 << 15;
 /// Items kept in each summary list (writes, failures, malformed).
 pub const KEEP: usize = 1000;
+/// Devices followed one by one; traffic of further devices is counted together under
+/// [`OTHER_DEVICES`].
+pub const MAX_DEVICES: usize = 4096;
+/// The device that stands for every device beyond [`MAX_DEVICES`].
+pub const OTHER_DEVICES: DeviceId = DeviceId {
+    addr: Addr([0; 16]),
+    port: 0,
+    unit: None,
+};
 
 /// How a transaction ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,8 +140,9 @@ pub trait Emit {
     fn pdu(&mut self, _e: &PduEvent<'_>) {}
 }
 
-/// Log-linear histogram of durations in ns: 16 sub-buckets per power of two (≤ 6 % error),
-/// 4 KiB, allocated on first use.
+/// Log-linear histogram of durations in ns: 8 sub-buckets per power of two from 1 µs to 73
+/// minutes (a quantile is the middle of its bucket: within 6 %), 1 KiB, allocated on first
+/// use. Min and max are exact.
 #[derive(Debug, Default, Clone)]
 pub struct LogHist {
     counts: Vec<u32>,
@@ -142,27 +152,32 @@ pub struct LogHist {
 }
 
 impl LogHist {
+    const SUB: usize = 8;
+    const LOW: usize = 10; // 2^10 ns ≈ 1 µs: everything below is one bucket
+    const BUCKETS: usize = 1 + (42 - Self::LOW) * Self::SUB;
+
     fn index(v: u64) -> usize {
-        if v < 16 {
-            return v as usize;
+        if v < 1 << Self::LOW {
+            return 0;
         }
         let e = 63 - v.leading_zeros() as usize;
-        16 + (e - 4) * 16 + ((v >> (e - 4)) & 15) as usize
+        let i = 1 + (e - Self::LOW) * Self::SUB + ((v >> (e - 3)) & 7) as usize;
+        i.min(Self::BUCKETS - 1)
     }
 
     fn lower(i: usize) -> u64 {
-        if i < 16 {
-            return i as u64;
+        if i == 0 {
+            return 0;
         }
-        let e = (i - 16) / 16 + 4;
-        let sub = ((i - 16) % 16) as u64;
-        (16 + sub) << (e - 4)
+        let e = (i - 1) / Self::SUB + Self::LOW;
+        let sub = ((i - 1) % Self::SUB) as u64;
+        (8 + sub) << (e - 3)
     }
 
     /// Record one value.
     pub fn record(&mut self, v: u64) {
         if self.counts.is_empty() {
-            self.counts = vec![0; 16 + 60 * 16];
+            self.counts = vec![0; Self::BUCKETS];
             self.min = u64::MAX;
         }
         let i = Self::index(v).min(self.counts.len() - 1);
@@ -395,16 +410,32 @@ pub struct OpcUaTotals {
     pub errors: Vec<(u32, String)>,
 }
 
+/// Direct-mapped cache of a flow's device and master indexes (most PDUs hit it, sparing two
+/// hash lookups each).
+#[derive(Clone, Copy)]
+struct Slot {
+    flow: u32,
+    unit: u16,
+    device: u32,
+    master: u32,
+}
+
+const SLOTS: usize = 1 << 12;
+
 /// Everything the analysis found.
 pub struct Analysis<'e> {
+    slots: Vec<Slot>,
+    masters: Vec<Addr>,
+    master_index: FxHashMap<Addr, u32>,
+    poll_index: FxHashMap<u128, u32>,
+    poll_stats: Vec<(PollKey, PollStats)>,
     filter: Option<DeviceFilter>,
     emit: &'e mut dyn Emit,
     /// Devices, in order of first appearance.
     pub devices: Vec<DeviceStats>,
     index: FxHashMap<DeviceId, u32>,
     pending: FxHashMap<(u32, u32, u8), Pending>,
-    /// Poll series.
-    pub polls: FxHashMap<PollKey, PollStats>,
+
     /// Poll series not followed because of the cap.
     pub polls_dropped: u64,
     slow: BinaryHeap<Slow>,
@@ -439,7 +470,19 @@ impl<'e> Analysis<'e> {
             devices: Vec::new(),
             index: FxHashMap::default(),
             pending: FxHashMap::default(),
-            polls: FxHashMap::default(),
+            slots: vec![
+                Slot {
+                    flow: u32::MAX,
+                    unit: 0,
+                    device: 0,
+                    master: 0,
+                };
+                SLOTS
+            ],
+            masters: Vec::new(),
+            master_index: FxHashMap::default(),
+            poll_index: FxHashMap::default(),
+            poll_stats: Vec::new(),
             polls_dropped: 0,
             slow: BinaryHeap::new(),
             writes: Vec::new(),
@@ -463,9 +506,45 @@ impl<'e> Analysis<'e> {
         v.into_iter().map(|s| s.1).collect()
     }
 
+    /// Poll series, in order of first request.
+    #[must_use]
+    pub fn polls(&self) -> &[(PollKey, PollStats)] {
+        &self.poll_stats
+    }
+
+    /// Device and master indexes of an event, through the flow cache.
+    #[inline]
+    fn ids(&mut self, e: &PduEvent<'_>) -> (u32, u32) {
+        let unit = e.device.unit.map_or(0x100, u16::from);
+        let slot = self.slots[e.flow as usize & (SLOTS - 1)];
+        if slot.flow == e.flow && slot.unit == unit {
+            return (slot.device, slot.master);
+        }
+        let device = self.device(e.device, e.proto);
+        let master_addr = match e.dir {
+            Direction::Query => e.src,
+            Direction::Response => e.dst,
+        };
+        let next = u32::try_from(self.masters.len()).unwrap_or(u32::MAX);
+        let master = *self.master_index.entry(master_addr).or_insert(next);
+        if master == next {
+            self.masters.push(master_addr);
+        }
+        self.slots[e.flow as usize & (SLOTS - 1)] = Slot {
+            flow: e.flow,
+            unit,
+            device,
+            master,
+        };
+        (device, master)
+    }
+
     fn device(&mut self, id: DeviceId, proto: Proto) -> u32 {
         if let Some(&i) = self.index.get(&id) {
             return i;
+        }
+        if self.devices.len() >= MAX_DEVICES && id != OTHER_DEVICES {
+            return self.device(OTHER_DEVICES, proto);
         }
         let i = u32::try_from(self.devices.len()).unwrap_or(u32::MAX);
         self.devices.push(DeviceStats {
@@ -559,7 +638,7 @@ impl<'e> Analysis<'e> {
     fn modbus(&mut self, e: &PduEvent<'_>) {
         let Some(mf) = e.modbus else { return };
         self.modbus_pdus += 1;
-        let di = self.device(e.device, e.proto);
+        let (di, mi) = self.ids(e);
         let p = &mf.pdu;
         let key = (
             e.flow,
@@ -594,7 +673,7 @@ impl<'e> Analysis<'e> {
                     d.writes += 1;
                 }
                 if matches!(p.fc(), 1..=4 | 23) {
-                    self.poll(e.src, di, p.fc(), p.address, p.count, e.ts_ns);
+                    self.poll(mi, di, p.fc(), p.address, p.count, e.ts_ns);
                 }
                 let pending = Pending {
                     frame: e.frame,
@@ -655,20 +734,31 @@ impl<'e> Analysis<'e> {
         }
     }
 
-    fn poll(&mut self, master: Addr, device: u32, fc: u8, a: Option<u16>, n: Option<u16>, ts: i64) {
-        let k = PollKey {
-            master,
-            device,
-            fc,
-            address: a.unwrap_or(0),
-            count: n.unwrap_or(0),
-        };
-        if let Some(s) = self.polls.get_mut(&k) {
-            s.add(ts);
-        } else if self.polls.len() < MAX_POLL_SERIES {
+    fn poll(&mut self, master: u32, device: u32, fc: u8, a: Option<u16>, n: Option<u16>, ts: i64) {
+        let (a, n) = (a.unwrap_or(0), n.unwrap_or(0));
+        let key = (u128::from(master) << 64)
+            | (u128::from(device) << 32)
+            | (u128::from(fc) << 24)
+            | (u128::from(a) << 8)
+            | u128::from(n >> 8)
+            | (u128::from(n & 0xff) << 96);
+        if let Some(&i) = self.poll_index.get(&key) {
+            self.poll_stats[i as usize].1.add(ts);
+        } else if self.poll_stats.len() < MAX_POLL_SERIES {
             let mut s = PollStats::default();
             s.add(ts);
-            self.polls.insert(k, s);
+            let k = PollKey {
+                master: self.masters[master as usize],
+                device,
+                fc,
+                address: a,
+                count: n,
+            };
+            self.poll_index.insert(
+                key,
+                u32::try_from(self.poll_stats.len()).unwrap_or(u32::MAX),
+            );
+            self.poll_stats.push((k, s));
         } else {
             self.polls_dropped += 1;
         }
@@ -677,7 +767,7 @@ impl<'e> Analysis<'e> {
     fn opcua_msg(&mut self, e: &PduEvent<'_>) {
         let Some(m) = e.opcua else { return };
         self.opcua_msgs += 1;
-        let di = self.device(e.device, e.proto);
+        let (di, _) = self.ids(e);
         let o = &mut self.opcua;
         bump(&mut o.types, m.msg_type);
         if let Some(u) = &m.policy_uri {
@@ -889,9 +979,11 @@ mod tests {
         let p95 = h.quantile(0.95).unwrap() as f64;
         assert!((p50 / 5_000_000.0 - 1.0).abs() < 0.07, "{p50}");
         assert!((p95 / 9_500_000.0 - 1.0).abs() < 0.07, "{p95}");
+        h.record(1 << 50);
+        assert_eq!(h.max(), Some(1 << 50));
         assert_eq!(h.min(), Some(1000));
         assert_eq!(h.max(), Some(10_000_000));
-        for i in 0..900 {
+        for i in 1..LogHist::BUCKETS - 1 {
             assert!(LogHist::lower(i) < LogHist::lower(i + 1));
             assert_eq!(LogHist::index(LogHist::lower(i)), i);
         }

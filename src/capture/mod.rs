@@ -82,6 +82,9 @@ pub struct DeviceId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == analysis::OTHER_DEVICES {
+            return f.write_str("(other devices)");
+        }
         let ip = self.addr.ip();
         match (ip, self.port, self.unit) {
             (std::net::IpAddr::V4(a), 502, Some(_)) => write!(f, "{a}")?,

@@ -400,10 +400,15 @@ pub struct Flow<T> {
     pub app: T,
 }
 
-/// All flows, bounded.
+/// All flows, bounded. Flows live in a slab indexed by a hash map; the last flow looked up is
+/// remembered, as consecutive packets mostly belong to one conversation (a request, its
+/// response, the ACK), which spares most lookups their hashing.
 #[derive(Debug)]
 pub struct FlowTable<T> {
-    map: FxHashMap<FlowKey, Flow<T>>,
+    index: FxHashMap<FlowKey, u32>,
+    slab: Vec<Option<Flow<T>>>,
+    free: Vec<u32>,
+    last: Option<(FlowKey, u32)>,
     next_id: u32,
     /// Flows dropped by the sweep while still open.
     pub evicted: u64,
@@ -412,7 +417,10 @@ pub struct FlowTable<T> {
 impl<T> Default for FlowTable<T> {
     fn default() -> Self {
         FlowTable {
-            map: FxHashMap::default(),
+            index: FxHashMap::default(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            last: None,
             next_id: 0,
             evicted: 0,
         }
@@ -430,61 +438,96 @@ impl<T> FlowTable<T> {
         init: impl FnOnce() -> T,
         on_drop: &mut dyn FnMut(Flow<T>),
     ) -> &mut Flow<T> {
-        if self.map.len() >= MAX_FLOWS && !self.map.contains_key(&key) {
-            self.sweep(now_ns, on_drop);
-        }
-        let id = &mut self.next_id;
-        let f = self.map.entry(key).or_insert_with(|| {
-            *id = id.wrapping_add(1);
-            Flow {
-                id: *id,
-                last_ns: now_ns,
-                dirs: [DirState::default(), DirState::default()],
-                fin: [false; 2],
-                ends: key.ends(),
-                app: init(),
+        let slot = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = if let Some(&i) = self.index.get(&key) {
+                    i
+                } else {
+                    if self.index.len() >= MAX_FLOWS {
+                        self.sweep(now_ns, on_drop);
+                    }
+                    self.next_id = self.next_id.wrapping_add(1);
+                    let flow = Flow {
+                        id: self.next_id,
+                        last_ns: now_ns,
+                        dirs: [DirState::default(), DirState::default()],
+                        fin: [false; 2],
+                        ends: key.ends(),
+                        app: init(),
+                    };
+                    let i = if let Some(i) = self.free.pop() {
+                        self.slab[i as usize] = Some(flow);
+                        i
+                    } else {
+                        self.slab.push(Some(flow));
+                        u32::try_from(self.slab.len() - 1).unwrap_or(u32::MAX)
+                    };
+                    self.index.insert(key, i);
+                    i
+                };
+                self.last = Some((key, i));
+                i
             }
-        });
+        };
+        let f = self.slab[slot as usize]
+            .as_mut()
+            .expect("indexed slots hold a flow");
         f.last_ns = now_ns;
         f
     }
 
     /// Remove a flow (closed by RST or both FINs).
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
-        self.map.remove(key)
+        let i = self.index.remove(key)?;
+        if self.last.is_some_and(|(k, _)| k == *key) {
+            self.last = None;
+        }
+        self.free.push(i);
+        self.slab[i as usize].take()
     }
 
     /// Every flow still open, for the end of the capture.
     pub fn drain(&mut self) -> impl Iterator<Item = Flow<T>> + '_ {
-        self.map.drain().map(|(_, f)| f)
+        self.index.clear();
+        self.free.clear();
+        self.last = None;
+        self.slab.drain(..).flatten()
     }
 
     /// Flows tracked now.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// No flows.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     fn sweep(&mut self, now_ns: i64, on_drop: &mut dyn FnMut(Flow<T>)) {
         // Drop the older half (by last activity): long-idle flows first.
-        let mut times: Vec<i64> = self.map.values().map(|f| f.last_ns).collect();
+        let mut times: Vec<i64> = self.slab.iter().flatten().map(|f| f.last_ns).collect();
+        if times.is_empty() {
+            return;
+        }
         let mid = times.len() / 2;
         let (_, cut, _) = times.select_nth_unstable(mid);
         let cut = (*cut).min(now_ns);
         let keys: Vec<FlowKey> = self
-            .map
+            .index
             .iter()
-            .filter(|(_, f)| f.last_ns <= cut)
+            .filter(|(_, &i)| {
+                self.slab[i as usize]
+                    .as_ref()
+                    .is_some_and(|f| f.last_ns <= cut)
+            })
             .map(|(k, _)| *k)
             .collect();
         for k in keys {
-            if let Some(f) = self.map.remove(&k) {
+            if let Some(f) = self.remove(&k) {
                 self.evicted += 1;
                 on_drop(f);
             }

@@ -184,7 +184,13 @@ pub fn decode_file(
     let summary = SummaryData {
         devices: std::mem::take(&mut an.devices),
         polls: {
-            let mut v: Vec<_> = an.polls.iter().map(|(k, s)| (*k, *s)).collect();
+            // The busiest series first; the summary keeps the first KEEP.
+            let mut v: Vec<_> = an.polls().to_vec();
+            let keep = crate::capture::analysis::KEEP.min(v.len());
+            if keep > 0 && keep < v.len() {
+                v.select_nth_unstable_by(keep - 1, |a, b| b.1.n.cmp(&a.1.n));
+                v.truncate(keep);
+            }
             v.sort_by(|a, b| b.1.n.cmp(&a.1.n).then(a.0.cmp(&b.0)));
             v
         },
@@ -1119,8 +1125,23 @@ fn write_summary_table(w: &mut dyn Write, doc: &Json, ctx: &Ctx) -> anyhow::Resu
         t["unanswered"], t["malformed"], t["writes"]
     )?;
     if doc["devices"].as_array().is_some_and(|a| !a.is_empty()) {
+        // Devices with problems first, then the busiest; all of them with -v or in json.
+        let mut rows = device_rows(doc);
+        let bad = |r: &Vec<Json>| -> u64 { [4, 5, 6].iter().filter_map(|&i| r[i].as_u64()).sum() };
+        rows.rows
+            .sort_by(|a, b| bad(b).cmp(&bad(a)).then(b[2].as_u64().cmp(&a[2].as_u64())));
+        let total = rows.rows.len();
+        let show = if ctx.verbose > 0 { total } else { 40 };
+        rows.rows.truncate(show);
         writeln!(w, "\nDevices")?;
-        write_rows(w, Format::Table, &device_rows(doc), ctx.color)?;
+        write_rows(w, Format::Table, &rows, ctx.color)?;
+        if total > show {
+            writeln!(
+                w,
+                "({} more devices: -v shows all, --format json has them)",
+                total - show
+            )?;
+        }
     }
     let polling = doc["polling"].as_array().cloned().unwrap_or_default();
     if !polling.is_empty() {
