@@ -814,3 +814,114 @@ fn broken_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn decode_results_become_a_report_that_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("dec.json");
+    let r = run(&[
+        "decode",
+        &fixture(),
+        "--results",
+        res.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = dir.path().join("incident.html");
+    let md = dir.path().join("incident.md");
+    for out in [&html, &md] {
+        let r = run(&["report", res.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+        assert_eq!(
+            r.code, 1,
+            "a capture with failed requests is a WARNING: {}",
+            r.stderr
+        );
+    }
+    let text = std::fs::read_to_string(&html).unwrap();
+    for banned in ["<script", "http://", "https://", " src=", "<link", "url("] {
+        assert!(!text.contains(banned), "self-contained: found {banned}");
+    }
+    for needle in [
+        "<h2>Capture",
+        "Failed requests",
+        "Server Device Busy",
+        "Writes",
+        "<svg",
+        "Polling regularity",
+    ] {
+        assert!(text.contains(needle), "{needle}");
+    }
+    let m = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        m.contains("## Capture") && m.contains("| device | protocol |"),
+        "{m}"
+    );
+    let Some(chromium) = tool("chromium") else {
+        return;
+    };
+    let dom = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .args(["--dump-dom", &format!("file://{}", html.display())])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("WARNING") && dom.contains("Illegal Data Address"),
+        "{}",
+        &dom[..dom.len().min(400)]
+    );
+}
+
+/// An OPC UA WriteRequest (security None) writing `value` (a Variant) to `ns=2;s=X`.
+fn ua_write_request(value: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]); // channel, token, seq, req id
+    b.extend_from_slice(&[1, 0, 0xa1, 0x02]); // 673 WriteRequest
+    b.extend_from_slice(&[0, 0]); // authentication token
+    b.extend_from_slice(&[0; 8]); // timestamp
+    b.extend_from_slice(&7u32.to_le_bytes()); // request handle
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&(-1i32).to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&[0, 0, 0]); // additional header
+    b.extend_from_slice(&1i32.to_le_bytes());
+    b.extend_from_slice(&[3, 2, 0, 1, 0, 0, 0, b'X']); // ns=2;s=X
+    b.extend_from_slice(&13u32.to_le_bytes());
+    b.extend_from_slice(&(-1i32).to_le_bytes());
+    b.push(1); // DataValue with a value
+    b.extend_from_slice(value);
+    let mut m = b"MSGF".to_vec();
+    m.extend_from_slice(&u32::try_from(b.len() + 8).unwrap().to_le_bytes());
+    m.extend_from_slice(&b);
+    m
+}
+
+#[test]
+fn fuzz_regression_opcua_datetime_beyond_year_9999() {
+    // The capture_file fuzz target found a panic (crash-2a2d025f, from a mutated public OPC UA
+    // capture that is not copied here): a Write of a DateTime whose ticks are past year 9999
+    // made the time formatter fail. Rebuilt from scratch: it must decode, not panic.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ua.pcapng");
+    let c: SocketAddr = "10.0.0.9:50000".parse().unwrap();
+    let s: SocketAddr = "10.0.0.7:4840".parse().unwrap();
+    let mut dt = vec![13];
+    dt.extend_from_slice(&i64::MAX.to_le_bytes());
+    scripted(&p, c, s, &[(true, 0, ua_write_request(&dt))]);
+    let r = run(&["decode", p.to_str().unwrap(), "--pdus", "--format", "jsonl"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.jsonl();
+    assert_eq!(v[0]["service"], "WriteRequest");
+    assert_eq!(v[0]["nodes"][0]["node"], "ns=2;s=X");
+    assert_eq!(v[0]["nodes"][0]["value"], format!("ticks:{}", i64::MAX));
+}

@@ -847,7 +847,36 @@ fn demo_tells_the_whole_story() {
     }
     let html = std::fs::read_to_string(dir.path().join("demo-report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("CRITICAL"));
-    assert!(dir.path().join("demo-report.md").exists());
+    assert!(
+        html.contains("<h2>Capture"),
+        "the report has the decode section"
+    );
+    let md = std::fs::read_to_string(dir.path().join("demo-report.md")).unwrap();
+    assert!(md.contains("## Capture"), "{md}");
+    // The recorded capture decodes by itself to the same conveyor exceptions.
+    assert!(r.stdout.contains("5. What the wire showed"), "{}", r.stdout);
+    let cap = dir.path().join("demo-capture.pcapng");
+    let d = run(&["decode", p(&cap), "--format", "json"]);
+    assert_eq!(d.code, 0, "{}", d.stderr);
+    let doc = d.json();
+    assert_eq!(doc["devices"].as_array().unwrap().len(), 3);
+    let conveyor_line = r
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("conveyor") && l.contains("answered, response"))
+        .unwrap();
+    let busy: u64 = doc["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|x| x["exceptions"].as_array().unwrap().clone())
+        .filter(|e| e["code"] == 6)
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        busy > 0 && conveyor_line.contains(&format!("{busy} × 0x06")),
+        "{conveyor_line} / {busy}"
+    );
     assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
 }
 

@@ -12,8 +12,9 @@ use std::{
     path::Path,
 };
 
+pub use pcap_parser::Linktype;
 use pcap_parser::{
-    create_reader, pcapng::Block, traits::PcapReaderIterator, Linktype, PcapBlockOwned, PcapError,
+    create_reader, pcapng::Block, traits::PcapReaderIterator, PcapBlockOwned, PcapError,
 };
 
 /// Largest block (one packet record) we accept; a bigger one means a corrupt length field.

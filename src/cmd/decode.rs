@@ -959,6 +959,28 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         "clean"
     };
     totals["verdict"] = json!(verdict);
+    // For a report: a capture that shows failed requests, or is damaged, is a WARNING.
+    let failed = totals["failed"].as_u64().unwrap_or(0);
+    let damaged = d.stats.truncated.is_some() || d.health.cut_segments > 0;
+    doc.insert(
+        "verdict".into(),
+        json!(
+            if failed > 0 || damaged || totals["malformed"].as_u64().unwrap_or(0) > 0 {
+                "WARNING"
+            } else {
+                "OK"
+            }
+        ),
+    );
+    doc.insert(
+        "summary".into(),
+        json!(format!(
+            "{} devices; {} transactions, {} failed ({} exceptions, {} bad status, {} unanswered), {} malformed, {} writes{}",
+            totals["devices"], totals["transactions"], failed, totals["exceptions"], totals["bad_status"],
+            totals["unanswered"], totals["malformed"], totals["writes"],
+            if damaged { "; capture damaged or cut" } else { "" }
+        )),
+    );
     doc.insert("totals".into(), totals);
     let devices: Vec<Json> = s
         .devices

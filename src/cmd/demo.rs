@@ -5,8 +5,11 @@
 //! 3. The line drifts: the press's oil temperature beyond its tolerance, the glue tank's level
 //!    out of its range, and a fault on the conveyor (20% of requests answer 0x06 Server Device
 //!    Busy).
-//! 4. `check` of the three devices against their baselines; `demo-report.html` and
-//!    `demo-report.md` written to the current folder (or `--out`), with the verdict printed.
+//! 4. `check` of the three devices against their baselines.
+//! 5. Everything the simulators answered was recorded (`sim --record`): `decode` of that
+//!    capture shows the same story from the wire: transactions, exceptions, response times.
+//!    `demo-report.html` and `demo-report.md` (check and decode) and `demo-capture.pcapng`
+//!    are written to the current folder (or `--out`), with the verdict printed.
 //!
 //! Exits 0 when the demo itself worked, whatever verdict the drifted line gets.
 
@@ -43,6 +46,8 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
         );
     }
 
+    let capture_tmp = work.path().join("demo-capture.pcapng");
+    let recorder = crate::capture::writer::Recorder::create(&capture_tmp)?;
     let mut sims: Vec<SimHandle> = Vec::new();
     let mut targets: Vec<Target> = Vec::new();
     for (i, _) in DEVICES.iter().enumerate() {
@@ -52,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
             units: vec![1],
             faults: Faults::default(),
             seed: 7 + i as u64,
-            record: None,
+            record: Some(recorder.clone()),
         })
         .await?;
         targets.push(format!("modbus://{}/1", h.addrs[0]).parse()?);
@@ -160,12 +165,75 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let doc = results_doc(&plan, &checked, verdict, &started, t0.elapsed())?;
     let html = out_dir.join("demo-report.html");
     let md = out_dir.join("demo-report.md");
-    write_report(&html, std::slice::from_ref(&doc))?;
-    write_report(&md, std::slice::from_ref(&doc))?;
+
+    // The simulators recorded every request and answer: stop them (closing the connections
+    // writes their FIN), then decode the capture.
+    let ports: Vec<u16> = sims.iter().map(|h| h.addrs[0].port()).collect();
+    drop(sims);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let capture = out_dir.join("demo-capture.pcapng");
+    crate::fsutil::write_atomic(&capture, &std::fs::read(&capture_tmp)?)?;
+    let decoded = super::decode::decode_file(
+        ctx,
+        &capture,
+        crate::capture::Config {
+            modbus_ports: ports.clone(),
+            ..crate::capture::Config::default()
+        },
+        None,
+        super::decode::Mode::Summary,
+        &mut std::io::sink(),
+    )?;
+    let dec_doc = super::decode::summary_doc(&capture, &decoded);
+    let docs = [doc, dec_doc];
+    write_report(&html, &docs)?;
+    write_report(&md, &docs)?;
 
     let mut out = std::io::stdout().lock();
     for d in &checked {
         writeln!(out, "  {:<8} {:<9} {}", d.status, d.name, d.problem_text())?;
+    }
+    let dd = &docs[1];
+    writeln!(
+        out,
+        "\n5. What the wire showed (`plcprobe decode demo-capture.pcapng`): {} packets recorded by the simulators",
+        dd["capture"]["packets"]
+    )?;
+    for dev in dd["devices"].as_array().into_iter().flatten() {
+        let port = dev["device"]
+            .as_str()
+            .and_then(|d| d.rsplit_once(':'))
+            .and_then(|(_, p)| p.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        let name = port
+            .and_then(|p| ports.iter().position(|q| *q == p))
+            .map_or("?", |i| DEVICES[i]);
+        let exc: Vec<String> = dev["exceptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} × 0x{:02X} {}",
+                    e["count"],
+                    e["code"].as_u64().unwrap_or(0),
+                    e["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {name:<9} {} requests, {} answered, response p50 {} ms / p95 {} ms{}",
+            dev["requests"],
+            dev["answered"],
+            dev["rt_ms"]["p50"],
+            dev["rt_ms"]["p95"],
+            if exc.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", exc.join(", "))
+            }
+        )?;
     }
     writeln!(
         out,
@@ -175,9 +243,10 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     )?;
     writeln!(
         out,
-        "Report:  {}\n         {}",
+        "Report:  {}\n         {}\nCapture: {} (opens in Wireshark)",
         html.display(),
-        md.display()
+        md.display(),
+        capture.display()
     )?;
     writeln!(out, "\nNext: `plcprobe sim profiles/demo-line.toml` in one terminal, `plcprobe read modbus://127.0.0.1:5020/1 hr:200+2 --guess` in another.")?;
     out.flush()?;
@@ -191,6 +260,20 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
         if d.name != *name || !d.problems.iter().any(|p| p.contains(needle)) {
             anyhow::bail!("the demo check missed the staged problem on {name} ({:?}); this is a bug in plcprobe", d.problems);
         }
+    }
+    // The wire must show the conveyor's 0x06 answers too.
+    let conveyor = format!("127.0.0.1:{}/1", ports[1]);
+    let busy = docs[1]["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["device"] == conveyor.as_str())
+        .flat_map(|d| d["exceptions"].as_array().cloned().unwrap_or_default())
+        .any(|e| e["code"] == 6);
+    if !busy {
+        anyhow::bail!(
+            "the demo capture does not show the conveyor's 0x06 answers; this is a bug in plcprobe"
+        );
     }
     Ok(Outcome::Ok)
 }

@@ -421,17 +421,20 @@ fn base64(b: &[u8]) -> String {
 /// OPC UA `DateTime` (100 ns ticks since 1601) as RFC 3339.
 fn datetime(ticks: i64) -> String {
     const EPOCH_DIFF: i64 = 11_644_473_600;
+    // humantime formats years 1970..=9999 only (beyond, its Display fails and to_string
+    // panics: found by the capture_file fuzz target).
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
     if ticks <= 0 {
         return "null".into();
     }
     let secs = ticks / 10_000_000 - EPOCH_DIFF;
     let nanos = u32::try_from((ticks % 10_000_000) * 100).unwrap_or(0);
     match u64::try_from(secs) {
-        Ok(s) => humantime::format_rfc3339_nanos(
+        Ok(s) if secs <= LAST_SECOND_OF_9999 => humantime::format_rfc3339_nanos(
             std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos),
         )
         .to_string(),
-        Err(_) => format!("ticks:{ticks}"),
+        _ => format!("ticks:{ticks}"),
     }
 }
 
@@ -874,6 +877,22 @@ mod tests {
         let m = decode_message(&msg(b"MSG", &b), true);
         assert!(m.opaque);
         assert_eq!(m.service_id, None);
+    }
+
+    #[test]
+    fn datetimes_beyond_year_9999_do_not_panic() {
+        // Regression: fuzz crash-2a2d025f (a Write value of type DateTime with huge ticks).
+        assert_eq!(datetime(i64::MAX), format!("ticks:{}", i64::MAX));
+        assert_eq!(datetime(1), "ticks:1");
+        assert_eq!(
+            datetime(132_223_104_000_000_000),
+            "2020-01-01T00:00:00.000000000Z"
+        );
+        let mut r = R {
+            b: &[13, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            at: 0,
+        };
+        assert!(r.variant(0).unwrap().starts_with("ticks:"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! fields. `table` is for people (comfy-table), `json` an array of objects, `jsonl` one object a
 //! line, `csv` a header and rows. Numbers stay numbers in json/jsonl.
 
+pub mod decode;
 pub mod render;
 
 use std::io::{self, Write};

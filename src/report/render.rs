@@ -1,4 +1,5 @@
-//! Reports from results documents (`plcprobe.results/1`, kinds `check` and `diff`): Markdown to
+//! Reports from results documents (`plcprobe.results/1`, kinds `check`, `diff`, `poll` and
+//! `decode`): Markdown to
 //! paste into a ticket, one self-contained HTML file (inline CSS and SVG, no JavaScript, no
 //! fetches: plant laptops are offline) that prints well to PDF, and JSON for machines.
 //!
@@ -9,11 +10,11 @@ use std::{fmt::Write as _, path::Path};
 
 use serde_json::{json, Value as Json};
 
-fn s<'a>(v: &'a Json, k: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Json, k: &str) -> &'a str {
     v.get(k).and_then(Json::as_str).unwrap_or("")
 }
 
-fn arr<'a>(v: &'a Json, k: &str) -> &'a [Json] {
+pub(crate) fn arr<'a>(v: &'a Json, k: &str) -> &'a [Json] {
     v.get(k).and_then(Json::as_array).map_or(&[], Vec::as_slice)
 }
 
@@ -45,7 +46,7 @@ pub fn md(t: &str) -> String {
         .replace('`', "\\`")
 }
 
-fn val(v: &Json) -> String {
+pub(crate) fn val(v: &Json) -> String {
     match v {
         Json::Null => String::new(),
         Json::String(t) => t.clone(),
@@ -81,9 +82,9 @@ pub fn overall(docs: &[Json]) -> &'static str {
 /// Check that a document is a results document of a kind the report knows.
 pub fn validate(name: &str, doc: &Json) -> anyhow::Result<()> {
     match (s(doc, "format"), s(doc, "kind")) {
-        ("plcprobe.results/1", "check" | "diff" | "poll") => Ok(()),
-        ("plcprobe.results/1", k) => anyhow::bail!("{name}: results of kind `{k}` cannot be reported yet; use results of check or diff"),
-        _ => anyhow::bail!("{name} is not a plcprobe results file; make one with `plcprobe check PLAN --results FILE`, `plcprobe poll … --results FILE` or `plcprobe diff … --format json > FILE`"),
+        ("plcprobe.results/1", "check" | "diff" | "poll" | "decode") => Ok(()),
+        ("plcprobe.results/1", k) => anyhow::bail!("{name}: results of kind `{k}` cannot be reported yet; use results of check, diff, poll or decode"),
+        _ => anyhow::bail!("{name} is not a plcprobe results file; make one with `plcprobe check PLAN --results FILE`, `plcprobe poll … --results FILE`, `plcprobe decode CAPTURE --results FILE` or `plcprobe diff … --format json > FILE`"),
     }
 }
 
@@ -307,7 +308,7 @@ footer{margin-top:32px;color:#57606a;font-size:12px;border-top:1px solid #d0d7de
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 ";
 
-fn badge(v: &str) -> String {
+pub(crate) fn badge(v: &str) -> String {
     let v = if RANK.contains(&v) { v } else { "UNKNOWN" };
     format!("<span class=\"badge {v}\">{v}</span>")
 }
@@ -646,6 +647,7 @@ pub fn render_html(docs: &[Json]) -> String {
             "check" => html_check(&mut o, d),
             "diff" => html_diff(&mut o, d),
             "poll" => html_poll(&mut o, d),
+            "decode" => super::decode::html(&mut o, d),
             _ => {}
         }
     }
@@ -705,6 +707,10 @@ pub fn render_markdown(docs: &[Json]) -> String {
         );
     }
     for doc in docs {
+        if s(doc, "kind") == "decode" {
+            super::decode::markdown(&mut o, doc);
+            continue;
+        }
         match s(doc, "kind") {
             "check" => {
                 let _ = writeln!(
