@@ -882,7 +882,7 @@ fn decode_results_become_a_report_that_renders_in_chromium() {
     );
 }
 
-/// An OPC UA WriteRequest (security None) writing `value` (a Variant) to `ns=2;s=X`.
+/// An OPC UA `WriteRequest` (security None) writing `value` (a `Variant`) to `ns=2;s=X`.
 fn ua_write_request(value: &[u8]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0]); // channel, token, seq, req id
