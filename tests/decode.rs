@@ -925,3 +925,63 @@ fn fuzz_regression_opcua_datetime_beyond_year_9999() {
     assert_eq!(v[0]["nodes"][0]["node"], "ns=2;s=X");
     assert_eq!(v[0]["nodes"][0]["value"], format!("ticks:{}", i64::MAX));
 }
+
+#[test]
+fn pcapng_with_two_interfaces_of_different_link_types_and_resolutions() {
+    let mut packets = Vec::new();
+    plcprobe::capture::reader::for_each_packet(Path::new(&fixture()), |p| {
+        packets.push((p.ts_ns, p.data.to_vec()));
+    })
+    .unwrap();
+    let block = |t: u32, body: &[u8]| {
+        let pad = (4 - body.len() % 4) % 4;
+        let len = u32::try_from(12 + body.len() + pad).unwrap();
+        let mut b = t.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend(std::iter::repeat_n(0u8, pad));
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    };
+    let mut f = block(
+        0x0A0D_0D0A,
+        &[
+            0x4D, 0x3C, 0x2B, 0x1A, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    // Interface 0: Ethernet, default microseconds. Interface 1: raw IP, nanoseconds.
+    f.extend(block(1, &[1, 0, 0, 0, 0, 0, 0, 0]));
+    f.extend(block(
+        1,
+        &[101, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0],
+    ));
+    for (i, (ts, data)) in packets.iter().enumerate() {
+        let ts = u64::try_from(*ts).unwrap();
+        let (iface, units, frame) = if i % 2 == 0 {
+            (0u32, ts / 1000, data.clone())
+        } else {
+            (1, ts, data[14..].to_vec())
+        };
+        let mut body = iface.to_le_bytes().to_vec();
+        body.extend_from_slice(&u32::try_from(units >> 32).unwrap().to_le_bytes());
+        body.extend_from_slice(&u32::try_from(units & 0xffff_ffff).unwrap().to_le_bytes());
+        let n = u32::try_from(frame.len()).unwrap();
+        body.extend_from_slice(&n.to_le_bytes());
+        body.extend_from_slice(&n.to_le_bytes());
+        body.extend_from_slice(&frame);
+        let pad = (4 - frame.len() % 4) % 4;
+        body.extend(std::iter::repeat_n(0u8, pad));
+        f.extend(block(6, &body));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("two-ifaces.pcapng");
+    std::fs::write(&p, f).unwrap();
+    let (code, got) = pdus(p.to_str().unwrap(), &[]);
+    let (_, reference) = pdus(&fixture(), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(got.len(), reference.len());
+    for (k, v) in &reference {
+        // Interface 0 keeps microseconds: the reference prints microseconds too.
+        assert_eq!(&got[k], v, "frame {k:?}");
+    }
+}

@@ -16,6 +16,8 @@
 //! Memory is bounded: a PDU larger than [`MAX_PENDING`] is skipped by its length without being
 //! buffered, and the flow table is swept when it grows past [`MAX_FLOWS`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rustc_hash::FxHashMap;
 
 use super::link::{flags, Addr, Segment};
@@ -26,6 +28,17 @@ pub const MAX_PENDING: usize = 1 << 20;
 pub const MAX_HELD_BYTES: usize = 256 << 10;
 /// Segments held per direction after a gap before the gap is given up.
 pub const MAX_HELD_SEGMENTS: usize = 64;
+/// Bytes buffered (unfinished PDUs and held segments) across every flow of the process; beyond,
+/// gaps are given up and large PDUs skipped by length instead of buffered.
+pub const MAX_TOTAL_BUFFERED: usize = 32 << 20;
+
+static BUFFERED: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes buffered now across every flow.
+#[must_use]
+pub fn buffered() -> usize {
+    BUFFERED.load(Ordering::Relaxed)
+}
 /// Flows tracked at once before idle ones are dropped.
 pub const MAX_FLOWS: usize = 1 << 16;
 
@@ -83,6 +96,14 @@ pub struct DirState {
     /// Segments after a gap, sorted by sequence number.
     held: Vec<Held>,
     held_bytes: usize,
+    /// What this direction has added to [`BUFFERED`].
+    accounted: usize,
+}
+
+impl Drop for DirState {
+    fn drop(&mut self) {
+        BUFFERED.fetch_sub(self.accounted, Ordering::Relaxed);
+    }
 }
 
 /// A segment held after a gap, with the frame it came in.
@@ -180,6 +201,19 @@ impl DirState {
         SegVerdict::Decoded
     }
 
+    /// Bring [`BUFFERED`] up to date with this direction's buffers.
+    fn sync(&mut self) {
+        let now = self.held_bytes + self.buf.len();
+        if now != self.accounted {
+            if now > self.accounted {
+                BUFFERED.fetch_add(now - self.accounted, Ordering::Relaxed);
+            } else {
+                BUFFERED.fetch_sub(self.accounted - now, Ordering::Relaxed);
+            }
+            self.accounted = now;
+        }
+    }
+
     fn hold(&mut self, seg: &Segment<'_>, frame: u64, ts_ns: i64) -> SegVerdict {
         let pos = self.held.partition_point(|h| seq_lt(h.seq, seg.seq));
         if self.held.get(pos).is_some_and(|h| h.seq == seg.seq) {
@@ -195,7 +229,11 @@ impl DirState {
                 data: seg.payload.to_vec(),
             },
         );
-        if self.held.len() > MAX_HELD_SEGMENTS || self.held_bytes > MAX_HELD_BYTES {
+        self.sync();
+        if self.held.len() > MAX_HELD_SEGMENTS
+            || self.held_bytes > MAX_HELD_BYTES
+            || buffered() > MAX_TOTAL_BUFFERED
+        {
             SegVerdict::HeldFull
         } else {
             SegVerdict::Held
@@ -236,6 +274,7 @@ impl DirState {
             }
             let mut h = self.held.remove(0);
             self.held_bytes -= h.data.len();
+            self.sync();
             let len = u32::try_from(h.data.len()).unwrap_or(u32::MAX);
             let end = h.seq.wrapping_add(len);
             if !seq_gt(end, next) {
@@ -261,6 +300,7 @@ impl DirState {
         self.buf.clear();
         self.need = 0;
         self.skip = 0;
+        self.sync();
         n
     }
 
@@ -272,6 +312,16 @@ impl DirState {
 
     /// Cut PDUs from the in-order bytes of one segment, as Wireshark's `tcp_dissect_pdus`.
     pub fn feed<F: Framer + ?Sized>(
+        &mut self,
+        framer: &F,
+        data: &[u8],
+        out: &mut dyn FnMut(Piece<'_>),
+    ) {
+        self.feed_inner(framer, data, out);
+        self.sync();
+    }
+
+    fn feed_inner<F: Framer + ?Sized>(
         &mut self,
         framer: &F,
         mut data: &[u8],
@@ -368,8 +418,16 @@ impl DirState {
 
     fn keep(&mut self, rem: &[u8], need: usize) {
         self.buf.clear();
+        self.sync();
+        if buffered() + rem.len() > MAX_TOTAL_BUFFERED {
+            // Over the process-wide budget: do not buffer; skip the rest of this PDU.
+            self.skip = need.saturating_sub(rem.len());
+            self.need = 0;
+            return;
+        }
         self.buf.extend_from_slice(rem);
         self.need = need;
+        self.sync();
     }
 }
 
@@ -638,6 +696,17 @@ mod tests {
             SegVerdict::SynData
         );
         assert_eq!(a(&mut d, seg(1, 0, b"y"), &mut ab), SegVerdict::Decoded);
+    }
+
+    #[test]
+    fn buffered_bytes_are_accounted_and_released() {
+        let before = buffered();
+        let mut d = DirState::default();
+        let _ = run(&mut d, &[0xAA, 50, 1, 2, 3]);
+        assert!(buffered() >= before + 5);
+        drop(d);
+        // Other tests run in parallel: only check that our bytes are gone again.
+        assert!(buffered() < before + 5 || buffered() == before);
     }
 
     #[test]
