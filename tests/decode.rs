@@ -985,3 +985,20 @@ fn pcapng_with_two_interfaces_of_different_link_types_and_resolutions() {
         assert_eq!(&got[k], v, "frame {k:?}");
     }
 }
+
+#[test]
+fn fuzz_regression_opcua_size_below_header_does_not_hang() {
+    // tcp_reassembly fuzz crash-da856ace: a HEL whose size field (0x11) is fine followed, in
+    // the same segment, by a header claiming 0 bytes: the cutter looped on it for ever.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("ua0.pcapng");
+    let c: SocketAddr = "10.0.0.9:50001".parse().unwrap();
+    let s: SocketAddr = "10.0.0.7:4840".parse().unwrap();
+    let mut b = b"HELF".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(b"ACKF\0\0\0\0ERRF");
+    scripted(&p, c, s, &[(true, 0, b)]);
+    let r = run(&["decode", p.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["decoder"]["bad_lengths"], 1);
+}

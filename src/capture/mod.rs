@@ -290,6 +290,9 @@ impl Framer for OpcUaFramer {
     fn max_len(&self) -> usize {
         opcua::MAX_MESSAGE
     }
+    fn min_len(&self) -> usize {
+        8
+    }
 }
 
 struct RtuFramer(Direction);
@@ -619,7 +622,7 @@ impl Step<'_> {
         let mut on_piece = |piece: Piece<'_>| match piece {
             Piece::Pdu(b) => {
                 let index = *frame_pdus;
-                *frame_pdus += 1;
+                *frame_pdus = frame_pdus.saturating_add(1);
                 match proto {
                     Proto::ModbusTcp => {
                         let Some((mbap, body)) = pdu::split_adu(b) else {

@@ -50,6 +50,10 @@ pub trait Framer {
     fn pdu_len(&self, buf: &[u8]) -> Option<usize>;
     /// Largest length that is a real PDU; beyond it the length field is garbage.
     fn max_len(&self) -> usize;
+    /// Smallest length that is a real PDU (at least 1, so cutting always makes progress).
+    fn min_len(&self) -> usize {
+        1
+    }
 }
 
 /// Direction-independent flow key: the lower (addr, port) first.
@@ -395,7 +399,7 @@ impl DirState {
                     self.tentative = off == 0;
                     return;
                 }
-                Some(n) if n > framer.max_len() => {
+                Some(n) if n > framer.max_len() || n < framer.min_len().max(1) => {
                     out(Piece::BadLength(rem, n));
                     return;
                 }
@@ -635,6 +639,32 @@ mod tests {
             vec![vec![0xAA, 4, 9, 8], vec![0xAA, 2]]
         );
         assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn a_zero_length_field_cannot_stall_the_cutter() {
+        // Regression: fuzz crash-da856ace (an OPC UA header whose size field is below the
+        // header size looped for ever inside one segment).
+        struct Zero;
+        impl Framer for Zero {
+            fn starts_pdu(&self, _: &[u8]) -> bool {
+                true
+            }
+            fn pdu_len(&self, _: &[u8]) -> Option<usize> {
+                Some(0)
+            }
+            fn max_len(&self) -> usize {
+                100
+            }
+        }
+        let mut d = DirState::default();
+        let mut bad = 0;
+        d.feed(&Zero, &[1, 2, 3], &mut |p| {
+            if let Piece::BadLength(..) = p {
+                bad += 1;
+            }
+        });
+        assert_eq!(bad, 1);
     }
 
     #[test]
