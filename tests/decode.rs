@@ -443,6 +443,10 @@ fn a_truncated_capture_decodes_up_to_the_cut_and_exits_1() {
     assert!(s.stdout.contains("TRUNCATED"), "{}", s.stdout);
 }
 
+thread_local! {
+    static SNAP: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
 /// A frame rewrapper (Ethernet frame in, another link layer out).
 type Wrap<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
 
@@ -490,11 +494,17 @@ fn write_variant(
             ts % 1_000_000_000 / 1000
         })
         .unwrap();
-        let len = u32::try_from(frame.len()).unwrap();
-        for v in [sec, frac, len, len] {
+        let orig = u32::try_from(frame.len()).unwrap();
+        // A snaplen (env-free knob for the snaplen test): records keep at most SNAP bytes.
+        let keep = SNAP
+            .with(|s| s.get())
+            .unwrap_or(frame.len())
+            .min(frame.len());
+        let len = u32::try_from(keep).unwrap();
+        for v in [sec, frac, len, orig] {
             f.extend_from_slice(&u32b(v));
         }
-        f.extend_from_slice(&frame);
+        f.extend_from_slice(&frame[..keep]);
     }
     std::fs::write(out, f).unwrap();
 }
@@ -1001,4 +1011,46 @@ fn fuzz_regression_opcua_size_below_header_does_not_hang() {
     let r = run(&["decode", p.to_str().unwrap(), "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["decoder"]["bad_lengths"], 1);
+}
+
+#[test]
+fn packets_cut_by_the_snaplen_decode_as_far_as_they_go_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("snap60.pcap");
+    // 60 bytes: Ethernet + IPv4 + TCP headers + 6 bytes of every ADU (short of its header).
+    SNAP.with(|s| s.set(Some(60)));
+    write_variant(&p, false, false, 1, &|d: &[u8]| d.to_vec());
+    SNAP.with(|s| s.set(None));
+    // The simulator's port is not 502, and cut ADUs cannot be recognised by content: say it.
+    let reference = run(&["decode", &fixture(), "--format", "json"]).json();
+    let dev = reference["devices"][0]["device"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = dev
+        .split(':')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = run(&[
+        "decode",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+        "--modbus-port",
+        &port,
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cut short"), "{}", r.stderr);
+    let doc = r.json();
+    assert!(doc["decoder"]["cut_segments"].as_u64().unwrap() > 0);
+    assert_eq!(
+        doc["capture"]["snapped_packets"].as_u64(),
+        doc["decoder"]["cut_segments"].as_u64()
+    );
+    assert_eq!(doc["verdict"], "WARNING");
+    assert!(doc["summary"].as_str().unwrap().contains("cut"));
 }

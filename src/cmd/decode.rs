@@ -105,7 +105,7 @@ pub fn run(ctx: &Ctx, args: &CaptureArgs) -> anyhow::Result<Outcome> {
         }
         if done.health.cut_segments > 0 {
             super::warn(format!(
-                "{}: {} packets of decoded flows were cut short by the capture's snaplen; their PDUs are incomplete",
+                "{}: {} packets of decoded flows were cut short (the capture's snaplen, or an IP length larger than the packet); their PDUs are incomplete or missing",
                 args.file.display(),
                 done.health.cut_segments
             ));
@@ -1138,6 +1138,13 @@ fn write_summary_table(w: &mut dyn Write, doc: &Json, ctx: &Ctx) -> anyhow::Resu
     )?;
     if let Some(tr) = c["truncated"].as_str() {
         writeln!(w, "TRUNCATED: {tr}")?;
+    }
+    if let Some(n) = c["snapped_packets"].as_u64().filter(|n| *n > 0) {
+        writeln!(
+            w,
+            "{n} packets were captured shorter than they were on the wire (snaplen); {} of them cut decoded data",
+            doc["decoder"]["cut_segments"]
+        )?;
     }
     writeln!(
         w,
