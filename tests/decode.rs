@@ -497,7 +497,7 @@ fn write_variant(
         let orig = u32::try_from(frame.len()).unwrap();
         // A snaplen (env-free knob for the snaplen test): records keep at most SNAP bytes.
         let keep = SNAP
-            .with(|s| s.get())
+            .with(std::cell::Cell::get)
             .unwrap_or(frame.len())
             .min(frame.len());
         let len = u32::try_from(keep).unwrap();
