@@ -255,6 +255,8 @@ pub struct DeviceStats {
     pub bad_status: Vec<(u32, u64)>,
     /// Requests never answered.
     pub unanswered: u64,
+    /// OPC UA Publish requests still parked at the server when the capture or connection ended.
+    pub parked_publish: u64,
     /// Responses with no request in the capture.
     pub unmatched_responses: u64,
     /// Malformed PDUs.
@@ -556,6 +558,7 @@ impl<'e> Analysis<'e> {
             exceptions: Vec::new(),
             bad_status: Vec::new(),
             unanswered: 0,
+            parked_publish: 0,
             unmatched_responses: 0,
             malformed: 0,
             duplicate_ids: 0,
@@ -595,6 +598,12 @@ impl<'e> Analysis<'e> {
 
     fn unanswered(&mut self, key: (u32, u32, u8), p: Pending) {
         let d = &mut self.devices[p.device as usize];
+        // A server parks Publish requests until it has notifications: one still open when the
+        // capture or the connection ends was not refused, just not needed yet.
+        if d.proto == Proto::OpcUa && p.function == 826 {
+            d.parked_publish += 1;
+            return;
+        }
         d.unanswered += 1;
         let t = Transaction {
             proto: d.proto,
@@ -807,6 +816,10 @@ impl<'e> Analysis<'e> {
         bump(&mut self.opcua.services, sid);
         let handle = m.request_handle.unwrap_or(0);
         let key = (e.flow, handle, 0xff);
+        // CloseSecureChannel has no response (OPC 10000-4 §5.5.3): nothing to pair.
+        if sid == 452 {
+            return;
+        }
         if m.is_request() {
             let d = &mut self.devices[di as usize];
             d.requests += 1;

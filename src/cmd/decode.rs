@@ -86,6 +86,17 @@ pub fn run(ctx: &Ctx, args: &CaptureArgs) -> anyhow::Result<Outcome> {
             Format::Jsonl | Format::Csv => {
                 write_rows(&mut out, ctx.format, &device_rows(&doc), false)?;
             }
+            _ if ctx.quiet => {
+                // -q: one line, and only when the capture shows a problem.
+                if doc["verdict"] != "OK" {
+                    writeln!(
+                        out,
+                        "{}: {}",
+                        args.file.display(),
+                        doc["summary"].as_str().unwrap_or("")
+                    )?;
+                }
+            }
             _ => write_summary_table(&mut out, &doc, ctx)?,
         }
         if let Some(path) = &args.results {
@@ -995,6 +1006,7 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
                 "exceptions": x.exceptions.iter().map(|(c, n)| json!({"code": c, "name": exception_name(*c), "count": n})).collect::<Vec<_>>(),
                 "bad_status": x.bad_status.iter().map(|(c, n)| json!({"code": format!("0x{c:08X}"), "name": opcua::status_name(*c), "count": n})).collect::<Vec<_>>(),
                 "unanswered": x.unanswered,
+                "publish_requests_parked_at_end": x.parked_publish,
                 "responses_without_request": x.unmatched_responses,
                 "malformed": x.malformed,
                 "duplicate_ids": x.duplicate_ids,
