@@ -1054,3 +1054,39 @@ fn packets_cut_by_the_snaplen_decode_as_far_as_they_go_and_exit_1() {
     assert_eq!(doc["verdict"], "WARNING");
     assert!(doc["summary"].as_str().unwrap().contains("cut"));
 }
+
+#[test]
+fn opcua_message_in_several_chunks_is_decoded_whole() {
+    // A WriteRequest split into an intermediate chunk ('C') and a final one ('F'), each in its
+    // own segment: the node and value are in the second chunk's body.
+    let whole = ua_write_request(&[6, 42, 0, 0, 0]); // Int32 42
+    let cut = 60;
+    let mut c1 = whole[..cut].to_vec();
+    c1[3] = b'C';
+    c1[4..8].copy_from_slice(&u32::try_from(cut).unwrap().to_le_bytes());
+    let mut c2 = whole[..24].to_vec();
+    c2.extend_from_slice(&whole[cut..]);
+    let n2 = u32::try_from(c2.len()).unwrap();
+    c2[4..8].copy_from_slice(&n2.to_le_bytes());
+    c2[16..20].copy_from_slice(&3u32.to_le_bytes()); // next sequence number
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("chunks.pcapng");
+    let c: SocketAddr = "10.0.0.9:50002".parse().unwrap();
+    let s: SocketAddr = "10.0.0.7:4840".parse().unwrap();
+    let n1 = u32::try_from(c1.len()).unwrap();
+    scripted(&p, c, s, &[(true, 0, c1), (true, n1, c2)]);
+    let v = run(&["decode", p.to_str().unwrap(), "--pdus", "--format", "jsonl"]).jsonl();
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(
+        (v[0]["chunk"].as_str(), v[0].get("service")),
+        (Some("C"), None)
+    );
+    assert_eq!(v[1]["chunk"], "F");
+    assert_eq!(v[1]["service"], "WriteRequest");
+    assert_eq!(v[1]["seq"], 3);
+    assert_eq!(v[1]["nodes"][0]["node"], "ns=2;s=X");
+    assert_eq!(v[1]["nodes"][0]["value"], "42");
+    assert!(v
+        .iter()
+        .all(|m| m.get("encrypted").is_none() && m.get("malformed").is_none()));
+}

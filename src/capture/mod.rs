@@ -249,6 +249,9 @@ struct FlowApp {
     tries: u8,
     /// Not a protocol we decode.
     ignored: bool,
+    /// OPC UA: per direction, the chunks so far of a message of several chunks (request id,
+    /// first chunk followed by the bodies of the next ones).
+    ua_partial: [Option<(u32, Vec<u8>)>; 2],
 }
 
 struct ModbusFramer;
@@ -408,6 +411,7 @@ impl Decoder {
                 query_dir: q0,
                 tries: 0,
                 ignored: false,
+                ua_partial: [None, None],
             },
             &mut |f| closed.push(f.id),
         );
@@ -480,20 +484,21 @@ impl Decoder {
             SegVerdict::Decoded => {
                 st.feed(
                     &mut flow.dirs[d],
+                    &mut flow.app.ua_partial[d],
                     d,
                     p.frame,
                     p.ts_ns,
                     seg.payload,
                     frame_pdus,
                 );
-                st.drain(&mut flow.dirs[d], d);
+                st.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
             }
             SegVerdict::HeldFull => {
                 st.health.held_gaps += 1;
                 if flow.dirs[d].give_up_gap() > 0 {
                     st.health.abandoned_pdus += 1;
                 }
-                st.drain(&mut flow.dirs[d], d);
+                st.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
             }
             SegVerdict::Held => st.health.out_of_order += 1,
             SegVerdict::Retransmission => st.health.retransmissions += 1,
@@ -508,7 +513,7 @@ impl Decoder {
             if flow.dirs[od].give_up_gap() > 0 {
                 st.health.abandoned_pdus += 1;
             }
-            st.drain(&mut flow.dirs[od], od);
+            st.drain(&mut flow.dirs[od], &mut flow.app.ua_partial[od], od);
         }
         if closing {
             st.close(flow);
@@ -554,10 +559,10 @@ struct Step<'a> {
 
 impl Step<'_> {
     /// Decode the held segments that are now in sequence.
-    fn drain(&mut self, dir: &mut tcp::DirState, d: usize) {
+    fn drain(&mut self, dir: &mut tcp::DirState, partial: &mut Option<(u32, Vec<u8>)>, d: usize) {
         while let Some(h) = dir.take_ready() {
             let mut idx = 0u16;
-            self.feed(dir, d, h.frame, h.ts_ns, &h.data, &mut idx);
+            self.feed(dir, partial, d, h.frame, h.ts_ns, &h.data, &mut idx);
         }
     }
 
@@ -569,7 +574,7 @@ impl Step<'_> {
                 if flow.dirs[d].give_up_gap() > 0 {
                     self.health.abandoned_pdus += 1;
                 }
-                self.drain(&mut flow.dirs[d], d);
+                self.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
             }
             if flow.dirs[d].pending() > 0 {
                 self.health.abandoned_pdus += 1;
@@ -582,6 +587,7 @@ impl Step<'_> {
     fn feed(
         &mut self,
         dir_state: &mut tcp::DirState,
+        partial: &mut Option<(u32, Vec<u8>)>,
         d: usize,
         frame: u64,
         ts_ns: i64,
@@ -666,7 +672,15 @@ impl Step<'_> {
                         });
                     }
                     Proto::OpcUa => {
-                        let m = opcua::decode_message(b, with_nodes);
+                        let mut m = opcua::decode_message(b, with_nodes);
+                        if let Some(whole) = ua_chunks(partial, &m, b, health) {
+                            // The final chunk of a message of several: decode the message as
+                            // one, reported with this chunk's own header fields.
+                            let mut all = opcua::decode_message(&whole, with_nodes);
+                            all.size = m.size;
+                            all.seq = m.seq;
+                            m = all;
+                        }
                         sink.pdu(&PduEvent {
                             index,
                             opcua: Some(&m),
@@ -688,6 +702,48 @@ impl Step<'_> {
             Proto::OpcUa => dir_state.feed(&OpcUaFramer, data, &mut on_piece),
             Proto::RtuOverTcp => dir_state.feed(&RtuFramer(dir), data, &mut on_piece),
         }
+    }
+}
+
+/// Collect the chunks of an OPC UA message sent in several (MSG/CLO, 'C' then 'F'); returns
+/// the whole message when its final chunk arrives. Bounded by [`tcp::MAX_PENDING`].
+fn ua_chunks(
+    partial: &mut Option<(u32, Vec<u8>)>,
+    m: &Message,
+    chunk: &[u8],
+    health: &mut Health,
+) -> Option<Vec<u8>> {
+    if !matches!(m.msg_type, "MSG" | "CLO") || chunk.len() < opcua::SYMMETRIC_HEADER {
+        return None;
+    }
+    let rid = m.request_id?;
+    let body = &chunk[opcua::SYMMETRIC_HEADER..];
+    match (m.chunk, partial.as_mut()) {
+        ('C', Some((r, buf))) if *r == rid => {
+            if buf.len() + body.len() > tcp::MAX_PENDING {
+                health.oversized += 1;
+                *partial = None;
+            } else {
+                buf.extend_from_slice(body);
+            }
+            None
+        }
+        ('C', _) => {
+            *partial = Some((rid, chunk.to_vec()));
+            None
+        }
+        ('F', Some((r, _))) if *r == rid => {
+            let (_, mut buf) = partial.take()?;
+            buf.extend_from_slice(body);
+            // The first chunk's header says 'C': the whole message is final.
+            buf[3] = b'F';
+            Some(buf)
+        }
+        ('A', _) => {
+            *partial = None;
+            None
+        }
+        _ => None,
     }
 }
 

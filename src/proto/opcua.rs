@@ -11,6 +11,11 @@ use std::fmt::Write as _;
 /// Message types that start a UA TCP message.
 pub const MESSAGE_TYPES: [&[u8; 3]; 7] = [b"HEL", b"ACK", b"ERR", b"RHE", b"OPN", b"MSG", b"CLO"];
 
+/// Bytes before the body of a MSG/CLO chunk: message header (8), secure channel id (4), token
+/// id (4), sequence number (4), request id (4). A message of several chunks is the first chunk
+/// followed by the bodies of the others.
+pub const SYMMETRIC_HEADER: usize = 24;
+
 /// Largest chunk size accepted as real (the length field is garbage beyond).
 pub const MAX_MESSAGE: usize = 1 << 26;
 
@@ -511,6 +516,11 @@ fn body(m: &mut Message, r: &mut R<'_>, with_nodes: bool) -> Res<()> {
             m.token_id = Some(r.u32()?);
             m.seq = Some(r.u32()?);
             m.request_id = Some(r.u32()?);
+            if m.chunk != 'F' {
+                // An intermediate or abort chunk: the message is decoded when its final chunk
+                // completes it (see [`SYMMETRIC_HEADER`]).
+                return Ok(());
+            }
             if !readable(r) {
                 // Encrypted (SignAndEncrypt), or a continuation chunk: no service header.
                 m.opaque = true;
