@@ -43,6 +43,8 @@ pub enum TxStatus {
     BadStatus(u32),
     /// No response in the capture.
     Unanswered,
+    /// The response's function code is not the request's (a confused or corrupting device).
+    Mismatch(u8),
 }
 
 impl TxStatus {
@@ -54,6 +56,7 @@ impl TxStatus {
             TxStatus::Exception(_) => "exception",
             TxStatus::BadStatus(_) => "bad-status",
             TxStatus::Unanswered => "unanswered",
+            TxStatus::Mismatch(_) => "mismatch",
         }
     }
 
@@ -91,6 +94,8 @@ pub struct Transaction {
     pub address: Option<u16>,
     /// Quantity (Modbus).
     pub count: Option<u16>,
+    /// FC 23: the address and quantity written (`address`/`count` are the read part).
+    pub write: Option<(u16, u16)>,
     /// Outcome.
     pub status: TxStatus,
     /// Values written (writes only): registers, or coils as 0/1; OPC UA: rendered values.
@@ -287,6 +292,7 @@ struct Pending {
     function: u32,
     address: Option<u16>,
     count: Option<u16>,
+    write: Option<(u16, u16)>,
     master: Addr,
     master_port: u16,
     device: u32,
@@ -618,6 +624,7 @@ impl<'e> Analysis<'e> {
             function: p.function,
             address: p.address,
             count: p.count,
+            write: p.write,
             status: TxStatus::Unanswered,
             written: p.written,
         };
@@ -690,6 +697,7 @@ impl<'e> Analysis<'e> {
                     function: u32::from(p.fc()),
                     address: p.address,
                     count: p.count,
+                    write: p.write_address.zip(p.write_count),
                     master: e.src,
                     master_port: e.sport,
                     device: di,
@@ -717,6 +725,7 @@ impl<'e> Analysis<'e> {
                         d.rt.record(u64::try_from(rt).unwrap_or(0));
                         let status = match p.exception {
                             Some(x) => TxStatus::Exception(x),
+                            None if u32::from(p.fc()) != req.function => TxStatus::Mismatch(p.fc()),
                             None => TxStatus::Ok,
                         };
                         let t = Transaction {
@@ -732,6 +741,7 @@ impl<'e> Analysis<'e> {
                             function: req.function,
                             address: req.address,
                             count: req.count,
+                            write: req.write,
                             status,
                             written: req.written,
                         };
@@ -842,6 +852,7 @@ impl<'e> Analysis<'e> {
                 function: sid,
                 address: None,
                 count: None,
+                write: None,
                 master: e.src,
                 master_port: e.sport,
                 device: di,
@@ -886,6 +897,7 @@ impl<'e> Analysis<'e> {
                         function: req.function,
                         address: None,
                         count: None,
+                        write: None,
                         status,
                         written: req.written,
                     };

@@ -367,6 +367,12 @@ impl<'w> RowWriter<'w> {
                     l.extend_from_slice(b",\"count\":");
                     num(l, u64::from(c));
                 }
+                if let Some((a, c)) = t.write {
+                    l.extend_from_slice(b",\"write_address\":");
+                    num(l, u64::from(a));
+                    l.extend_from_slice(b",\"write_count\":");
+                    num(l, u64::from(c));
+                }
                 l.extend_from_slice(b",\"status\":\"");
                 l.extend_from_slice(t.status.word().as_bytes());
                 l.push(b'"');
@@ -380,6 +386,10 @@ impl<'w> RowWriter<'w> {
                 if let TxStatus::BadStatus(s) = t.status {
                     l.extend_from_slice(b",\"status_code\":");
                     json_str(l, &opcua::status_text(s));
+                }
+                if let TxStatus::Mismatch(f) = t.status {
+                    l.extend_from_slice(b",\"response_function\":");
+                    num(l, u64::from(f));
                 }
                 if let Some(ns) = t.rt_ns() {
                     l.extend_from_slice(b",\"rt_ms\":");
@@ -434,8 +444,12 @@ impl<'w> RowWriter<'w> {
                 self.clock.rfc3339(t.req_ts_ns, &mut time);
                 let detail = match (t.status, &values) {
                     (TxStatus::Exception(x), _) => format!("0x{x:02X} {}", exception_name(x)),
+                    (TxStatus::Mismatch(f), _) => format!("answered with function {f}"),
                     (TxStatus::BadStatus(s), _) => opcua::status_text(s),
-                    (_, Some(v)) => format!("wrote {v}"),
+                    (_, Some(v)) => match t.write {
+                        Some((a, n)) => format!("wrote {v} to {a} (+{n})"),
+                        None => format!("wrote {v}"),
+                    },
                     _ => String::new(),
                 };
                 let _ = writeln!(
@@ -898,8 +912,15 @@ fn tx_json(t: &Transaction) -> Json {
     if let Some(c) = t.count {
         m.insert("count".into(), json!(c));
     }
+    if let Some((a, c)) = t.write {
+        m.insert("write_address".into(), json!(a));
+        m.insert("write_count".into(), json!(c));
+    }
     m.insert("status".into(), json!(t.status.word()));
     match t.status {
+        TxStatus::Mismatch(f) => {
+            m.insert("response_function".into(), json!(f));
+        }
         TxStatus::Exception(x) => {
             m.insert("exception_code".into(), json!(x));
             m.insert("exception".into(), json!(exception_name(x)));
