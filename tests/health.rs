@@ -941,3 +941,39 @@ fn poll_results_prometheus_and_report() {
     assert_eq!(run(&["report", p(&res), "-o", p(&md)]).code, 1);
     assert!(std::fs::read_to_string(&md).unwrap().contains("## Poll of"));
 }
+
+#[test]
+fn file_diff_reads_only_differing_lines_and_agrees_with_a_full_parse() {
+    // Two snapshots as plcprobe writes them (one point per line) go through the line-level
+    // fast path; the same current snapshot re-indented by another tool goes through the full
+    // parse. Both must give the same diff, with volatile, unreadable and drifted points.
+    let sim = Sim::start("demo-line.toml", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let prof = demo_variant(dir.path(), "plus.toml", |t| {
+        t + "\n[[point]]\nname = \"spare.setpoint\"\naddress = \"hr:900\"\ntype = \"u16\"\n"
+    });
+    let (base, cur) = (dir.path().join("base.json"), dir.path().join("cur.json"));
+    assert_eq!(snapshot(&sim.target(1), p(&prof), &base).code, 1);
+    let w = run(&[
+        "write",
+        &sim.target(1),
+        "hr:102",
+        "600",
+        "--type",
+        "i16",
+        "--allow-write",
+    ]);
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert_eq!(snapshot(&sim.target(1), p(&prof), &cur).code, 1);
+    let pretty = dir.path().join("cur-pretty.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&cur).unwrap()).unwrap();
+    std::fs::write(&pretty, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let fast = run(&["diff", p(&base), p(&cur), "--format", "json"]);
+    let full = run(&["diff", p(&base), p(&pretty), "--format", "json"]);
+    assert_eq!(fast.code, full.code);
+    assert_eq!(fast.json()["diff"], full.json()["diff"]);
+    let counts = &fast.json()["diff"]["counts"];
+    assert_eq!(counts["unreadable"], 1, "{counts}");
+    assert!(counts["changed"].as_u64().unwrap() >= 1, "{counts}");
+    assert!(counts["unchanged"].as_u64().unwrap() >= 1, "{counts}");
+}

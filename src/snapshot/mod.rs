@@ -237,6 +237,69 @@ impl Snapshot {
         Ok(s)
     }
 
+    /// Load a baseline and a current snapshot for a file-against-file diff without parsing the
+    /// points whose lines are byte-identical in both files (plcprobe writes one point per line,
+    /// in profile order): those are unchanged (or ignored when volatile) whatever their content,
+    /// so they are only counted. Returns the two snapshots holding just the points that differ,
+    /// and the counts of the others by verdict name. `None` when a file is not in that layout
+    /// (hand-edited, other point order) or does not parse this way: then load both fully, which
+    /// also gives the precise error.
+    pub fn load_pair_differing(
+        base: &Path,
+        cur: &Path,
+    ) -> Option<(Snapshot, Snapshot, BTreeMap<&'static str, usize>)> {
+        use std::io::BufRead as _;
+        // Both files are streamed in step, line by line, through small buffers: only the
+        // header and the lines that differ are kept.
+        let open = |p: &Path| {
+            std::fs::File::open(p)
+                .ok()
+                .map(|f| std::io::BufReader::with_capacity(1 << 20, f))
+        };
+        let (mut rb, mut rc) = (open(base)?, open(cur)?);
+        let (mut bh, mut ch) = (point_head(&mut rb)?, point_head(&mut rc)?);
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let ok = memchr::memmem::Finder::new(b"\"status\":\"ok\"");
+        let volatile = memchr::memmem::Finder::new(b"\"volatile\":true");
+        let (mut lb, mut lc) = (Vec::with_capacity(512), Vec::with_capacity(512));
+        let (mut nb, mut nc) = (0usize, 0usize);
+        loop {
+            lb.clear();
+            lc.clear();
+            rb.read_until(b'\n', &mut lb).ok()?;
+            rc.read_until(b'\n', &mut lc).ok()?;
+            let (x, y) = (point_line(&lb), point_line(&lc));
+            match (x, y) {
+                (Some(Line::End), Some(Line::End)) => break,
+                (Some(Line::Point(x)), Some(Line::Point(y))) => {
+                    if x == y && ok.find(x).is_some() {
+                        let v = if volatile.find(x).is_some() {
+                            "ignored"
+                        } else {
+                            "unchanged"
+                        };
+                        *counts.entry(v).or_insert(0) += 1;
+                    } else {
+                        for (head, n, line) in [(&mut bh, &mut nb, x), (&mut ch, &mut nc, y)] {
+                            if *n > 0 {
+                                head.push(b',');
+                            }
+                            head.extend_from_slice(line);
+                            *n += 1;
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+        let parse = |mut text: Vec<u8>| -> Option<Snapshot> {
+            text.extend_from_slice(b"]}");
+            let s: Snapshot = serde_json::from_str(std::str::from_utf8(&text).ok()?).ok()?;
+            (s.format == FORMAT).then_some(s)
+        };
+        Some((parse(bh)?, parse(ch)?, counts))
+    }
+
     /// Check that every point can be read again (address, type and order parse): needed before
     /// a live read of a baseline's points, not for comparing two files.
     pub fn check_readable(&self, source: &Path) -> anyhow::Result<()> {
@@ -439,4 +502,61 @@ pub fn from_results(
 /// The target a snapshot names.
 pub fn snapshot_target(s: &Snapshot) -> anyhow::Result<Target> {
     s.target.parse::<Target>().map_err(Into::into)
+}
+
+/// The header of a snapshot in [`Snapshot::to_bytes`] layout, read up to its points line and
+/// returned as JSON text ending in `"points": [`.
+fn point_head(r: &mut impl std::io::BufRead) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(1024);
+    loop {
+        let at = head.len();
+        if r.read_until(b'\n', &mut head).ok()? == 0 {
+            return None;
+        }
+        if head[at..] == *b"  \"points\": [\n" {
+            head.truncate(head.len() - 1);
+            return Some(head);
+        }
+        if head.len() > 1 << 20 {
+            return None;
+        }
+    }
+}
+
+/// One line of the points array.
+enum Line<'a> {
+    /// A point object, without its indent and comma.
+    Point(&'a [u8]),
+    /// The closing `  ]`.
+    End,
+}
+
+fn point_line(line: &[u8]) -> Option<Line<'_>> {
+    let t = line.strip_suffix(b"\n")?;
+    if t == b"  ]" {
+        return Some(Line::End);
+    }
+    let t = t.strip_prefix(b"    ")?;
+    let t = t.strip_suffix(b",").unwrap_or(t);
+    (t.first() == Some(&b'{') && t.last() == Some(&b'}')).then_some(Line::Point(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_lines_follow_the_written_layout() {
+        let text =
+            b"{\n  \"format\": \"x\",\n  \"points\": [\n    {\"a\":1},\n    {\"a\":2}\n  ]\n}\n";
+        let mut r = &text[..];
+        let head = point_head(&mut r).unwrap();
+        assert!(head.ends_with(b"\"points\": ["));
+        let mut line = Vec::new();
+        std::io::BufRead::read_until(&mut r, b'\n', &mut line).unwrap();
+        assert!(matches!(point_line(&line), Some(Line::Point(b"{\"a\":1}"))));
+        assert!(matches!(point_line(b"  ]\n"), Some(Line::End)));
+        assert!(point_line(b"{\"a\":1}").is_none());
+        assert!(point_head(&mut &b"{\"points\":[{\"a\":1}]}"[..]).is_none());
+    }
 }
