@@ -297,8 +297,7 @@ struct Pending {
     master_port: u16,
     device: u32,
     id: u32,
-    written: Option<Written>,
-    nodes: Vec<String>,
+    written: Option<Box<Written>>,
 }
 
 /// Poll series key: one master reading one thing from one device.
@@ -467,6 +466,9 @@ pub struct Analysis<'e> {
     pub span_ns: Option<(i64, i64)>,
     /// Whether PDUs go to `emit.pdu`.
     pub want_pdus: bool,
+    /// Whether every transaction goes to `emit.transaction` (else only those the summary keeps
+    /// are built: writes, failures, the slowest).
+    pub want_tx: bool,
 }
 
 impl<'e> Analysis<'e> {
@@ -503,6 +505,7 @@ impl<'e> Analysis<'e> {
             opcua: OpcUaTotals::default(),
             span_ns: None,
             want_pdus: false,
+            want_tx: false,
         }
     }
 
@@ -577,6 +580,15 @@ impl<'e> Analysis<'e> {
         i
     }
 
+    /// Does a completed transaction need building (someone wants it)?
+    fn keeps(&self, written: bool, status: TxStatus, rt: i64) -> bool {
+        self.want_tx
+            || written
+            || status.failed()
+            || self.slow.len() < 10
+            || self.slow.peek().is_some_and(|s| s.0 < rt)
+    }
+
     #[allow(clippy::needless_pass_by_value)]
     fn finish_tx(&mut self, t: Transaction) {
         if t.written.is_some() {
@@ -626,7 +638,7 @@ impl<'e> Analysis<'e> {
             count: p.count,
             write: p.write,
             status: TxStatus::Unanswered,
-            written: p.written,
+            written: p.written.map(|b| *b),
         };
         self.finish_tx(t);
     }
@@ -684,7 +696,7 @@ impl<'e> Analysis<'e> {
                 if !d.masters.contains(&e.src) && d.masters.len() < 16 {
                     d.masters.push(e.src);
                 }
-                let written = written_of(p);
+                let written = written_of(p).map(Box::new);
                 if written.is_some() {
                     d.writes += 1;
                 }
@@ -703,8 +715,7 @@ impl<'e> Analysis<'e> {
                     device: di,
                     id: key.1,
                     written,
-                    nodes: Vec::new(),
-                };
+                    };
                 self.make_room();
                 if let Some(old) = self.pending.insert(key, pending) {
                     self.devices[di as usize].duplicate_ids += 1;
@@ -728,6 +739,9 @@ impl<'e> Analysis<'e> {
                             None if u32::from(p.fc()) != req.function => TxStatus::Mismatch(p.fc()),
                             None => TxStatus::Ok,
                         };
+                        if !self.keeps(req.written.is_some(), status, rt) {
+                            return;
+                        }
                         let t = Transaction {
                             proto: e.proto,
                             master: req.master,
@@ -743,7 +757,7 @@ impl<'e> Analysis<'e> {
                             count: req.count,
                             write: req.write,
                             status,
-                            written: req.written,
+                            written: req.written.map(|b| *b),
                         };
                         self.finish_tx(t);
                     }
@@ -839,12 +853,12 @@ impl<'e> Analysis<'e> {
             }
             let written = (sid == 673).then(|| {
                 d.writes += 1;
-                Written::OpcUa(
+                Box::new(Written::OpcUa(
                     m.nodes
                         .iter()
                         .map(|n| (n.node.clone(), n.value.clone().unwrap_or_default()))
                         .collect(),
-                )
+                ))
             });
             let pending = Pending {
                 frame: e.frame,
@@ -858,7 +872,6 @@ impl<'e> Analysis<'e> {
                 device: di,
                 id: handle,
                 written,
-                nodes: Vec::new(),
             };
             self.make_room();
             if let Some(old) = self.pending.insert(key, pending) {
@@ -883,7 +896,6 @@ impl<'e> Analysis<'e> {
                     } else {
                         TxStatus::Ok
                     };
-                    let _ = &req.nodes;
                     let t = Transaction {
                         proto: e.proto,
                         master: req.master,
@@ -899,7 +911,7 @@ impl<'e> Analysis<'e> {
                         count: None,
                         write: None,
                         status,
-                        written: req.written,
+                        written: req.written.map(|b| *b),
                     };
                     self.finish_tx(t);
                 }

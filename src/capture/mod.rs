@@ -360,14 +360,14 @@ impl Decoder {
         self.segment(p, &seg, sink);
     }
 
-    fn classify(&self, seg: &Segment<'_>, d: usize) -> (Option<Proto>, u8) {
+    fn classify(cfg: &Config, seg: &Segment<'_>, d: usize) -> (Option<Proto>, u8) {
         let to_server = |port: u16, ports: &[u16]| ports.contains(&port);
         let dir_to_dst = u8::try_from(d).unwrap_or(0);
         let dir_to_src = 1 - dir_to_dst;
         for (ports, proto) in [
-            (&self.cfg.modbus_ports, Proto::ModbusTcp),
-            (&self.cfg.rtu_ports, Proto::RtuOverTcp),
-            (&self.cfg.opcua_ports, Proto::OpcUa),
+            (&cfg.modbus_ports, Proto::ModbusTcp),
+            (&cfg.rtu_ports, Proto::RtuOverTcp),
+            (&cfg.opcua_ports, Proto::OpcUa),
         ] {
             if to_server(seg.dport, ports) {
                 return (Some(proto), dir_to_dst);
@@ -392,33 +392,33 @@ impl Decoder {
     #[allow(clippy::too_many_lines)]
     fn segment(&mut self, p: &reader::Packet<'_>, seg: &Segment<'_>, sink: &mut dyn PduSink) {
         let (key, d) = FlowKey::of(seg);
-        let (proto0, q0) = self.classify(seg, d);
-        if proto0.is_none() && !self.cfg.detect {
-            return;
-        }
         let Decoder {
             cfg,
             flows,
             health,
             frame_pdus,
         } = self;
-        let mut closed = Vec::new();
+        // A new flow is classified by its ports; on other ports, only with content detection.
+        let mut unknown_port = false;
         let flow = flows.get_or_insert(
             key,
             p.ts_ns,
-            || FlowApp {
-                proto: proto0,
-                query_dir: q0,
-                tries: 0,
-                ignored: false,
-                ua_partial: [None, None],
+            || {
+                let (proto, query_dir) = Self::classify(cfg, seg, d);
+                unknown_port = proto.is_none();
+                FlowApp {
+                    proto,
+                    query_dir,
+                    tries: 0,
+                    ignored: unknown_port && !cfg.detect,
+                    ua_partial: [None, None],
+                }
             },
-            &mut |f| closed.push(f.id),
+            &mut |f| {
+                health.evicted_flows += 1;
+                sink.flow_closed(f.id);
+            },
         );
-        for id in closed {
-            health.evicted_flows += 1;
-            sink.flow_closed(id);
-        }
         if flow.app.ignored {
             return;
         }
@@ -462,6 +462,13 @@ impl Decoder {
             }
             return;
         };
+        // Most packets without payload (ACKs) need nothing more.
+        let od = 1 - d;
+        let ack_past_gap =
+            seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack);
+        if verdict == SegVerdict::Empty && !ack_past_gap && !closing {
+            return;
+        }
         let ends = key.ends();
         let mut st = Step {
             with_nodes: cfg.opcua_nodes,
@@ -507,8 +514,7 @@ impl Decoder {
         }
         // The peer acknowledged bytes the capture never showed: they were lost by the capture,
         // not the network, so stop waiting for them.
-        let od = 1 - d;
-        if seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack) {
+        if ack_past_gap {
             st.health.lost_in_capture += 1;
             if flow.dirs[od].give_up_gap() > 0 {
                 st.health.abandoned_pdus += 1;

@@ -181,6 +181,7 @@ pub fn decode_file(
     let mut decoder = Decoder::new(cfg);
     let mut an = Analysis::new(filter, &mut rows);
     an.want_pdus = mode == Mode::Pdus;
+    an.want_tx = mode == Mode::Transactions;
     let mut seen = 0u64;
     let stats = reader::for_each_packet(path, |p| {
         decoder.packet(p, &mut an);
