@@ -9,10 +9,10 @@
 #   plcprobe decode BIG --transactions --format jsonl     (goal: >= 30x the tshark fields rate)
 #   plcprobe decode BIG                                   (goal: >= 50x the tshark io,phs rate)
 #   plcprobe decode BIG4G                                 (peak RSS < 64 MiB)
-# tshark runs once per command (it takes minutes); plcprobe runs RUNS times (default 5), median.
+# tshark fields runs once (minutes), io,phs 3 times; plcprobe RUNS times (default 7); medians.
 # Usage: scripts/bench/decode.sh [RUNS]     (needs ../shared/captures, python3, tshark)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-RUNS=${1:-5}
+RUNS=${1:-7}
 BIG_DIR=${BIG_DIR:-/tmp/plcprobe-bench}
 seed=$PWD/../shared/captures/modbus-tcp/plant1_polling.pcap
 [ -f "$seed" ] || { echo "needs $seed (../shared)" >&2; exit 1; }
@@ -30,13 +30,20 @@ timed() { local label=$1; shift; /usr/bin/time -f "%e %M" -o "$work/$label" "$@"
 rate() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.1f", b / s / 1e6}'; }
 
 echo "tshark $(tshark --version | head -1 | awk '{print $3}'), plcprobe $($B --version | awk '{print $2}'), $(nproc) CPUs, $(date -u +%FT%TZ)"
+# The machine is noisy (±20 % run to run): tshark io,phs runs 3 times, interleaved with
+# plcprobe's runs, and medians are compared; the fields run (2+ minutes) once.
 timed tshark_fields tshark -n -r "$big" -Y mbtcp -T fields -e frame.number -e mbtcp.trans_id -e modbus.func_code
-timed tshark_phs tshark -n -r "$big" -qz io,phs
-read -r tf tfm < "$work/tshark_fields"; read -r tp tpm < "$work/tshark_phs"
+read -r tf tfm < "$work/tshark_fields"
 for i in $(seq "$RUNS"); do
+  [ "$i" -le 3 ] && timed "phs$i" tshark -n -r "$big" -qz io,phs
   timed "tx$i" "$B" decode "$big" --transactions --format jsonl
   timed "sum$i" "$B" decode "$big"
 done
+tp=$(for i in 1 2 3; do cut -d' ' -f1 "$work/phs$i"; done | median)
+tpm=$(for i in 1 2 3; do cut -d' ' -f2 "$work/phs$i"; done | sort -n | tail -1)
+echo "tshark io,phs runs: $(for i in 1 2 3; do cut -d' ' -f1 "$work/phs$i"; done | tr '\n' ' ')"
+echo "plcprobe summary runs: $(for i in $(seq "$RUNS"); do cut -d' ' -f1 "$work/sum$i"; done | tr '\n' ' ')"
+echo "plcprobe transactions runs: $(for i in $(seq "$RUNS"); do cut -d' ' -f1 "$work/tx$i"; done | tr '\n' ' ')"
 tx=$(for i in $(seq "$RUNS"); do cut -d' ' -f1 "$work/tx$i"; done | median)
 txm=$(for i in $(seq "$RUNS"); do cut -d' ' -f2 "$work/tx$i"; done | sort -n | tail -1)
 sum=$(for i in $(seq "$RUNS"); do cut -d' ' -f1 "$work/sum$i"; done | median)
@@ -48,7 +55,7 @@ lines=$("$B" decode "$big" --transactions --format jsonl | wc -l)
 printf '\n%-62s %8s %12s %9s %10s\n' "command (file in page cache)" "wall s" "packets/s" "MB/s" "peak RSS"
 row() { printf '%-62s %8s %12s %9s %7s MiB\n' "$1" "$2" "$(awk -v p="$3" -v s="$2" 'BEGIN {printf "%.0f", p / s}')" "$(rate "$4" "$2")" "$(( $5 / 1024 ))"; }
 row "tshark -Y mbtcp -T fields (frame, trans_id, func_code)" "$tf" "$packets" "$size" "$tfm"
-row "tshark -qz io,phs" "$tp" "$packets" "$size" "$tpm"
+row "tshark -qz io,phs (median of 3)" "$tp" "$packets" "$size" "$tpm"
 row "plcprobe decode --transactions --format jsonl (median)" "$tx" "$packets" "$size" "$txm"
 row "plcprobe decode (summary, median)" "$sum" "$packets" "$size" "$summ"
 row "plcprobe decode big4g.pcap (summary, 4.1 GB)" "$b4" "$(( packets * 14 ))" "$size4" "$b4m"

@@ -441,7 +441,7 @@ pub struct Analysis<'e> {
     /// Devices, in order of first appearance.
     pub devices: Vec<DeviceStats>,
     index: FxHashMap<DeviceId, u32>,
-    pending: FxHashMap<(u32, u32, u8), Pending>,
+    pending: FxHashMap<u64, Pending>,
 
     /// Poll series not followed because of the cap.
     pub polls_dropped: u64,
@@ -614,7 +614,7 @@ impl<'e> Analysis<'e> {
         self.emit.transaction(&t);
     }
 
-    fn unanswered(&mut self, key: (u32, u32, u8), p: Pending) {
+    fn unanswered(&mut self, p: Pending) {
         let d = &mut self.devices[p.device as usize];
         // A server parks Publish requests until it has notifications: one still open when the
         // capture or the connection ends was not refused, just not needed yet.
@@ -632,7 +632,7 @@ impl<'e> Analysis<'e> {
             req_ts_ns: p.ts_ns,
             resp_frame: None,
             resp_ts_ns: None,
-            id: key.1,
+            id: p.id,
             function: p.function,
             address: p.address,
             count: p.count,
@@ -650,7 +650,7 @@ impl<'e> Analysis<'e> {
         let mut ts: Vec<i64> = self.pending.values().map(|p| p.ts_ns).collect();
         let mid = ts.len() / 2;
         let cut = *ts.select_nth_unstable(mid).1;
-        let old: Vec<(u32, u32, u8)> = self
+        let old: Vec<u64> = self
             .pending
             .iter()
             .filter(|(_, p)| p.ts_ns <= cut)
@@ -658,7 +658,7 @@ impl<'e> Analysis<'e> {
             .collect();
         for k in old {
             if let Some(p) = self.pending.remove(&k) {
-                self.unanswered(k, p);
+                self.unanswered(p);
             }
         }
     }
@@ -668,11 +668,8 @@ impl<'e> Analysis<'e> {
         self.modbus_pdus += 1;
         let (di, mi) = self.ids(e);
         let p = &mf.pdu;
-        let key = (
-            e.flow,
-            u32::from(mf.mbap.map_or(0, |m| m.trans_id)),
-            mf.unit,
-        );
+        let trans = mf.mbap.map_or(0, |m| m.trans_id);
+        let key = (u64::from(e.flow) << 32) | (u64::from(trans) << 8) | u64::from(mf.unit);
         if p.malformed {
             self.devices[di as usize].malformed += 1;
             if self.malformed.len() < KEEP {
@@ -713,13 +710,13 @@ impl<'e> Analysis<'e> {
                     master: e.src,
                     master_port: e.sport,
                     device: di,
-                    id: key.1,
+                    id: u32::from(trans),
                     written,
-                    };
+                };
                 self.make_room();
                 if let Some(old) = self.pending.insert(key, pending) {
                     self.devices[di as usize].duplicate_ids += 1;
-                    self.unanswered(key, old);
+                    self.unanswered(old);
                 }
             }
             Direction::Response => {
@@ -839,7 +836,7 @@ impl<'e> Analysis<'e> {
         let Some(sid) = m.service_id else { return };
         bump(&mut self.opcua.services, sid);
         let handle = m.request_handle.unwrap_or(0);
-        let key = (e.flow, handle, 0xff);
+        let key = (u64::from(e.flow) << 32) | u64::from(handle);
         // CloseSecureChannel has no response (OPC 10000-4 §5.5.3): nothing to pair.
         if sid == 452 {
             return;
@@ -877,7 +874,7 @@ impl<'e> Analysis<'e> {
             if let Some(old) = self.pending.insert(key, pending) {
                 // Publish requests legitimately share handle 0 on some stacks; count, don't warn.
                 self.devices[di as usize].duplicate_ids += 1;
-                self.unanswered(key, old);
+                self.unanswered(old);
             }
         } else {
             let d = &mut self.devices[di as usize];
@@ -922,10 +919,10 @@ impl<'e> Analysis<'e> {
 
     /// End of capture: every request still outstanding is unanswered.
     pub fn finish(&mut self) {
-        let mut left: Vec<((u32, u32, u8), Pending)> = self.pending.drain().collect();
+        let mut left: Vec<(u64, Pending)> = self.pending.drain().collect();
         left.sort_by_key(|(_, p)| p.frame);
-        for (k, p) in left {
-            self.unanswered(k, p);
+        for (_, p) in left {
+            self.unanswered(p);
         }
     }
 }
@@ -985,19 +982,19 @@ impl PduSink for Analysis<'_> {
         if self.pending.is_empty() {
             return;
         }
-        let keys: Vec<(u32, u32, u8)> = self
+        let keys: Vec<u64> = self
             .pending
             .keys()
-            .filter(|k| k.0 == flow)
+            .filter(|k| (*k >> 32) as u32 == flow)
             .copied()
             .collect();
-        let mut left: Vec<((u32, u32, u8), Pending)> = keys
+        let mut left: Vec<(u64, Pending)> = keys
             .into_iter()
             .filter_map(|k| self.pending.remove(&k).map(|p| (k, p)))
             .collect();
         left.sort_by_key(|(_, p)| p.frame);
-        for (k, p) in left {
-            self.unanswered(k, p);
+        for (_, p) in left {
+            self.unanswered(p);
         }
     }
 }

@@ -464,8 +464,7 @@ impl Decoder {
         };
         // Most packets without payload (ACKs) need nothing more.
         let od = 1 - d;
-        let ack_past_gap =
-            seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack);
+        let ack_past_gap = seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack);
         if verdict == SegVerdict::Empty && !ack_past_gap && !closing {
             return;
         }

@@ -370,3 +370,94 @@ mod tests {
         assert_eq!(ts_to_ns(3, 2, 10), 11_500_000_000);
     }
 }
+
+/// Packets read ahead by [`for_each_packet_threaded`]: their bytes back to back, and where each
+/// one is.
+struct Batch {
+    data: Vec<u8>,
+    meta: Vec<Meta>,
+}
+
+#[derive(Clone, Copy)]
+struct Meta {
+    frame: u64,
+    ts_ns: i64,
+    linktype: Linktype,
+    start: usize,
+    len: usize,
+    orig_len: u32,
+}
+
+/// Bytes of packet data per batch handed from the reading thread to the caller.
+const BATCH: usize = 1 << 20;
+
+/// Like [`for_each_packet`], with the file read and its records parsed on a second thread, a
+/// batch ahead of `f`: decoding then runs on its own core while the next batch is read.
+/// Memory stays bounded (two batches of 1 MiB in flight, recycled).
+///
+/// # Errors
+/// [`OpenError`] when the file cannot be read or is not a capture.
+pub fn for_each_packet_threaded(
+    path: &Path,
+    mut f: impl FnMut(&Packet<'_>),
+) -> Result<ReadStats, OpenError> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+    for _ in 0..2 {
+        let _ = empty_tx.send(Batch {
+            data: Vec::with_capacity(BATCH + (64 << 10)),
+            meta: Vec::with_capacity(BATCH / 64),
+        });
+    }
+    std::thread::scope(|sc| {
+        let owned = path.to_path_buf();
+        let reader = sc.spawn(move || {
+            let mut batch = empty_rx.recv().ok();
+            let r = for_each_packet(&owned, |p| {
+                let Some(b) = batch.as_mut() else { return };
+                b.meta.push(Meta {
+                    frame: p.frame,
+                    ts_ns: p.ts_ns,
+                    linktype: p.linktype,
+                    start: b.data.len(),
+                    len: p.data.len(),
+                    orig_len: p.orig_len,
+                });
+                b.data.extend_from_slice(p.data);
+                if b.data.len() >= BATCH {
+                    if let Some(full) = batch.take() {
+                        if full_tx.send(full).is_ok() {
+                            batch = empty_rx.recv().ok();
+                        }
+                    }
+                }
+            });
+            if let Some(b) = batch.take() {
+                if !b.meta.is_empty() {
+                    let _ = full_tx.send(b);
+                }
+            }
+            r
+        });
+        for mut b in full_rx {
+            for m in &b.meta {
+                f(&Packet {
+                    frame: m.frame,
+                    ts_ns: m.ts_ns,
+                    linktype: m.linktype,
+                    data: &b.data[m.start..m.start + m.len],
+                    orig_len: m.orig_len,
+                });
+            }
+            b.data.clear();
+            b.meta.clear();
+            let _ = empty_tx.send(b);
+        }
+        reader.join().unwrap_or_else(|_| {
+            Err(OpenError::Io {
+                path: path.display().to_string(),
+                err: std::io::Error::other("the reading thread failed"),
+            })
+        })
+    })
+}

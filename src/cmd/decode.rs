@@ -183,7 +183,7 @@ pub fn decode_file(
     an.want_pdus = mode == Mode::Pdus;
     an.want_tx = mode == Mode::Transactions;
     let mut seen = 0u64;
-    let stats = reader::for_each_packet(path, |p| {
+    let stats = reader::for_each_packet_threaded(path, |p| {
         decoder.packet(p, &mut an);
         seen += p.data.len() as u64 + 16;
         if p.frame.trailing_zeros() >= 16 {
