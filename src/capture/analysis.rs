@@ -300,6 +300,35 @@ struct Pending {
     written: Option<Box<Written>>,
 }
 
+impl Pending {
+    /// The transaction this request became: answered in `resp` (frame, time), or not.
+    fn into_tx(
+        self,
+        proto: Proto,
+        device: DeviceId,
+        resp: Option<(u64, i64)>,
+        status: TxStatus,
+    ) -> Transaction {
+        Transaction {
+            proto,
+            master: self.master,
+            master_port: self.master_port,
+            device,
+            req_frame: self.frame,
+            req_ts_ns: self.ts_ns,
+            resp_frame: resp.map(|r| r.0),
+            resp_ts_ns: resp.map(|r| r.1),
+            id: self.id,
+            function: self.function,
+            address: self.address,
+            count: self.count,
+            write: self.write,
+            status,
+            written: self.written.map(|b| *b),
+        }
+    }
+}
+
 /// Poll series key: one master reading one thing from one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PollKey {
@@ -623,24 +652,20 @@ impl<'e> Analysis<'e> {
             return;
         }
         d.unanswered += 1;
-        let t = Transaction {
-            proto: d.proto,
-            master: p.master,
-            master_port: p.master_port,
-            device: d.id,
-            req_frame: p.frame,
-            req_ts_ns: p.ts_ns,
-            resp_frame: None,
-            resp_ts_ns: None,
-            id: p.id,
-            function: p.function,
-            address: p.address,
-            count: p.count,
-            write: p.write,
-            status: TxStatus::Unanswered,
-            written: p.written.map(|b| *b),
-        };
-        self.finish_tx(t);
+        let (proto, id) = (d.proto, d.id);
+        self.finish_tx(p.into_tx(proto, id, None, TxStatus::Unanswered));
+    }
+
+    /// A request answered by the response `e`: response time, and the transaction when kept.
+    fn answered(&mut self, req: Pending, e: &PduEvent<'_>, status: TxStatus) {
+        let rt = e.ts_ns - req.ts_ns;
+        let d = &mut self.devices[req.device as usize];
+        d.answered += 1;
+        d.rt.record(u64::try_from(rt).unwrap_or(0));
+        if self.keeps(req.written.is_some(), status, rt) {
+            let t = req.into_tx(e.proto, e.device, Some((e.frame, e.ts_ns)), status);
+            self.finish_tx(t);
+        }
     }
 
     fn make_room(&mut self) {
@@ -727,36 +752,12 @@ impl<'e> Analysis<'e> {
                 }
                 match self.pending.remove(&key) {
                     Some(req) => {
-                        let d = &mut self.devices[di as usize];
-                        d.answered += 1;
-                        let rt = e.ts_ns - req.ts_ns;
-                        d.rt.record(u64::try_from(rt).unwrap_or(0));
                         let status = match p.exception {
                             Some(x) => TxStatus::Exception(x),
                             None if u32::from(p.fc()) != req.function => TxStatus::Mismatch(p.fc()),
                             None => TxStatus::Ok,
                         };
-                        if !self.keeps(req.written.is_some(), status, rt) {
-                            return;
-                        }
-                        let t = Transaction {
-                            proto: e.proto,
-                            master: req.master,
-                            master_port: req.master_port,
-                            device: e.device,
-                            req_frame: req.frame,
-                            req_ts_ns: req.ts_ns,
-                            resp_frame: Some(e.frame),
-                            resp_ts_ns: Some(e.ts_ns),
-                            id: req.id,
-                            function: req.function,
-                            address: req.address,
-                            count: req.count,
-                            write: req.write,
-                            status,
-                            written: req.written.map(|b| *b),
-                        };
-                        self.finish_tx(t);
+                        self.answered(req, e, status);
                     }
                     None => self.devices[di as usize].unmatched_responses += 1,
                 }
@@ -885,32 +886,12 @@ impl<'e> Analysis<'e> {
             }
             match self.pending.remove(&key) {
                 Some(req) => {
-                    let d = &mut self.devices[di as usize];
-                    d.answered += 1;
-                    d.rt.record(u64::try_from(e.ts_ns - req.ts_ns).unwrap_or(0));
                     let status = if sr & 0x8000_0000 != 0 {
                         TxStatus::BadStatus(sr)
                     } else {
                         TxStatus::Ok
                     };
-                    let t = Transaction {
-                        proto: e.proto,
-                        master: req.master,
-                        master_port: req.master_port,
-                        device: e.device,
-                        req_frame: req.frame,
-                        req_ts_ns: req.ts_ns,
-                        resp_frame: Some(e.frame),
-                        resp_ts_ns: Some(e.ts_ns),
-                        id: req.id,
-                        function: req.function,
-                        address: None,
-                        count: None,
-                        write: None,
-                        status,
-                        written: req.written.map(|b| *b),
-                    };
-                    self.finish_tx(t);
+                    self.answered(req, e, status);
                 }
                 None => self.devices[di as usize].unmatched_responses += 1,
             }

@@ -1265,12 +1265,7 @@ fn write_summary_table(w: &mut dyn Write, doc: &Json, ctx: &Ctx) -> anyhow::Resu
                 "frames", "detail",
             ]);
             for x in a.iter().take(20) {
-                let detail = x
-                    .get("exception")
-                    .or(x.get("status_code"))
-                    .cloned()
-                    .or_else(|| x.get("values").map(|v| json!(sanitize(&v.to_string()))))
-                    .unwrap_or(Json::Null);
+                let detail = json!(sanitize(&crate::report::decode::tx_detail(x)));
                 rows.push(vec![
                     x["time"].clone(),
                     x["master"].clone(),
@@ -1356,34 +1351,7 @@ fn write_summary_table(w: &mut dyn Write, doc: &Json, ctx: &Ctx) -> anyhow::Resu
             )?;
         }
     }
-    let h = &doc["decoder"];
-    let notes: Vec<String> = [
-        ("retransmissions", "retransmitted segments (decoded once)"),
-        (
-            "skipped_segments",
-            "segments not starting a PDU (capture began mid-stream, or foreign data)",
-        ),
-        (
-            "abandoned_pdus",
-            "PDUs left incomplete (lost segment or connection ended)",
-        ),
-        ("bad_lengths", "PDUs with an impossible length field"),
-        ("oversized", "PDUs too large to buffer (skipped by length)"),
-        ("syn_data", "data on SYN segments (not decoded)"),
-        ("malformed_frames", "damaged frames"),
-        ("ip_fragments", "IP fragments (not reassembled)"),
-        ("cut_segments", "segments cut by the snaplen"),
-        ("crc_errors", "RTU CRC errors"),
-        ("evicted_flows", "flows dropped to bound memory"),
-    ]
-    .iter()
-    .filter_map(|(k, what)| {
-        h[*k]
-            .as_u64()
-            .filter(|n| *n > 0)
-            .map(|n| format!("{n} {what}"))
-    })
-    .collect();
+    let notes = crate::report::decode::notes(doc);
     if !notes.is_empty() {
         writeln!(w, "\nDecoder notes: {}", notes.join("; "))?;
     }

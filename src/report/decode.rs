@@ -92,18 +92,23 @@ fn rt_bars(rows: &[&Json]) -> String {
     o
 }
 
+/// What a transaction row says beyond its status: the exception, the bad status code, or the
+/// values written.
+pub fn tx_detail(x: &Json) -> String {
+    x.get("exception")
+        .or(x.get("status_code"))
+        .map(val)
+        .or_else(|| x.get("values").map(ToString::to_string))
+        .unwrap_or_default()
+}
+
 fn tx_html(o: &mut String, title: &str, list: &[Json], total: Option<u64>) {
     if list.is_empty() {
         return;
     }
     let _ = write!(o, "<h3>{}</h3><table><tr><th>time</th><th>master</th><th>device</th><th>function</th><th>address</th><th>count</th><th>status</th><th>rt ms</th><th>frames</th><th>detail</th></tr>", esc(title));
     for x in list.iter().take(25) {
-        let detail = x
-            .get("exception")
-            .or(x.get("status_code"))
-            .map(val)
-            .or_else(|| x.get("values").map(ToString::to_string))
-            .unwrap_or_default();
+        let detail = tx_detail(x);
         let _ = write!(
             o,
             "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{} {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
@@ -228,20 +233,38 @@ fn round3(v: &Json) -> String {
     v.as_f64().map_or(String::new(), |x| format!("{x:.3}"))
 }
 
-fn notes(doc: &Json) -> Vec<String> {
+/// The decoder's counters that are not zero, in words.
+pub fn notes(doc: &Json) -> Vec<String> {
     let h = &doc["decoder"];
     [
-        ("retransmissions", "retransmitted segments decoded once"),
-        ("out_of_order", "out-of-order segments reordered"),
-        ("lost_in_capture", "gaps the capture missed"),
+        ("retransmissions", "retransmitted segments (decoded once)"),
+        (
+            "out_of_order",
+            "out-of-order segments (held until the gap filled)",
+        ),
+        (
+            "lost_in_capture",
+            "gaps the peer acknowledged but the capture missed",
+        ),
         (
             "skipped_segments",
-            "segments not starting a PDU (mid-stream start)",
+            "segments not starting a PDU (capture began mid-stream, or foreign data)",
         ),
-        ("abandoned_pdus", "PDUs left incomplete"),
-        ("bad_lengths", "impossible length fields"),
+        (
+            "abandoned_pdus",
+            "PDUs left incomplete (lost segment or connection ended)",
+        ),
+        ("bad_lengths", "PDUs with an impossible length field"),
+        ("oversized", "PDUs too large to buffer (skipped by length)"),
+        ("syn_data", "data on SYN segments (not decoded)"),
+        ("malformed_frames", "damaged frames"),
+        ("ip_fragments", "IP fragments (not reassembled)"),
+        (
+            "cut_segments",
+            "packets shorter than their IP length (snaplen)",
+        ),
         ("crc_errors", "RTU CRC errors"),
-        ("cut_segments", "packets shorter than their IP length"),
+        ("evicted_flows", "flows dropped to bound memory"),
     ]
     .iter()
     .filter_map(|(k, what)| {
@@ -259,12 +282,7 @@ fn tx_md(o: &mut String, title: &str, list: &[Json]) {
     }
     let _ = writeln!(o, "\n### {title}\n\n| time | master | device | function | address | count | status | rt ms | detail |\n|---|---|---|---|---:|---:|---|---:|---|");
     for x in list.iter().take(25) {
-        let detail = x
-            .get("exception")
-            .or(x.get("status_code"))
-            .map(val)
-            .or_else(|| x.get("values").map(ToString::to_string))
-            .unwrap_or_default();
+        let detail = tx_detail(x);
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} {} | {} | {} | {} | {} | {} |",
