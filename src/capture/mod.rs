@@ -546,7 +546,6 @@ impl Decoder {
                 _ => sink.flow_closed(f.id),
             }
         }
-        self.health.evicted_flows = self.health.evicted_flows.max(self.flows.evicted);
     }
 }
 

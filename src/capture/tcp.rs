@@ -472,8 +472,6 @@ pub struct FlowTable<T> {
     free: Vec<u32>,
     last: Option<(FlowKey, u32)>,
     next_id: u32,
-    /// Flows dropped by the sweep while still open.
-    pub evicted: u64,
 }
 
 impl<T> Default for FlowTable<T> {
@@ -484,7 +482,6 @@ impl<T> Default for FlowTable<T> {
             free: Vec::new(),
             last: None,
             next_id: 0,
-            evicted: 0,
         }
     }
 }
@@ -590,7 +587,6 @@ impl<T> FlowTable<T> {
             .collect();
         for k in keys {
             if let Some(f) = self.remove(&k) {
-                self.evicted += 1;
                 on_drop(f);
             }
         }
