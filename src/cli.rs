@@ -28,6 +28,31 @@ pub struct GlobalArgs {
     /// Never show progress bars.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// OPC UA session settings.
+    #[command(flatten)]
+    pub ua: UaArgs,
+}
+
+/// OPC UA session settings (opc.tcp:// targets), accepted by every command.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "OPC UA")]
+pub struct UaArgs {
+    /// Security policy and mode, e.g. None, Basic256Sha256,SignAndEncrypt,
+    /// `Aes128_Sha256_RsaOaep,Sign`, `Aes256_Sha256_RsaPss,SignAndEncrypt` (default None).
+    #[arg(long, global = true, value_name = "POLICY,MODE")]
+    pub security: Option<String>,
+    /// User name; the password comes from `PLCPROBE_PASSWORD` or a prompt, never the command line.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// X.509 user certificate (DER or PEM) for a certificate identity; needs --key.
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Trust the server's certificate and keep it in the PKI folder's trusted list.
+    #[arg(long, global = true)]
+    pub trust_server: bool,
 }
 
 /// `--color`.
@@ -160,6 +185,34 @@ Faults: delay=200ms[@P]  drop=P  exception=0xCC[@P]  disconnect-every=N  garbage
   plcprobe demo --out /tmp        # writes /tmp/demo-report.html and /tmp/demo-report.md
 Everything runs in this process on loopback; nothing is sent to any other address.")]
     Demo(DemoArgs),
+    /// OPC UA: browse the address space as a tree (or flat with --flat).
+    #[command(after_help = "Examples:
+  plcprobe browse opc.tcp://127.0.0.1:4840 --depth 3
+  plcprobe browse opc.tcp://127.0.0.1:4840 /Objects/2:Line1 --flat --filter Speed
+  plcprobe browse opc.tcp://127.0.0.1:4840 i=2253 --references
+Columns: browse name, NodeId, node class, data type and value (variables).")]
+    Browse(BrowseArgs),
+    /// OPC UA: subscribe to nodes and print every data change; reconnects and shows the gap.
+    #[command(after_help = "Examples:
+  plcprobe watch opc.tcp://127.0.0.1:4840 \"ns=2;s=Line1.Speed\" --interval 250ms
+  plcprobe watch opc.tcp://127.0.0.1:4840 \"ns=2;s=Line1.Speed\" i=2258 --format jsonl --duration 10m
+Ctrl-C stops. Exit 0 all good, 1 some value Uncertain or a gap, 2 the server was lost and not back.")]
+    Watch(WatchArgs),
+    /// OPC UA: list a server's endpoints (security policies, modes, user tokens, certificate);
+    /// Modbus: which unit IDs answer.
+    #[command(after_help = "Examples:
+  plcprobe scan opc.tcp://127.0.0.1:4840
+  plcprobe scan modbus://127.0.0.1:5020 --units 1-10
+Read-only: OPC UA scan calls FindServers and GetEndpoints; Modbus scan reads the identity (FC43)
+and one register per unit.")]
+    Scan(ScanArgs),
+    /// OPC UA: trust a server's certificate (fetched from its endpoints, or from a file).
+    #[command(after_help = "Examples:
+  plcprobe trust opc.tcp://10.0.0.7:4840             # shows subject and thumbprint, then trusts
+  plcprobe trust server-cert.der
+  plcprobe trust --list
+Trusted certificates live in PKI/trusted/ (PKI: $PLCPROBE_PKI or ~/.local/share/plcprobe/pki).")]
+    Trust(TrustArgs),
     /// Print shell completions.
     #[command(after_help = "Example:
   plcprobe completions bash > ~/.local/share/bash-completion/completions/plcprobe")]
@@ -335,6 +388,14 @@ pub struct SimArgs {
     /// Allow listening on a non-loopback address (the simulator answers anyone who connects).
     #[arg(long)]
     pub allow_remote: bool,
+    /// Also serve the profile's points (those with `node`) over OPC UA on this address,
+    /// security None and `Basic256Sha256` (Sign, `SignAndEncrypt`), user `operator` with
+    /// `PLCPROBE_SIM_PASSWORD` if set.
+    #[arg(long, value_name = "ADDR")]
+    pub opcua: Option<String>,
+    /// Do not serve Modbus (only --opcua).
+    #[arg(long, requires = "opcua")]
+    pub no_modbus: bool,
     /// Record the simulator's Modbus traffic to this pcapng file (Wireshark/tshark open it).
     #[arg(long, value_name = "FILE.pcapng")]
     pub record: Option<PathBuf>,
@@ -372,6 +433,67 @@ pub struct CaptureArgs {
     /// Also write the summary as JSON results (input for `plcprobe report`).
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
+}
+
+/// `browse`.
+#[derive(Debug, Args)]
+pub struct BrowseArgs {
+    /// Server, e.g. <opc.tcp://127.0.0.1:4840>.
+    pub target: String,
+    /// Start node (`NodeId` or browse path; default the Objects folder).
+    pub node: Option<String>,
+    /// Levels below the start node.
+    #[arg(short, long, default_value_t = 2)]
+    pub depth: u32,
+    /// One row per node with its path instead of an indented tree.
+    #[arg(long)]
+    pub flat: bool,
+    /// Only nodes whose browse name contains this text (case-insensitive); their parents stay.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// List the start node's references (all types, both directions) instead of the tree.
+    #[arg(long)]
+    pub references: bool,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Server, e.g. <opc.tcp://127.0.0.1:4840>.
+    pub target: String,
+    /// Nodes (`NodeIds` or browse paths).
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
+    /// Sampling and publishing interval.
+    #[arg(short, long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop after this long.
+    #[arg(short, long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after this many data changes.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+}
+
+/// `scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// An `opc.tcp://…` server, or `modbus://HOST[:PORT]` for a unit-ID scan.
+    pub target: String,
+    /// Modbus: unit IDs to try, e.g. 1-247 or 1,2,5.
+    #[arg(long, default_value = "1-10")]
+    pub units: String,
+}
+
+/// `trust`.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// opc.tcp://… (the certificate of its endpoints) or a certificate file (.der/.pem).
+    #[arg(required_unless_present = "list")]
+    pub source: Option<String>,
+    /// List the trusted certificates.
+    #[arg(long)]
+    pub list: bool,
 }
 
 /// `demo`.

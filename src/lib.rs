@@ -46,6 +46,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,
         Command::Demo(a) => cmd::demo::run(&ctx, a).await,
+        Command::Browse(a) => cmd::opcua::browse(&ctx, a).await,
+        Command::Watch(a) => cmd::opcua::watch(&ctx, a).await,
+        Command::Scan(a) => cmd::scan::run(&ctx, a).await,
+        Command::Trust(a) => cmd::opcua::trust_cmd(&ctx, a).await,
         Command::Completions(a) => Ok(cmd::completions::run(a)),
     }
 }

@@ -36,7 +36,9 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => Outcome::Ok,
         Err(e) => {
             eprintln!("plcprobe: error: {e:#}");
-            Outcome::Unknown
+            // A failure that knows its verdict (an unreachable server is CRITICAL) keeps it.
+            e.downcast_ref::<plcprobe::cmd::Fail>()
+                .map_or(Outcome::Unknown, |f| f.outcome)
         }
     };
     ExitCode::from(outcome.code() as u8)

@@ -81,7 +81,7 @@ fn bad_targets_addresses_and_types() {
         (&["read", "rtu:///dev/ttyUSB0", "hr:0"], "not supported yet"),
         (
             &["read", "opc.tcp://127.0.0.1", "hr:0"],
-            "not supported yet",
+            "is not a NodeId or browse path",
         ),
         (
             &[

@@ -8,4 +8,5 @@ mod decode;
 mod faults;
 mod health;
 mod modbus_sim;
+mod opcua;
 mod peers;

@@ -191,10 +191,15 @@ pub fn load_profile(path: &Path) -> LoadedProfile {
 }
 
 /// Check one device of a plan, with its profile already loaded.
-pub async fn check_device(dev: &PlanDevice, profile: &LoadedProfile, force: bool) -> DeviceCheck {
+pub async fn check_device(
+    dev: &PlanDevice,
+    profile: &LoadedProfile,
+    force: bool,
+    ua: &crate::cli::UaArgs,
+) -> DeviceCheck {
     let t0 = Instant::now();
     let mut dc = DeviceCheck::new(dev);
-    check_into(dev, profile, force, &mut dc, t0).await;
+    check_into(dev, profile, force, ua, &mut dc, t0).await;
     dc.duration_ms = ms(t0.elapsed());
     dc
 }
@@ -203,6 +208,7 @@ async fn check_into(
     dev: &PlanDevice,
     profile: &LoadedProfile,
     force: bool,
+    ua: &crate::cli::UaArgs,
     dc: &mut DeviceCheck,
     t0: Instant,
 ) {
@@ -236,60 +242,110 @@ async fn check_into(
             );
         }
     }
-    let specs = Snapshot::specs_from_profile(profile);
-    let plan = snapshot::plan_for(
-        &specs,
-        profile.device.max_registers,
-        profile.device.max_bits,
-    );
-    let mut link = match ModbusLink::new(&dev.target, th.timeout) {
-        Ok(l) => l,
-        Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+    let is_ua = super::opcua::is_opcua(&dev.target);
+    let specs = if is_ua {
+        super::opcua::specs_from_profile(profile)
+    } else {
+        Snapshot::specs_from_profile(profile)
     };
-    let identity = match snapshot::read_identity(&mut link).await {
-        Ok(i) => i,
-        Err(u) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
-    };
-    dc.reachable = true;
-    dc.identity.clone_from(&identity.0);
-    dc.identity_status.clone_from(&identity.1);
-
-    // The short poll, paced so the device sees at most `rate` requests per second.
-    let gap = Duration::from_secs_f64(plan.requests.len().max(1) as f64 / th.rate);
     let mut stats = PollStats::new();
-    let mut fetched = Fetched::default();
     let mut trends: Vec<Vec<Json>> = vec![Vec::with_capacity(th.poll as usize); specs.len()];
     let mut last = Vec::new();
-    let mut next = Instant::now();
-    for round in 0..th.poll {
-        if round > 0 {
-            next += gap;
-            tokio::time::sleep_until(next.into()).await;
-        }
-        plan.fetch(&mut link, &mut fetched).await;
-        // Outcomes are the requests actually sent, in order; answers also hold the requests
-        // skipped after a failed connect, which come last.
-        let mut answers = fetched.answers.iter();
-        for o in &fetched.outcomes {
-            stats.add(o);
-            let error = match answers.next() {
-                Some(Err((_, m))) => Some(m.clone()),
-                Some(Ok(Err(code))) => Some(describe_exception(*code)),
-                _ => None,
-            };
-            dc.samples.push(Sample {
-                t_ms: ms(t0.elapsed()),
-                rtt_ms: ms(o.rtt),
-                error,
-            });
-        }
-        let results = plan.decode(&fetched);
+    let mut push_round = |results: Vec<crate::cmd::plan::ItemResult>, last: &mut Vec<_>| {
         for (t, r) in trends.iter_mut().zip(&results) {
             t.push(r.value.as_ref().map_or(Json::Null, |v| {
                 serde_json::to_value(v).unwrap_or(Json::Null)
             }));
         }
-        last = results;
+        *last = results;
+    };
+    let identity;
+    if is_ua {
+        // OPC UA: one session, one batched Read per round; identity from BuildInfo.
+        let ctx = super::Ctx {
+            format: crate::report::Format::Json,
+            color: false,
+            timeout: th.timeout,
+            quiet: true,
+            verbose: 0,
+            progress: false,
+            ua: ua.clone(),
+        };
+        let mut src =
+            match super::opcua::UaSource::open(&ctx, &dev.target, &specs, th.timeout).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
+                Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+            };
+        identity = src.identity().await;
+        dc.reachable = true;
+        dc.identity.clone_from(&identity.0);
+        dc.identity_status.clone_from(&identity.1);
+        let gap = Duration::from_secs_f64(1.0 / th.rate);
+        let mut next = Instant::now();
+        for round in 0..th.poll {
+            if round > 0 {
+                next += gap;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            let (results, outcomes, err) = src.round().await;
+            for o in &outcomes {
+                stats.add(o);
+                dc.samples.push(Sample {
+                    t_ms: ms(t0.elapsed()),
+                    rtt_ms: ms(o.rtt),
+                    error: o.error.as_ref().and(err.clone()),
+                });
+            }
+            push_round(results, &mut last);
+        }
+        src.close().await;
+    } else {
+        let plan = snapshot::plan_for(
+            &specs,
+            profile.device.max_registers,
+            profile.device.max_bits,
+        );
+        let mut link = match ModbusLink::new(&dev.target, th.timeout) {
+            Ok(l) => l,
+            Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+        };
+        identity = match snapshot::read_identity(&mut link).await {
+            Ok(i) => i,
+            Err(u) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
+        };
+        dc.reachable = true;
+        dc.identity.clone_from(&identity.0);
+        dc.identity_status.clone_from(&identity.1);
+
+        // The short poll, paced so the device sees at most `rate` requests per second.
+        let gap = Duration::from_secs_f64(plan.requests.len().max(1) as f64 / th.rate);
+        let mut fetched = Fetched::default();
+        let mut next = Instant::now();
+        for round in 0..th.poll {
+            if round > 0 {
+                next += gap;
+                tokio::time::sleep_until(next.into()).await;
+            }
+            plan.fetch(&mut link, &mut fetched).await;
+            // Outcomes are the requests actually sent, in order; answers also hold the
+            // requests skipped after a failed connect, which come last.
+            let mut answers = fetched.answers.iter();
+            for o in &fetched.outcomes {
+                stats.add(o);
+                let error = match answers.next() {
+                    Some(Err((_, m))) => Some(m.clone()),
+                    Some(Ok(Err(code))) => Some(describe_exception(*code)),
+                    _ => None,
+                };
+                dc.samples.push(Sample {
+                    t_ms: ms(t0.elapsed()),
+                    rtt_ms: ms(o.rtt),
+                    error,
+                });
+            }
+            push_round(plan.decode(&fetched), &mut last);
+        }
     }
     dc.sent = stats.sent;
     dc.received = stats.received;
@@ -378,7 +434,7 @@ async fn check_into(
         }
         // A point that answered an exception in every round is a standing fault (a wrong map,
         // a disabled module); a transient one is already in the error rate.
-        if let Err(ItemError::Exception(c)) = &r.value {
+        if let Err(e @ (ItemError::Exception(_) | ItemError::Status(_))) = &r.value {
             if trend.iter().all(Json::is_null) {
                 dc.flag(
                     Outcome::Critical,
@@ -386,7 +442,7 @@ async fn check_into(
                         "{} ({}): {} in every round",
                         spec.name,
                         spec.address,
-                        describe_exception(*c)
+                        e.status()
                     ),
                 );
             }
@@ -453,6 +509,7 @@ async fn check_into(
 pub async fn run_plan(
     plan: &Plan,
     force: bool,
+    ua: &crate::cli::UaArgs,
     progress: &indicatif::ProgressBar,
 ) -> Vec<DeviceCheck> {
     // Fleets share a few profiles: load and hash each once, not once per device.
@@ -467,7 +524,7 @@ pub async fn run_plan(
     let mut done: Vec<(usize, DeviceCheck)> =
         futures_util::stream::iter(plan.devices.iter().enumerate())
             .map(|(i, d)| async move {
-                let r = check_device(d, &profiles[d.profile.as_path()], force).await;
+                let r = check_device(d, &profiles[d.profile.as_path()], force, ua).await;
                 progress.inc(1);
                 (i, r)
             })
@@ -754,7 +811,7 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let devices = run_plan(&plan, args.force, &pb).await;
+    let devices = run_plan(&plan, args.force, &ctx.ua, &pb).await;
     pb.finish_and_clear();
     let outcome = devices.iter().fold(Outcome::Ok, |o, d| o.worst(d.outcome));
     let doc = results_doc(&plan, &devices, outcome, &started, t0.elapsed())?;

@@ -157,7 +157,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = std::time::Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let checked = run_plan(&plan, false, &pb).await;
+    let checked = run_plan(&plan, false, &ctx.ua, &pb).await;
     pb.finish_and_clear();
     let verdict = checked
         .iter()

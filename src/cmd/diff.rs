@@ -23,6 +23,15 @@ pub async fn live(
     baseline: &Snapshot,
     target: &Target,
 ) -> anyhow::Result<Result<Snapshot, String>> {
+    if super::opcua::is_opcua(target) {
+        return super::opcua::take_snapshot(
+            ctx,
+            target,
+            &baseline.points,
+            baseline.profile.clone(),
+        )
+        .await;
+    }
     let mut link = ModbusLink::new(target, ctx.timeout)?;
     Ok(snapshot::take(
         &mut link,
@@ -145,11 +154,13 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
             cur
         }
         (other, _) => {
-            baseline.check_readable(&args.baseline)?;
             let target: Target = match other {
                 Some(t) => t.parse()?,
                 None => snapshot::snapshot_target(&baseline)?,
             };
+            if !super::opcua::is_opcua(&target) {
+                baseline.check_readable(&args.baseline)?;
+            }
             match live(ctx, &baseline, &target).await? {
                 Ok(s) => s,
                 Err(why) => {

@@ -6,10 +6,12 @@ pub mod completions;
 pub mod decode;
 pub mod demo;
 pub mod diff;
+pub mod opcua;
 pub mod plan;
 pub mod poll;
 pub mod read;
 pub mod report;
+pub mod scan;
 pub mod sim;
 pub mod snapshot;
 pub mod write;
@@ -62,6 +64,8 @@ pub struct Ctx {
     pub verbose: u8,
     /// Progress bars allowed (stderr is a terminal and not --no-progress).
     pub progress: bool,
+    /// OPC UA session flags.
+    pub ua: crate::cli::UaArgs,
 }
 
 impl Ctx {
@@ -80,6 +84,7 @@ impl Ctx {
             quiet: g.quiet > 0,
             verbose: g.verbose,
             progress: !g.no_progress && std::io::stderr().is_terminal(),
+            ua: g.ua.clone(),
         }
     }
 
@@ -109,4 +114,34 @@ pub fn now_rfc3339() -> String {
 /// Print a one-paragraph problem to stderr, prefixed like every message of the tool.
 pub fn warn(msg: impl std::fmt::Display) {
     eprintln!("plcprobe: {msg}");
+}
+
+/// A failure that carries its exit outcome (DESIGN.md §6), e.g. CRITICAL for an unreachable
+/// server, UNKNOWN for an untrusted certificate: `main` prints the message once and exits with
+/// the outcome's code.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Fail {
+    /// Exit outcome.
+    pub outcome: Outcome,
+    /// One paragraph: what failed, on which device or file, and what to do.
+    pub msg: String,
+}
+
+impl Fail {
+    /// CRITICAL (2): the device is unreachable or refused.
+    pub fn critical(msg: impl Into<String>) -> Fail {
+        Fail {
+            outcome: Outcome::Critical,
+            msg: msg.into(),
+        }
+    }
+
+    /// UNKNOWN (3): bad usage or input, or a decision the user has to make.
+    pub fn unknown(msg: impl Into<String>) -> Fail {
+        Fail {
+            outcome: Outcome::Unknown,
+            msg: msg.into(),
+        }
+    }
 }

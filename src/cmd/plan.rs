@@ -62,6 +62,8 @@ pub enum ItemError {
     Link(ErrorKind, String),
     /// The registers arrived but do not decode as the type (e.g. invalid BCD).
     Decode(String),
+    /// OPC UA: a Bad status code (by name) or a node that does not resolve.
+    Status(String),
 }
 
 impl ItemError {
@@ -71,6 +73,7 @@ impl ItemError {
             ItemError::Exception(c) => describe_exception(*c),
             ItemError::Link(k, _) => k.name().to_string(),
             ItemError::Decode(m) => format!("decode error: {m}"),
+            ItemError::Status(s) => s.clone(),
         }
     }
 }

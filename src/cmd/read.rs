@@ -86,6 +86,9 @@ pub fn resolve(args: &PointsArgs) -> anyhow::Result<(Vec<Target>, ReadPlan)> {
 
 /// Run `read`.
 pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
+    if let Some(o) = opcua_read(ctx, args).await? {
+        return Ok(o);
+    }
     if args.guess {
         return guess(ctx, args).await;
     }
@@ -142,6 +145,42 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
         super::warn(p);
     }
     Ok(outcome)
+}
+
+/// `read opc.tcp://… NODE…` or `read --profile P` of an OPC UA device: `None` when the target
+/// is not OPC UA.
+async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome>> {
+    let items = &args.points.items;
+    let profile = args
+        .points
+        .profile
+        .as_deref()
+        .map(Profile::load)
+        .transpose()?;
+    let target = match items.first() {
+        Some(t) if t.starts_with("opc.tcp://") => t.parse::<Target>()?,
+        None => match profile.as_ref().and_then(|p| p.device.target.clone()) {
+            Some(t @ Target::OpcUa { .. }) => t,
+            _ => return Ok(None),
+        },
+        Some(_) => return Ok(None),
+    };
+    if args.guess || args.points.decode.ty.is_some() || args.points.decode.order.is_some() {
+        anyhow::bail!("--guess, --type and --order are for Modbus registers; OPC UA values carry their own type");
+    }
+    let nodes = items.get(1..).unwrap_or_default();
+    if profile.is_some() && !nodes.is_empty() {
+        anyhow::bail!("give either --profile or nodes, not both");
+    }
+    if nodes
+        .iter()
+        .any(|n| n.starts_with("opc.tcp://") || n.starts_with("modbus://"))
+    {
+        anyhow::bail!("read one OPC UA server at a time");
+    }
+    super::opcua::read(ctx, &target, nodes, profile.as_ref())
+        .await
+        .map(Some)
 }
 
 /// `--guess`: one raw value under every type and order.

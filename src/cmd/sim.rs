@@ -68,12 +68,28 @@ pub fn parse_units(text: &str) -> anyhow::Result<Vec<u8>> {
 pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     let profile = Profile::load(&args.profile)?;
     let mut listen = Vec::new();
-    for m in &args.modbus {
-        listen.extend(parse_listen(m)?);
+    if !args.no_modbus {
+        for m in &args.modbus {
+            listen.extend(parse_listen(m)?);
+        }
     }
-    if let Some(a) = listen.iter().find(|a| !a.ip().is_loopback()) {
-        if !args.allow_remote {
-            anyhow::bail!("--modbus {a} is not a loopback address: the simulator would answer anyone on that network. Use 127.0.0.1 or [::1], or add --allow-remote if that is really what you want");
+    let ua_addr = match &args.opcua {
+        Some(a) => {
+            let v = parse_listen(a)?;
+            if v.len() != 1 {
+                anyhow::bail!("--opcua {a}: give one address, e.g. 127.0.0.1:4840");
+            }
+            Some(v[0])
+        }
+        None => None,
+    };
+    for (flag, a) in listen
+        .iter()
+        .map(|a| ("--modbus", a))
+        .chain(ua_addr.iter().map(|a| ("--opcua", a)))
+    {
+        if !a.ip().is_loopback() && !args.allow_remote {
+            anyhow::bail!("{flag} {a} is not a loopback address: the simulator would answer anyone on that network. Use 127.0.0.1 or [::1], or add --allow-remote if that is really what you want");
         }
     }
     let units = parse_units(&args.units)?;
@@ -96,6 +112,16 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
         record: record.clone(),
     })
     .await?;
+    let ua = match ua_addr {
+        Some(a) => {
+            let ua = sim::opcua::start(std::sync::Arc::clone(&handle.state), a, &profile).await?;
+            if ua.nodes == 0 {
+                anyhow::bail!("{} has no points with `node`: nothing to serve over OPC UA; add node = \"ns={};s=NAME\" to the points", profile.source, ua.ns);
+            }
+            Some(ua)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(
@@ -112,6 +138,16 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
         )?;
         for a in &handle.addrs {
             writeln!(out, "listening on modbus://{a}")?;
+        }
+        if let Some(ua) = &ua {
+            writeln!(
+                out,
+                "listening on opc.tcp://{} ({} nodes in ns={} {})",
+                ua.addr,
+                ua.nodes,
+                ua.ns,
+                sim::opcua::NAMESPACE_URI
+            )?;
         }
         out.flush()?;
     }
@@ -136,6 +172,7 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
     }
+    drop(ua);
     if let (Some(rec), Some(path)) = (&record, &args.record) {
         drop(handle);
         let (n, err) = rec.status();

@@ -23,6 +23,16 @@ pub async fn take(
     target: &Target,
     profile: &Profile,
 ) -> anyhow::Result<Result<Snapshot, String>> {
+    if super::opcua::is_opcua(target) {
+        let specs = super::opcua::specs_from_profile(profile);
+        if specs.is_empty() {
+            anyhow::bail!(
+                "{} has no OPC UA points (points with `node`) to snapshot from {target}",
+                profile.source
+            );
+        }
+        return super::opcua::take_snapshot(ctx, target, &specs, profile_ref(profile)).await;
+    }
     let mut link = ModbusLink::new(target, ctx.timeout)?;
     let specs = Snapshot::specs_from_profile(profile);
     if specs.is_empty() {

@@ -24,6 +24,18 @@ use crate::{
 /// Run `write`.
 pub async fn run(ctx: &Ctx, args: &WriteArgs) -> anyhow::Result<Outcome> {
     let target: Target = args.target.parse()?;
+    if matches!(target, Target::OpcUa { .. }) {
+        if !args.allow_write {
+            anyhow::bail!(
+                "write changes a live device ({target}, {}); nothing was sent. Add --allow-write to confirm, after checking that the machine is in a safe state",
+                args.address
+            );
+        }
+        if args.fc16 || args.decode.ty.is_some() || args.decode.order.is_some() {
+            anyhow::bail!("--fc16, --type and --order are for Modbus; an OPC UA write uses the node's own data type");
+        }
+        return super::opcua::write(ctx, &target, &args.address, &args.value).await;
+    }
     let a = parse_address(&args.address)?;
     if !a.table.is_writable() {
         anyhow::bail!("{}: {}s are read-only in the Modbus data model; only holding registers (hr:) and coils (co:) can be written", args.address, a.table.name());

@@ -296,12 +296,12 @@ impl Profile {
                     "every point needs an `address` (Modbus, e.g. \"hr:100\") or a `node` (OPC UA)",
                 ));
             }
-            if addr.is_some() && rp.node.is_some() {
-                return Err(cx.err(
-                    span,
-                    &key("node"),
-                    "give either `address` or `node`, not both",
-                ));
+            // A point may carry both: many PLCs serve the same variable over Modbus and OPC
+            // UA, and the target's scheme picks which one is read.
+            if let Some(n) = &rp.node {
+                n.get_ref()
+                    .parse::<crate::transport::opcua::NodeRef>()
+                    .map_err(|e| cx.err(n.span(), &key("node"), e))?;
             }
             let ty = match &rp.ty {
                 Some(t) => t

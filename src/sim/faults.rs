@@ -3,9 +3,13 @@
 //! - `drop=0.1`: never answer 10% of requests,
 //! - `exception=0x06@0.05`: answer 5% of requests with exception 0x06,
 //! - `disconnect-every=100`: close the connection instead of the 100th reply on it,
-//! - `garbage=0.01`: 1% of replies malformed (function code does not match the request).
+//! - `garbage=0.01`: 1% of replies malformed (function code does not match the request),
+//! - `bad-status=BadSensorFailure@0.2` (OPC UA): 20% of value reads answer that status code.
+//!
+//! Over OPC UA, `delay` holds each client message, `drop` closes the connection (the session
+//! drops) instead of passing a message on, and `disconnect-every` closes it after N messages.
 
-use std::time::Duration;
+use std::{str::FromStr as _, time::Duration};
 
 /// All faults of a simulator run (all off by default).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +24,8 @@ pub struct Faults {
     pub disconnect_every: u64,
     /// Share of replies made malformed.
     pub garbage: f64,
+    /// OPC UA status code (by value) and the share of value reads answered with it.
+    pub bad_status: Option<(u32, f64)>,
 }
 
 fn probability(key: &str, v: &str) -> anyhow::Result<f64> {
@@ -68,7 +74,22 @@ pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| anyhow::anyhow!("--fault disconnect-every={v}: give a whole number of requests above 0, e.g. 100"))?;
         }
-        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every or garbage"),
+        "bad-status" => {
+            let (c, p) = v.split_once('@').unwrap_or((v, "1"));
+            let c = c.trim();
+            let code = c
+                .strip_prefix("0x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| {
+                    opcua::types::SubStatusCode::from_str(c)
+                        .ok()
+                        .map(|s| opcua::types::StatusCode::from_category(s).bits())
+                })
+                .filter(|c| c & 0x8000_0000 != 0 || c & 0x4000_0000 != 0)
+                .ok_or_else(|| anyhow::anyhow!("--fault bad-status={v}: `{c}` is not a Bad or Uncertain OPC UA status code; use a name like BadSensorFailure or a value like 0x808B0000"))?;
+            faults.bad_status = Some((code, probability(key, p)?));
+        }
+        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every, garbage or bad-status"),
     }
     Ok(())
 }
@@ -96,13 +117,18 @@ mod tests {
                 drop: 0.1,
                 exception: Some((6, 0.05)),
                 disconnect_every: 100,
-                garbage: 0.01
+                garbage: 0.01,
+                bad_status: None,
             }
         );
         parse_fault(&mut f, "delay=1s@0.5").unwrap();
         assert_eq!(f.delay, Some((Duration::from_secs(1), 0.5)));
         parse_fault(&mut f, "exception=4").unwrap();
         assert_eq!(f.exception, Some((4, 1.0)));
+        parse_fault(&mut f, "bad-status=BadSensorFailure@0.5").unwrap();
+        assert_eq!(f.bad_status, Some((0x808C_0000, 0.5)));
+        parse_fault(&mut f, "bad-status=0x408F0000").unwrap();
+        assert_eq!(f.bad_status, Some((0x408F_0000, 1.0)));
     }
 
     #[test]
@@ -116,6 +142,8 @@ mod tests {
             ("exception=0x00", "0x01 to 0x7F"),
             ("disconnect-every=0", "above 0"),
             ("melt=1", "unknown fault `melt`"),
+            ("bad-status=Good", "not a Bad or Uncertain"),
+            ("bad-status=Nope", "not a Bad or Uncertain"),
         ] {
             let e = parse_fault(&mut f, t).unwrap_err().to_string();
             assert!(e.contains(needle), "{t}: {e}");

@@ -12,6 +12,7 @@
 //! the service signals per connection.
 
 mod faults;
+pub mod opcua;
 
 use std::{
     collections::HashMap,
@@ -77,6 +78,8 @@ pub struct SimState {
     faults: std::sync::RwLock<Faults>,
     /// Start values changed at run time (point index → engineering value).
     moved: Mutex<HashMap<usize, f64>>,
+    /// Values written over OPC UA (point index → value), served as written.
+    ua_written: Mutex<HashMap<usize, ::opcua::types::Variant>>,
     started: Instant,
     rng: Mutex<SmallRng>,
     /// Requests answered or dropped, for the end-of-run line.
@@ -85,19 +88,13 @@ pub struct SimState {
 
 impl SimState {
     fn new(cfg: &SimConfig) -> Self {
-        let points: Vec<Point> = cfg
-            .profile
-            .points
-            .iter()
-            .filter(|p| p.address.is_some())
-            .cloned()
-            .collect();
+        let points: Vec<Point> = cfg.profile.points.clone();
         let mut index: Vec<_> = points
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let a = p.address.expect("filtered");
-                (a.table, a.start, a.count, i)
+            .filter_map(|(i, p)| {
+                let a = p.address?;
+                Some((a.table, a.start, a.count, i))
             })
             .collect();
         index.sort_unstable();
@@ -109,6 +106,7 @@ impl SimState {
             identity: cfg.profile.device.identity.clone(),
             faults: std::sync::RwLock::new(cfg.faults.clone()),
             moved: Mutex::new(HashMap::new()),
+            ua_written: Mutex::new(HashMap::new()),
             started: Instant::now(),
             rng: Mutex::new(SmallRng::seed_from_u64(cfg.seed)),
             requests: AtomicU64::new(0),
@@ -144,16 +142,18 @@ impl SimState {
             .then(|| (i, addr - s))
     }
 
-    /// Registers of a point now.
-    fn point_words(&self, idx: usize) -> Vec<u16> {
+    /// The points served (profile order).
+    pub fn points(&self) -> &[Point] {
+        &self.points
+    }
+
+    /// A point's engineering value now (`Err` = its text), moving with noise and ramp.
+    pub fn point_value(&self, idx: usize) -> Result<f64, &str> {
         let p = &self.points[idx];
         let moved = self.moved.lock().expect("moved").get(&idx).copied();
         let start = match (moved, &p.sim.value) {
             (Some(v), _) | (None, &SimValue::Number(v)) => v,
-            (None, SimValue::Text(t)) => {
-                return encode_text(t, p.ty, p.order)
-                    .unwrap_or_else(|_| vec![0; p.ty.registers() as usize]);
-            }
+            (None, SimValue::Text(t)) => return Err(t),
         };
         let t = self.started.elapsed().as_secs_f64();
         let noise = if p.sim.noise > 0.0 {
@@ -164,9 +164,38 @@ impl SimState {
         } else {
             0.0
         };
-        let eng = start + p.sim.ramp * t + noise;
-        let raw = (eng - p.offset) / p.scale;
-        encode_number(raw, p.ty, p.order)
+        Ok(start + p.sim.ramp * t + noise)
+    }
+
+    /// Registers of a point now.
+    fn point_words(&self, idx: usize) -> Vec<u16> {
+        let p = &self.points[idx];
+        match self.point_value(idx) {
+            Ok(eng) => encode_number((eng - p.offset) / p.scale, p.ty, p.order),
+            Err(t) => {
+                encode_text(t, p.ty, p.order).unwrap_or_else(|_| vec![0; p.ty.registers() as usize])
+            }
+        }
+    }
+
+    /// The value last written to a point over OPC UA.
+    pub fn ua_written(&self, idx: usize) -> Option<::opcua::types::Variant> {
+        self.ua_written.lock().expect("written").get(&idx).cloned()
+    }
+
+    /// Keep a value written over OPC UA.
+    pub fn set_ua_written(&self, idx: usize, v: ::opcua::types::Variant) {
+        self.ua_written.lock().expect("written").insert(idx, v);
+    }
+
+    /// The current faults.
+    pub fn faults(&self) -> Faults {
+        self.faults.read().expect("faults").clone()
+    }
+
+    /// True with probability `p` (seeded).
+    pub fn chance(&self, p: f64) -> bool {
+        self.roll(p)
     }
 
     fn read_words(

@@ -2,3 +2,4 @@
 //! timeouts and reconnects a poller on a plant network needs.
 
 pub mod modbus;
+pub mod opcua;

@@ -1,0 +1,654 @@
+//! OPC UA: the real binary against `plcprobe sim --opcua` (a separate process) and against an
+//! independent peer, the asyncua (Python) server of tests/peers; and the asyncua client reading
+//! the simulator. Everything on loopback, each test with its own PKI folder.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::util::{self, bin, free_port, python, wait_port, Guard};
+
+/// `plcprobe sim PROFILE --no-modbus --opcua ADDR` behind a drop guard.
+struct UaSim {
+    _guard: Guard,
+    url: String,
+}
+
+impl UaSim {
+    fn start(listen: &str, extra: &[&str]) -> UaSim {
+        let mut child = bin()
+            .args([
+                "sim",
+                &util::profile("demo-line.toml"),
+                "--no-modbus",
+                "--opcua",
+                listen,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sim");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            let line = lines.next().expect("sim prints its address").expect("utf8");
+            if let Some(rest) = line.strip_prefix("listening on opc.tcp://") {
+                break format!(
+                    "opc.tcp://{}",
+                    rest.split_whitespace().next().expect("addr")
+                );
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        UaSim {
+            _guard: Guard(child),
+            url,
+        }
+    }
+}
+
+/// The asyncua server of tests/peers on a free port.
+struct Peer {
+    _guard: Guard,
+    url: String,
+    cert: PathBuf,
+}
+
+impl Peer {
+    fn start(py: &Path, dir: &Path, cert: &str) -> Peer {
+        let port = free_port();
+        let pki = dir.join("peer-pki");
+        let child = Command::new(py)
+            .arg(util::root().join("tests/peers/asyncua_server.py"))
+            .arg(port.to_string())
+            .arg(&pki)
+            .args(["--cert", cert])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start asyncua server");
+        let guard = Guard(child);
+        assert!(
+            wait_port(port, Duration::from_secs(30)),
+            "asyncua server did not come up on {port}"
+        );
+        Peer {
+            _guard: guard,
+            url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
+            cert: pki.join("server.der"),
+        }
+    }
+}
+
+/// Run plcprobe with a PKI folder and optional password.
+fn ua(pki: &Path, password: Option<&str>, args: &[&str]) -> util::Run {
+    let t0 = std::time::Instant::now();
+    let mut c = bin();
+    c.env("PLCPROBE_PKI", pki).env_remove("PLCPROBE_PASSWORD");
+    if let Some(p) = password {
+        c.env("PLCPROBE_PASSWORD", p);
+    }
+    let out = c
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run plcprobe");
+    util::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: t0.elapsed(),
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn reads_browses_writes_and_snapshots_the_simulator() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start("127.0.0.1:0", &[]);
+    // Every NodeId form and a browse path, as JSON.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &sim.url,
+            "ns=2;s=Line1.press.pressure",
+            "i=2258",
+            "nsu=urn:plcprobe:sim:line;s=Line1.tank.batch",
+            "/Objects/2:Demo line 1/2:press.strokes",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let rows = r.json();
+    let p = rows[0]["value"].as_f64().unwrap();
+    assert!((175.0..185.0).contains(&p), "{p}");
+    assert_eq!(rows[0]["type"], "Float");
+    assert_eq!(rows[0]["status"], "Good");
+    assert!(rows[0]["source_time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(rows[1]["type"], "DateTime");
+    assert_eq!(rows[2]["value"], "GL-4711");
+    assert!(rows[3]["value"].as_u64().unwrap() >= 1_200_345);
+    // The pki folder now holds plcprobe's own certificate.
+    assert!(pki.join("own/cert.der").exists());
+
+    // An unknown node is a Bad status, CRITICAL.
+    let r = ua(&pki, None, &["read", &sim.url, "ns=2;s=Nope"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("BadNodeIdUnknown"), "{}", r.stdout);
+    // A malformed NodeId is bad usage.
+    let r = ua(&pki, None, &["read", &sim.url, "ns=x;s=Nope"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("not a number"), "{}", r.stderr);
+
+    // browse: the device folder and its variables with type and value.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "browse", &sim.url, "--depth", "2", "--filter", "press.", "--format", "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = r.json();
+    let pressure = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["node"] == "ns=2;s=Line1.press.pressure")
+        .unwrap();
+    assert_eq!(pressure["data_type"], "Float");
+    assert_eq!(pressure["class"], "Variable");
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["browse_name"] == "2:Demo line 1"));
+
+    // write: refused without --allow-write, then written and read back.
+    let r = ua(
+        &pki,
+        None,
+        &["write", &sim.url, "ns=2;s=Line1.conveyor.speed", "31.5"],
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("--allow-write"));
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "write",
+            &sim.url,
+            "ns=2;s=Line1.conveyor.speed",
+            "31.5",
+            "--allow-write",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["after"], 31.5);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "write",
+            &sim.url,
+            "ns=2;s=Line1.conveyor.speed",
+            "fast",
+            "--allow-write",
+        ],
+    );
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("not a valid Float"), "{}", r.stderr);
+
+    // snapshot and diff of the profile's node points, exactly as for Modbus.
+    let base = d.path().join("base.json");
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "snapshot",
+            &sim.url,
+            "--profile",
+            &util::profile("demo-line.toml"),
+            "-o",
+            base.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let snap: serde_json::Value = serde_json::from_slice(&std::fs::read(&base).unwrap()).unwrap();
+    assert_eq!(snap["identity"]["vendor"], "plcprobe");
+    assert_eq!(snap["identity"]["revision"], "1.4.2");
+    let speed = snap["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "conveyor.speed")
+        .unwrap();
+    assert_eq!(speed["address"], "ns=2;s=Line1.conveyor.speed");
+    assert_eq!(speed["value"], 31.5);
+    let r = ua(&pki, None, &["diff", base.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "write",
+            &sim.url,
+            "ns=2;s=Line1.conveyor.speed",
+            "12",
+            "--allow-write",
+        ],
+    );
+    assert_eq!(r.code, 0);
+    let r = ua(
+        &pki,
+        None,
+        &["diff", base.to_str().unwrap(), "--format", "json"],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("conveyor.speed"), "{}", r.stdout);
+}
+
+#[test]
+fn secured_sessions_need_a_trusted_certificate_and_the_right_password() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start("127.0.0.1:0", &[]);
+    let node = "ns=2;s=Line1.tank.level";
+    // Unknown server certificate: refused before any secured session, with what to check.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &sim.url,
+            node,
+            "--security",
+            "Basic256Sha256,SignAndEncrypt",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    for needle in [
+        "not trusted",
+        "subject:",
+        "thumbprint:",
+        "valid:",
+        "plcprobe trust",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    // scan shows the endpoints and that the certificate is not trusted.
+    let r = ua(&pki, None, &["scan", &sim.url, "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let eps = r.json();
+    let eps = eps.as_array().unwrap();
+    for (p, m) in [
+        ("None", "None"),
+        ("Basic256Sha256", "SignAndEncrypt"),
+        ("Aes128-Sha256-RsaOaep", "Sign"),
+        ("Aes256-Sha256-RsaPss", "SignAndEncrypt"),
+    ] {
+        assert!(
+            eps.iter()
+                .any(|e| e["security_policy"] == p && e["mode"] == m),
+            "{p} {m}: {eps:?}"
+        );
+    }
+    assert!(eps.iter().any(|e| e["cert"] == "not trusted"));
+    // trust, then every policy and mode works.
+    let r = ua(&pki, None, &["trust", &sim.url]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("thumbprint"));
+    for sec in [
+        "Basic256Sha256,Sign",
+        "Basic256Sha256,SignAndEncrypt",
+        "Aes128_Sha256_RsaOaep,SignAndEncrypt",
+        "Aes256_Sha256_RsaPss,SignAndEncrypt",
+        "Aes256_Sha256_RsaPss,Sign",
+    ] {
+        let r = ua(&pki, None, &["read", &sim.url, node, "--security", sec]);
+        assert_eq!(r.code, 0, "{sec}: {}", r.stderr);
+    }
+    // User identity: password from the environment; a wrong one is a specific error.
+    let r = ua(
+        &pki,
+        Some("plcprobe"),
+        &[
+            "read",
+            &sim.url,
+            node,
+            "--security",
+            "Basic256Sha256,SignAndEncrypt",
+            "--user",
+            "operator",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ua(
+        &pki,
+        Some("wrong"),
+        &[
+            "read",
+            &sim.url,
+            node,
+            "--security",
+            "Basic256Sha256,SignAndEncrypt",
+            "--user",
+            "operator",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("wrong user name or password"),
+        "{}",
+        r.stderr
+    );
+    // No password and no terminal: refused before connecting, never read from argv.
+    let r = ua(&pki, None, &["read", &sim.url, node, "--user", "operator"]);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("PLCPROBE_PASSWORD"), "{}", r.stderr);
+    // A policy the server does not offer names those it does.
+    let r = ua(
+        &pki,
+        None,
+        &["read", &sim.url, node, "--security", "Basic128Rsa15,Sign"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("it offers") && r.stderr.contains("Basic256Sha256,SignAndEncrypt, None."),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn dead_hosts_fail_within_the_timeout() {
+    let d = tmp();
+    let silent = util::silent_listener();
+    let url = format!("opc.tcp://{silent}");
+    let r = ua(
+        &d.path().join("pki"),
+        None,
+        &["read", &url, "i=2258", "--timeout", "500ms"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no answer within 500ms"), "{}", r.stderr);
+    assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
+    let url = format!("opc.tcp://127.0.0.1:{}", free_port());
+    let r = ua(&d.path().join("pki"), None, &["read", &url, "i=2258"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+}
+
+#[test]
+fn sim_faults_give_bad_status_and_delays() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start("127.0.0.1:0", &["--fault", "bad-status=BadSensorFailure"]);
+    let r = ua(&pki, None, &["read", &sim.url, "ns=2;s=Line1.tank.level"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("BadSensorFailure"), "{}", r.stdout);
+    let slow = UaSim::start("127.0.0.1:0", &["--fault", "delay=1500ms"]);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &slow.url,
+            "ns=2;s=Line1.tank.level",
+            "--timeout",
+            "500ms",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no answer within"), "{}", r.stderr);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &slow.url,
+            "ns=2;s=Line1.tank.level",
+            "--timeout",
+            "3s",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn watch_survives_a_server_restart_and_shows_the_gap() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let sim = UaSim::start(&listen, &[]);
+    let watch = bin()
+        .env("PLCPROBE_PKI", &pki)
+        .args([
+            "watch",
+            &sim.url,
+            "ns=2;s=Line1.press.pressure",
+            "--interval",
+            "200ms",
+            "--duration",
+            "12s",
+            "--format",
+            "jsonl",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    drop(sim); // the server goes away
+    std::thread::sleep(Duration::from_secs(2));
+    let _sim2 = UaSim::start(&listen, &[]);
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lost = rows
+        .iter()
+        .position(|r| {
+            r["event"]
+                .as_str()
+                .unwrap_or("")
+                .contains("connection lost")
+        })
+        .unwrap_or_else(|| panic!("no loss in {text}"));
+    let back = rows
+        .iter()
+        .position(|r| r["event"].as_str().unwrap_or("").contains("reconnected"))
+        .unwrap_or_else(|| panic!("no reconnect in {text}"));
+    assert!(lost < back);
+    let ev = rows[back]["event"].as_str().unwrap();
+    assert!(
+        ev.contains("gap") && ev.contains("new session"),
+        "{ev}\n{text}"
+    );
+    assert!(rows[..lost].iter().any(|r| r["value"].is_number()));
+    assert!(
+        rows[back..].iter().any(|r| r["value"].is_number()),
+        "no data after the restart: {text}"
+    );
+    // A gap is a WARNING.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn against_the_asyncua_server() {
+    let Some(py) = python() else { return };
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let peer = Peer::start(&py, d.path(), "valid");
+    let n = "ns=2;s=Line1.Speed";
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &peer.url,
+            n,
+            "/Objects/2:Plant/2:Line1/2:Count",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["type"], "Double");
+    assert_eq!(r.json()[1]["type"], "Int32");
+    // Untrusted, then trusted from the certificate file the peer wrote.
+    let sec = ["--security", "Basic256Sha256,SignAndEncrypt"];
+    let r = ua(&pki, None, &[&["read", &peer.url, n][..], &sec].concat());
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("not trusted"), "{}", r.stderr);
+    let r = ua(&pki, None, &["trust", peer.cert.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ua(&pki, None, &[&["read", &peer.url, n][..], &sec].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ua(
+        &pki,
+        Some("secret42"),
+        &[&["read", &peer.url, n, "--user", "tech"][..], &sec].concat(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ua(
+        &pki,
+        Some("secret43"),
+        &[&["read", &peer.url, n, "--user", "tech"][..], &sec].concat(),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("refused the user identity"),
+        "{}",
+        r.stderr
+    );
+    // write with read-back, browse, watch.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "write",
+            &peer.url,
+            "ns=2;s=Line1.Setpoint",
+            "42.5",
+            "--allow-write",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["after"], 42.5);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "browse",
+            &peer.url,
+            "/Objects/2:Plant",
+            "--flat",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("/2:Line1/2:Setpoint"), "{}", r.stdout);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "watch",
+            &peer.url,
+            "ns=2;s=Line1.Count",
+            "--interval",
+            "100ms",
+            "--count",
+            "5",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let counts: Vec<i64> = r
+        .jsonl()
+        .iter()
+        .filter_map(|x| x["value"].as_i64())
+        .collect();
+    assert_eq!(counts.len(), 5);
+    assert!(counts.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+}
+
+#[test]
+fn an_expired_server_certificate_is_named() {
+    let Some(py) = python() else { return };
+    let d = tmp();
+    let peer = Peer::start(&py, d.path(), "expired");
+    let r = ua(
+        &d.path().join("pki"),
+        None,
+        &[
+            "read",
+            &peer.url,
+            "i=2258",
+            "--security",
+            "Basic256Sha256,SignAndEncrypt",
+            "--trust-server",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("outside its validity period"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_asyncua_client_reads_the_simulator() {
+    let Some(py) = python() else { return };
+    let sim = UaSim::start("127.0.0.1:0", &[]);
+    let out = Command::new(&py)
+        .arg(util::root().join("tests/peers/asyncua_client.py"))
+        .args([
+            &sim.url,
+            "ns=2;s=Line1.press.pressure",
+            "ns=2;s=Line1.tank.batch",
+            "ns=2;s=Line1.conveyor.running",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["type"], "Float");
+    assert!((175.0..185.0).contains(&rows[0]["value"].as_f64().unwrap()));
+    assert_eq!(rows[1]["value"], "GL-4711");
+    assert_eq!(rows[2]["value"], true);
+}

@@ -1,0 +1,127 @@
+"""An independent OPC UA server (asyncua, FreeOpcUa's Python stack) with a small plant model,
+for plcprobe's integration tests and benchmarks. Loopback only.
+
+    asyncua_server.py PORT PKI_DIR [--cert valid|expired] [--host 127.0.0.1]
+
+Endpoints: None and Basic256Sha256 SignAndEncrypt, at opc.tcp://127.0.0.1:PORT/peer/.
+Identities: anonymous, and user `tech` with password `secret42`.
+Model (namespace urn:plcprobe:peer:plant, index 2):
+  Objects/Plant/Line1/Speed    ns=2;s=Line1.Speed    Double, moves every 100 ms
+  Objects/Plant/Line1/Count    ns=2;s=Line1.Count    Int32, +1 every 100 ms
+  Objects/Plant/Line1/Running  ns=2;s=Line1.Running  Boolean
+  Objects/Plant/Line1/Setpoint ns=2;s=Line1.Setpoint Double, writable
+The server certificate (DER) is written to PKI_DIR/server.der so tests can compare thumbprints.
+Prints "READY" on stdout once it accepts connections.
+"""
+
+import asyncio
+import datetime
+import ipaddress
+import logging
+import math
+import os
+import sys
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from asyncua import Server, ua
+from asyncua.server.user_managers import UserManager
+from asyncua.crypto.permission_rules import User, UserRole
+
+APP_URI = "urn:plcprobe:peer"
+NAMESPACE = "urn:plcprobe:peer:plant"
+
+
+class Users(UserManager):
+    def get_user(self, iserver, username=None, password=None, certificate=None):
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        if username is None:  # anonymous (certificate is the client's application cert, if any)
+            return User(role=UserRole.Admin)
+        if username == "tech" and password == "secret42":
+            return User(role=UserRole.Admin, name="tech")
+        return None
+
+
+def make_cert(pki, expired):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if expired:
+        start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
+    else:
+        start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=365)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plcprobe peer"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "asyncua test peer")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.SubjectAlternativeName([
+            x509.UniformResourceIdentifier(APP_URI),
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
+                                     key_encipherment=True, data_encipherment=True,
+                                     key_agreement=False, key_cert_sign=True, crl_sign=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    os.makedirs(pki, exist_ok=True)
+    cert_path, key_path = os.path.join(pki, "server.der"), os.path.join(pki, "server-key.pem")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.DER))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def main():
+    port, pki = int(sys.argv[1]), sys.argv[2]
+    expired = "--cert" in sys.argv and sys.argv[sys.argv.index("--cert") + 1] == "expired"
+    logging.basicConfig(level=logging.ERROR)
+    cert_path, key_path = make_cert(pki, expired)
+    server = Server(user_manager=Users())
+    await server.init()
+    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/peer/")
+    server.set_server_name("plcprobe asyncua peer")
+    await server.set_application_uri(APP_URI)
+    server.set_security_policy([
+        ua.SecurityPolicyType.NoSecurity,
+        ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+    ])
+    server.set_security_IDs(["Anonymous", "Username"])
+    await server.load_certificate(cert_path)
+    await server.load_private_key(key_path)
+    idx = await server.register_namespace(NAMESPACE)
+    plant = await server.nodes.objects.add_object(ua.NodeId("Plant", idx), ua.QualifiedName("Plant", idx))
+    line = await plant.add_object(ua.NodeId("Line1", idx), ua.QualifiedName("Line1", idx))
+    speed = await line.add_variable(ua.NodeId("Line1.Speed", idx), ua.QualifiedName("Speed", idx), 12.5, ua.VariantType.Double)
+    count = await line.add_variable(ua.NodeId("Line1.Count", idx), ua.QualifiedName("Count", idx), 0, ua.VariantType.Int32)
+    await line.add_variable(ua.NodeId("Line1.Running", idx), ua.QualifiedName("Running", idx), True, ua.VariantType.Boolean)
+    setpoint = await line.add_variable(ua.NodeId("Line1.Setpoint", idx), ua.QualifiedName("Setpoint", idx), 40.0, ua.VariantType.Double)
+    await setpoint.set_writable()
+    async with server:
+        print("READY", flush=True)
+        n = 0
+        while True:
+            await asyncio.sleep(0.1)
+            n += 1
+            await count.write_value(n, ua.VariantType.Int32)
+            await speed.write_value(12.5 + math.sin(n / 10.0), ua.VariantType.Double)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
