@@ -86,23 +86,12 @@ impl Peer {
 
 /// Run plcprobe with a PKI folder and optional password.
 fn ua(pki: &Path, password: Option<&str>, args: &[&str]) -> util::Run {
-    let t0 = std::time::Instant::now();
     let mut c = bin();
     c.env("PLCPROBE_PKI", pki).env_remove("PLCPROBE_PASSWORD");
     if let Some(p) = password {
         c.env("PLCPROBE_PASSWORD", p);
     }
-    let out = c
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run plcprobe");
-    util::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: t0.elapsed(),
-    }
+    util::run_cmd(c, args)
 }
 
 fn tmp() -> tempfile::TempDir {

@@ -52,8 +52,13 @@ impl Run {
 
 /// Run plcprobe with these arguments to the end.
 pub fn run(args: &[&str]) -> Run {
+    run_cmd(bin(), args)
+}
+
+/// Run a prepared plcprobe command (extra environment) with these arguments to the end.
+pub fn run_cmd(mut cmd: Command, args: &[&str]) -> Run {
     let t0 = Instant::now();
-    let out = bin()
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()

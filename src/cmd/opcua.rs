@@ -21,7 +21,7 @@ use super::{
     Ctx, Fail, Outcome,
 };
 use crate::{
-    cli::{BrowseArgs, TrustArgs, WatchArgs},
+    cli::{BrowseArgs, TrustArgs, UaArgs, WatchArgs},
     proto::modbus::value::Value,
     report::{write_rows, Format, RowStream, Rows},
     snapshot::{ProfileRef, SnapPoint, Snapshot, Unreachable},
@@ -36,16 +36,20 @@ use crate::{
     },
 };
 
-/// The session settings for `target` from the global flags and the environment.
-pub fn ua_config(ctx: &Ctx, target: &Target, reconnect: bool) -> anyhow::Result<UaConfig> {
-    let security = ctx
-        .ua
+/// The session settings for `target` from the OPC UA flags and the environment.
+pub fn ua_config(
+    ua: &UaArgs,
+    timeout: Duration,
+    target: &Target,
+    reconnect: bool,
+) -> anyhow::Result<UaConfig> {
+    let security = ua
         .security
         .as_deref()
         .map(str::parse::<Security>)
         .transpose()
         .map_err(|e| Fail::unknown(format!("--security: {e}")))?;
-    let identity = match (&ctx.ua.user, &ctx.ua.cert, &ctx.ua.key) {
+    let identity = match (&ua.user, &ua.cert, &ua.key) {
         (Some(_), Some(_), _) => {
             return Err(Fail::unknown("give --user or --cert/--key, not both").into())
         }
@@ -58,8 +62,8 @@ pub fn ua_config(ctx: &Ctx, target: &Target, reconnect: bool) -> anyhow::Result<
         security,
         identity,
         pki: default_pki(),
-        trust_server: ctx.ua.trust_server,
-        timeout: ctx.timeout,
+        trust_server: ua.trust_server,
+        timeout,
         reconnect,
     })
 }
@@ -80,7 +84,7 @@ fn password(user: &str, target: &Target) -> anyhow::Result<String> {
 }
 
 async fn open(ctx: &Ctx, target: &Target, reconnect: bool) -> anyhow::Result<UaSession> {
-    let cfg = ua_config(ctx, target, reconnect)?;
+    let cfg = ua_config(&ctx.ua, ctx.timeout, target, reconnect)?;
     Ok(connect(&cfg).await?)
 }
 
@@ -214,13 +218,22 @@ pub async fn read(
 /// A profile point's scale and offset applied to a number (OPC UA values are usually
 /// engineering values already: scale 1, offset 0).
 fn scaled(v: Json, p: Option<&crate::profile::Point>) -> Json {
-    match (p, v.as_f64()) {
-        (Some(p), Some(x))
-            if p.address.is_none() && !v.is_boolean() && (p.scale != 1.0 || p.offset != 0.0) =>
-        {
-            json!(x * p.scale + p.offset)
+    match (p.map(ua_scale), v.as_f64()) {
+        (Some((scale, offset)), Some(x)) if !v.is_boolean() && (scale != 1.0 || offset != 0.0) => {
+            json!(x * scale + offset)
         }
         _ => v,
+    }
+}
+
+/// Scale and offset of a point's OPC UA value. They turn Modbus raw counts into engineering
+/// units: a point that also has an `address` carries them for Modbus, and its OPC UA variable is
+/// taken to hold the engineering value already (as the simulator's does).
+fn ua_scale(pt: &crate::profile::Point) -> (f64, f64) {
+    if pt.address.is_some() {
+        (1.0, 0.0)
+    } else {
+        (pt.scale, pt.offset)
     }
 }
 
@@ -415,13 +428,19 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
     let types = s.read_attrs(&vars, AttributeId::DataType).await?;
     s.close().await;
     let mut vi = values.into_iter().zip(types);
-    let mut rows = Rows::new(&[
+    // A tree indents the names in a table; json/jsonl/csv get the depth as a column instead.
+    let depth_column = !args.flat && ctx.format != Format::Table;
+    let mut columns = vec![
         if args.flat { "path" } else { "browse_name" },
         "node",
         "class",
         "data_type",
         "value",
-    ]);
+    ];
+    if depth_column {
+        columns.push("depth");
+    }
+    let mut rows = Rows::new(&columns);
     for &i in &order {
         if !keep[i] {
             continue;
@@ -454,12 +473,10 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
         } else {
             (String::new(), Json::Null)
         };
-        let label = if args.flat || ctx.format != Format::Table {
-            if args.flat {
-                r.path.clone()
-            } else {
-                r.name.clone()
-            }
+        let label = if args.flat {
+            r.path.clone()
+        } else if depth_column {
+            r.name.clone()
         } else {
             format!("{}{}", "  ".repeat(r.depth as usize - 1), r.name)
         };
@@ -470,17 +487,10 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
             json!(dt),
             v,
         ];
-        if !args.flat && ctx.format != Format::Table {
-            row[0] = json!(r.name);
+        if depth_column {
+            row.push(json!(r.depth));
         }
         rows.push(row);
-    }
-    if !args.flat && ctx.format != Format::Table {
-        rows.columns[0] = "browse_name".into();
-        rows.columns.push("depth".into());
-        for (row, &i) in rows.rows.iter_mut().zip(order.iter().filter(|&&i| keep[i])) {
-            row.push(json!(out[i].depth));
-        }
     }
     write_rows(&mut std::io::stdout().lock(), ctx.format, &rows, ctx.color)?;
     Ok(Outcome::Ok)
@@ -820,7 +830,7 @@ pub async fn trust_cmd(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<Outcome> {
     let ders: Vec<(String, Vec<u8>)> = if src.contains("://") {
         let target = opc_target(src)?;
         let client = ua::client(&pki, ctx.timeout, false)?;
-        let eps = ua::get_endpoints(&client, &target.url(), ctx.timeout).await?;
+        let eps = ua::get_endpoints(&client, &pki, &target.url(), ctx.timeout).await?;
         let mut v: Vec<(String, Vec<u8>)> = Vec::new();
         for e in &eps {
             let der = e.server_certificate.as_ref().to_vec();
@@ -882,14 +892,7 @@ pub fn specs_from_profile(p: &crate::profile::Profile) -> Vec<SnapPoint> {
         .iter()
         .filter_map(|pt| {
             let node = pt.node.as_ref()?;
-            // Scale and offset turn Modbus raw counts into engineering units; a point that also
-            // has an `address` carries them for Modbus, and its OPC UA variable is taken to hold
-            // the engineering value already (as the simulator's does).
-            let (scale, offset) = if pt.address.is_some() {
-                (1.0, 0.0)
-            } else {
-                (pt.scale, pt.offset)
-            };
+            let (scale, offset) = ua_scale(pt);
             Some(SnapPoint {
                 name: pt.name.as_str().into(),
                 address: node.as_str().into(),
@@ -934,7 +937,7 @@ impl UaSource {
     /// Connect and resolve the specs' nodes. `Err(Unreachable)` when the server cannot be
     /// reached (snapshot writes nothing); a bad node text is an error of the profile.
     pub async fn open(
-        ctx: &Ctx,
+        ua: &UaArgs,
         target: &Target,
         specs: &[SnapPoint],
         timeout: Duration,
@@ -947,8 +950,7 @@ impl UaSource {
                     .map_err(|e| Fail::unknown(format!("point `{}`: {e}", s.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut cfg = ua_config(ctx, target, false)?;
-        cfg.timeout = timeout;
+        let cfg = ua_config(ua, timeout, target, false)?;
         let session = match connect(&cfg).await {
             Ok(s) => s,
             Err(f) if f.outcome == Outcome::Unknown => return Err(f.into()),
@@ -1083,7 +1085,7 @@ fn to_value(v: Option<&Variant>, scale: f64, offset: f64) -> Value {
     match v {
         None | Some(Variant::Empty) => Value::Text(String::new()),
         Some(Variant::Boolean(b)) => Value::Bool(*b),
-        Some(Variant::Float(x)) => n(x.to_string().parse().unwrap_or(f64::from(*x))),
+        Some(Variant::Float(x)) => n(ua::f32_value(*x)),
         Some(Variant::Double(x)) => n(*x),
         Some(v) => match variant_json(v) {
             Json::Number(x) if scale != 1.0 || offset != 0.0 => n(x.as_f64().unwrap_or(0.0)),
@@ -1106,7 +1108,7 @@ pub async fn take_snapshot(
     profile: ProfileRef,
 ) -> anyhow::Result<Result<Snapshot, String>> {
     let taken_at = super::now_rfc3339();
-    let mut src = match UaSource::open(ctx, target, specs, ctx.timeout).await? {
+    let mut src = match UaSource::open(&ctx.ua, target, specs, ctx.timeout).await? {
         Ok(s) => s,
         Err(u) => return Ok(Err(u.0)),
     };

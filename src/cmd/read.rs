@@ -151,6 +151,10 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
 /// is not OPC UA.
 async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome>> {
     let items = &args.points.items;
+    // A Modbus target on the command line: no need to look at the profile here.
+    if items.first().is_some_and(|t| !t.starts_with("opc.tcp://")) {
+        return Ok(None);
+    }
     let profile = args
         .points
         .profile
@@ -158,12 +162,11 @@ async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome
         .map(Profile::load)
         .transpose()?;
     let target = match items.first() {
-        Some(t) if t.starts_with("opc.tcp://") => t.parse::<Target>()?,
+        Some(t) => t.parse::<Target>()?,
         None => match profile.as_ref().and_then(|p| p.device.target.clone()) {
             Some(t @ Target::OpcUa { .. }) => t,
             _ => return Ok(None),
         },
-        Some(_) => return Ok(None),
     };
     if args.guess || args.points.decode.ty.is_some() || args.points.decode.order.is_some() {
         anyhow::bail!("--guess, --type and --order are for Modbus registers; OPC UA values carry their own type");

@@ -35,15 +35,15 @@ pub async fn run(ctx: &Ctx, args: &ScanArgs) -> anyhow::Result<Outcome> {
 
 async fn scan_opcua(ctx: &Ctx, target: &Target) -> anyhow::Result<Outcome> {
     let url = target.url();
-    let client = ua::client(&default_pki(), ctx.timeout, false)?;
+    let pki = default_pki();
+    let client = ua::client(&pki, ctx.timeout, false)?;
     // FindServers first: a discovery server lists several; a plain server lists itself.
     let servers = tokio::time::timeout(ctx.timeout, client.find_servers(url.as_str(), None, None))
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let endpoints = ua::get_endpoints(&client, &url, ctx.timeout).await?;
-    let pki = default_pki();
+    let endpoints = ua::get_endpoints(&client, &pki, &url, ctx.timeout).await?;
     let mut rows = Rows::new(&[
         "endpoint",
         "security_policy",
@@ -124,24 +124,15 @@ async fn scan_opcua(ctx: &Ctx, target: &Target) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// Unit IDs from `1-10`, `1,2,5` or `0-247`.
+/// Unit IDs to scan: `1-10`, `1,2,5`; 248–255 are reserved by the Modbus spec.
 fn units(text: &str) -> anyhow::Result<Vec<u8>> {
-    let mut v = Vec::new();
-    for part in text.split(',') {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u8, u8) = match (a.trim().parse(), b.trim().parse()) {
-            (Ok(a), Ok(b)) if a <= b && b <= 247 => (a, b),
-            _ => {
-                return Err(Fail::unknown(format!(
-                    "--units {text}: give unit IDs from 0 to 247 like 1-10 or 1,2,5"
-                ))
-                .into())
-            }
-        };
-        v.extend(a..=b);
+    let v = super::sim::parse_units(text)?;
+    if v.last().is_some_and(|&u| u > 247) {
+        return Err(Fail::unknown(format!(
+            "--units {text}: give unit IDs from 0 to 247 like 1-10 or 1,2,5"
+        ))
+        .into());
     }
-    v.sort_unstable();
-    v.dedup();
     Ok(v)
 }
 

@@ -24,7 +24,7 @@ use crate::{
 /// Run `write`.
 pub async fn run(ctx: &Ctx, args: &WriteArgs) -> anyhow::Result<Outcome> {
     let target: Target = args.target.parse()?;
-    if matches!(target, Target::OpcUa { .. }) {
+    if super::opcua::is_opcua(&target) {
         if !args.allow_write {
             anyhow::bail!(
                 "write changes a live device ({target}, {}); nothing was sent. Add --allow-write to confirm, after checking that the machine is in a safe state",

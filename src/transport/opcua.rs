@@ -261,6 +261,7 @@ async fn bounded<T>(
 /// `GetEndpoints` on `url`, bounded by `timeout`.
 pub async fn get_endpoints(
     client: &Client,
+    pki: &Path,
     url: &str,
     timeout: Duration,
 ) -> Result<Vec<EndpointDescription>, Fail> {
@@ -270,11 +271,11 @@ pub async fn get_endpoints(
         client.get_endpoints(url, &[], &[]),
     )
     .await?;
-    r.map_err(|e| connect_failure(url, e.status(), &e.to_string()))
+    r.map_err(|e| connect_failure(url, pki, e.status(), &e.to_string()))
 }
 
 /// A connection failure in words, with what to do.
-pub fn connect_failure(url: &str, s: StatusCode, detail: &str) -> Fail {
+pub fn connect_failure(url: &str, pki: &Path, s: StatusCode, detail: &str) -> Fail {
     let why = match s {
         StatusCode::BadCommunicationError
         | StatusCode::BadNotConnected
@@ -295,7 +296,7 @@ pub fn connect_failure(url: &str, s: StatusCode, detail: &str) -> Fail {
         StatusCode::BadCertificateUntrusted | StatusCode::BadSecurityChecksFailed => format!(
             "the server refused the secure channel ({}): most often it does not trust plcprobe's certificate yet; on the server, move plcprobe's certificate from its rejected list to its trusted list (plcprobe's is {}) and try again",
             status_text(s),
-            own_cert_hint()
+            pki.join("own").join("cert.der").display()
         ),
         StatusCode::BadCertificateHostNameInvalid => format!(
             "the server's certificate does not name this host ({}): connect with the host name in its certificate (see `plcprobe scan`), or have the certificate reissued",
@@ -322,10 +323,6 @@ pub fn connect_failure(url: &str, s: StatusCode, detail: &str) -> Fail {
         other => format!("{} ({detail})", status_text(other)),
     };
     Fail::critical(format!("{url}: {why}"))
-}
-
-fn own_cert_hint() -> String {
-    format!("{}/own/cert.der", default_pki().display())
 }
 
 /// A status code as `BadNodeIdUnknown (0x80340000)`.
@@ -538,7 +535,7 @@ pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
             Ok(f) => f,
             Err(e) => Fail::unknown(format!("{e:#}")),
         })?;
-    let endpoints = get_endpoints(&client, &cfg.url, cfg.timeout).await?;
+    let endpoints = get_endpoints(&client, &cfg.pki, &cfg.url, cfg.timeout).await?;
     let mut ep = pick_endpoint(&cfg.url, &endpoints, cfg.security)?;
     let token = identity_token(&cfg.identity, &ep, &cfg.url)?;
     if cfg
@@ -552,7 +549,7 @@ pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
     ep.endpoint_url = cfg.url.as_str().into();
     let (session, event_loop) = client
         .connect_to_endpoint_directly(ep.clone(), token)
-        .map_err(|e| connect_failure(&cfg.url, e.status(), &e.to_string()))?;
+        .map_err(|e| connect_failure(&cfg.url, &cfg.pki, e.status(), &e.to_string()))?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         use futures_util::StreamExt as _;
@@ -603,6 +600,7 @@ pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
         Ok(Err(s)) => {
             return Err(failed(connect_failure(
                 &cfg.url,
+                &cfg.pki,
                 s,
                 "while opening the session",
             )))
@@ -963,8 +961,7 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
         Variant::UInt32(x) => json!(x),
         Variant::Int64(x) => json!(x),
         Variant::UInt64(x) => json!(x),
-        // The shortest text that reads back as the same f32 (180.4584, not 180.45838928222656).
-        Variant::Float(x) => finite(x.to_string().parse::<f64>().unwrap_or(f64::from(*x))),
+        Variant::Float(x) => finite(f32_value(*x)),
         Variant::Double(x) => finite(*x),
         Variant::String(s) => json!(sanitize(s.as_ref())),
         Variant::LocalizedText(t) => json!(sanitize(t.text.as_ref())),
@@ -983,6 +980,12 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
             })
         }
     }
+}
+
+/// An f32 as the f64 of its shortest text (180.4584, not 180.45838928222656), so values print
+/// and diff as the device meant them.
+pub fn f32_value(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
 }
 
 fn finite(x: f64) -> serde_json::Value {
