@@ -135,6 +135,24 @@ fn reads_browses_writes_and_snapshots_the_simulator() {
     let r = ua(&pki, None, &["read", &sim.url, "ns=2;s=Nope"]);
     assert_eq!(r.code, 2);
     assert!(r.stdout.contains("BadNodeIdUnknown"), "{}", r.stdout);
+    // -q lists only the nodes that are not Good, whatever their order.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "read",
+            &sim.url,
+            "ns=2;s=Nope",
+            "i=2258",
+            "-q",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    let rows = r.json();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{}", r.stdout);
+    assert_eq!(rows[0]["status"], "BadNodeIdUnknown");
     // A malformed NodeId is bad usage.
     let r = ua(&pki, None, &["read", &sim.url, "ns=x;s=Nope"]);
     assert_eq!(r.code, 3);

@@ -167,9 +167,9 @@ pub async fn read(
     let mut rows = Rows::new(&cols);
     let mut outcome = Outcome::Ok;
     for ((r, id), pt) in refs.iter().zip(&ids).zip(&labels) {
-        let (value, ty, status, st, sv) = if let Err(why) = id {
-            outcome = outcome.worst(Outcome::Critical);
+        let (row_outcome, value, ty, status, st, sv) = if let Err(why) = id {
             (
+                Outcome::Critical,
                 Json::Null,
                 String::new(),
                 why.clone(),
@@ -179,12 +179,12 @@ pub async fn read(
         } else {
             let dv = values.next().expect("one value per node");
             let sc = dv_status(&dv);
-            outcome = outcome.worst(status_outcome(sc));
             let v = dv
                 .value
                 .as_ref()
                 .map_or(Json::Null, |v| scaled(variant_json(v), *pt));
             (
+                status_outcome(sc),
                 v,
                 variant_type(dv.value.as_ref()),
                 status_name(sc),
@@ -192,7 +192,9 @@ pub async fn read(
                 ts(dv.server_timestamp.as_ref()),
             )
         };
-        if ctx.quiet && outcome == Outcome::Ok {
+        outcome = outcome.worst(row_outcome);
+        // -q: only the nodes that are not Good.
+        if ctx.quiet && row_outcome == Outcome::Ok {
             continue;
         }
         let mut row = vec![];
