@@ -659,3 +659,68 @@ fn the_asyncua_client_reads_the_simulator() {
     assert_eq!(rows[1]["value"], "GL-4711");
     assert_eq!(rows[2]["value"], true);
 }
+
+#[test]
+fn poll_reads_nodes_and_a_profile_with_statistics() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start(
+        "127.0.0.1:0",
+        &["--fault", "bad-status=BadSensorFailure@0.5"],
+    );
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "poll",
+            &sim.url,
+            "ns=2;s=Line1.press.strokes",
+            "--interval",
+            "50ms",
+            "--count",
+            "20",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rows = r.jsonl();
+    assert_eq!(rows.len(), 20);
+    // Values move, and the Bad status of a node shows in the row's status.
+    let ok: Vec<u64> = rows
+        .iter()
+        .filter_map(|x| x["ns=2;s=Line1.press.strokes"].as_u64())
+        .collect();
+    assert!(ok.len() >= 2 && ok.len() < 20, "{ok:?}");
+    assert!(rows.iter().any(|x| x["status"] == "BadSensorFailure"));
+    // The statistics (stderr when the rows are on stdout): 20 requests, one session.
+    let stats: serde_json::Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(stats["sent"], 20);
+    assert_eq!(stats["received"], 20);
+    assert_eq!(stats["connects"], 1);
+    // A profile's node points, named.
+    let clean = UaSim::start("127.0.0.1:0", &[]);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "poll",
+            &clean.url,
+            "--profile",
+            &util::profile("demo-line.toml"),
+            "--count",
+            "2",
+            "--interval",
+            "0",
+            "--format",
+            "jsonl",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.jsonl()[1]["tank.batch"], "GL-4711");
+    // Nobody there: CRITICAL, with the reason.
+    let url = format!("opc.tcp://127.0.0.1:{}", free_port());
+    let r = ua(&pki, None, &["poll", &url, "i=2258", "--count", "1"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+}

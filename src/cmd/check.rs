@@ -262,12 +262,12 @@ async fn check_into(
     let identity;
     if is_ua {
         // OPC UA: one session, one batched Read per round; identity from BuildInfo.
-        let mut src = match super::opcua::UaSource::open(ua, &dev.target, &specs, th.timeout).await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
-            Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
-        };
+        let mut src =
+            match super::opcua::UaSource::open(ua, &dev.target, &specs, th.timeout, false).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
+                Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+            };
         identity = src.identity().await;
         dc.reachable = true;
         dc.identity.clone_from(&identity.0);

@@ -896,24 +896,38 @@ pub fn specs_from_profile(p: &crate::profile::Profile) -> Vec<SnapPoint> {
             let node = pt.node.as_ref()?;
             let (scale, offset) = ua_scale(pt);
             Some(SnapPoint {
-                name: pt.name.as_str().into(),
-                address: node.as_str().into(),
-                modicon: compact_str::CompactString::default(),
-                ty: compact_str::CompactString::default(),
-                order: "abcd".into(),
                 scale,
                 offset,
-                raw: vec![],
-                value: Json::Null,
                 unit: pt.unit.as_str().into(),
-                status: compact_str::CompactString::default(),
                 tolerance: pt.tolerance,
                 range: pt.range.map(|(a, b)| [a, b]),
                 volatile: pt.volatile,
                 severity: pt.severity,
+                ..node_spec(&pt.name, node)
             })
         })
         .collect()
+}
+
+/// The spec of one node read as it is (no unit, scale 1): a node given on the command line.
+pub fn node_spec(name: &str, node: &str) -> SnapPoint {
+    SnapPoint {
+        name: name.into(),
+        address: node.into(),
+        modicon: compact_str::CompactString::default(),
+        ty: compact_str::CompactString::default(),
+        order: "abcd".into(),
+        scale: 1.0,
+        offset: 0.0,
+        raw: vec![],
+        value: Json::Null,
+        unit: compact_str::CompactString::default(),
+        status: compact_str::CompactString::default(),
+        tolerance: None,
+        range: None,
+        volatile: false,
+        severity: crate::profile::Severity::Critical,
+    }
 }
 
 /// A profile's OPC UA points read over one session: identity from the server's `BuildInfo` and
@@ -943,6 +957,7 @@ impl UaSource {
         target: &Target,
         specs: &[SnapPoint],
         timeout: Duration,
+        reconnect: bool,
     ) -> anyhow::Result<Result<UaSource, Unreachable>> {
         let refs = specs
             .iter()
@@ -952,7 +967,7 @@ impl UaSource {
                     .map_err(|e| Fail::unknown(format!("point `{}`: {e}", s.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cfg = ua_config(ua, timeout, target, false)?;
+        let cfg = ua_config(ua, timeout, target, reconnect)?;
         let session = match connect(&cfg).await {
             Ok(s) => s,
             Err(f) if f.outcome == Outcome::Unknown => return Err(f.into()),
@@ -1110,7 +1125,7 @@ pub async fn take_snapshot(
     profile: ProfileRef,
 ) -> anyhow::Result<Result<Snapshot, String>> {
     let taken_at = super::now_rfc3339();
-    let mut src = match UaSource::open(&ctx.ua, target, specs, ctx.timeout).await? {
+    let mut src = match UaSource::open(&ctx.ua, target, specs, ctx.timeout, false).await? {
         Ok(s) => s,
         Err(u) => return Ok(Err(u.0)),
     };

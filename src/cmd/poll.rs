@@ -14,7 +14,7 @@ use std::{
 use serde_json::{json, Value as Json};
 
 use super::{
-    plan::{Fetched, ItemError, ReadPlan, RequestOutcome},
+    plan::{Fetched, ItemError, ItemResult, ReadPlan, RequestOutcome},
     read::resolve,
     Ctx, Outcome,
 };
@@ -196,8 +196,8 @@ impl PollStats {
 pub struct PollJob<'a> {
     /// Device.
     pub target: &'a Target,
-    /// What to read.
-    pub plan: &'a ReadPlan,
+    /// What to read, and how.
+    pub source: PollSource<'a>,
     /// Time between polls.
     pub interval: Duration,
     /// Stop after this many polls.
@@ -272,13 +272,118 @@ impl Recorder {
     }
 }
 
+/// A value a poll reads: its column label, address (register or node) and unit.
+pub struct PollPoint {
+    /// Column label: point name, or the address as given.
+    pub label: String,
+    /// `hr:100` or `ns=2;s=Line1.Speed`.
+    pub address: String,
+    /// Engineering unit.
+    pub unit: String,
+}
+
+impl PollPoint {
+    /// The points of a Modbus plan.
+    pub fn of_plan(plan: &ReadPlan) -> Vec<PollPoint> {
+        plan.items
+            .iter()
+            .map(|i| PollPoint {
+                label: i.label.clone(),
+                address: i.range.to_string(),
+                unit: i.unit.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Where a poll's values come from.
+pub enum PollSource<'a> {
+    /// Modbus: the plan's requests over one link (reconnecting after failures).
+    Modbus {
+        /// The link.
+        link: ModbusLink,
+        /// What to read.
+        plan: &'a ReadPlan,
+        /// The last poll's answers.
+        fetched: Fetched,
+    },
+    /// OPC UA: one batched Read per poll over one session (reconnecting after a loss).
+    OpcUa {
+        /// The session and its nodes (boxed: a session is much larger than a Modbus link).
+        src: Box<super::opcua::UaSource>,
+        /// The last poll: values, the request's outcome and its error message.
+        last: (Vec<ItemResult>, Vec<RequestOutcome>, Option<String>),
+    },
+}
+
+impl PollSource<'_> {
+    async fn fetch(&mut self) {
+        match self {
+            PollSource::Modbus {
+                link,
+                plan,
+                fetched,
+            } => plan.fetch(link, fetched).await,
+            PollSource::OpcUa { src, last } => *last = src.round().await,
+        }
+    }
+
+    /// Timing and error of each request of the last poll.
+    fn outcomes(&self) -> &[RequestOutcome] {
+        match self {
+            PollSource::Modbus { fetched, .. } => &fetched.outcomes,
+            PollSource::OpcUa { last, .. } => &last.1,
+        }
+    }
+
+    /// Full messages of the last poll's link failures.
+    fn failures(&self) -> Vec<String> {
+        match self {
+            PollSource::Modbus { fetched, .. } => fetched
+                .answers
+                .iter()
+                .filter_map(|a| a.as_ref().err().map(|(_, m)| m.clone()))
+                .collect(),
+            PollSource::OpcUa { last, .. } => last.2.iter().cloned().collect(),
+        }
+    }
+
+    /// The last poll's first failure (link error or exception), for a results file.
+    fn first_error(&self) -> Option<String> {
+        match self {
+            PollSource::Modbus { fetched, .. } => fetched.answers.iter().find_map(|a| match a {
+                Err((_, m)) => Some(m.clone()),
+                Ok(Err(code)) => Some(describe_exception(*code)),
+                Ok(Ok(_)) => None,
+            }),
+            PollSource::OpcUa { last, .. } => last.2.clone(),
+        }
+    }
+
+    /// The last poll's values.
+    fn results(&self) -> Vec<ItemResult> {
+        match self {
+            PollSource::Modbus { plan, fetched, .. } => plan.decode(fetched),
+            PollSource::OpcUa { last, .. } => last.0.clone(),
+        }
+    }
+
+    /// Connections made (Modbus reconnects count; an OPC UA session is one).
+    fn connects(&self) -> u64 {
+        match self {
+            PollSource::Modbus { link, .. } => link.connects,
+            PollSource::OpcUa { .. } => 1,
+        }
+    }
+}
+
 /// Columns of a poll row.
-pub fn poll_columns(plan: &ReadPlan) -> Vec<String> {
+pub fn poll_columns(points: &[PollPoint]) -> Vec<String> {
     let mut c: Vec<String> = ["time", "seq", "rtt_ms", "status"]
         .iter()
         .map(ToString::to_string)
         .collect();
-    c.extend(plan.items.iter().map(|i| i.label.clone()));
+    c.extend(points.iter().map(|p| p.label.clone()));
     c
 }
 
@@ -289,7 +394,7 @@ pub async fn run_poll(
 ) -> anyhow::Result<(PollStats, u64, Option<Recorder>)> {
     let PollJob {
         target,
-        plan,
+        mut source,
         interval,
         count,
         duration,
@@ -298,7 +403,6 @@ pub async fn run_poll(
         mut record,
     } = job;
     let t_start = Instant::now();
-    let mut link = ModbusLink::new(target, ctx.timeout)?;
     let mut stats = PollStats::new();
     let deadline = duration.map(|d| Instant::now() + d);
     let ctrl_c = tokio::signal::ctrl_c();
@@ -306,7 +410,6 @@ pub async fn run_poll(
     let mut backoff = Duration::ZERO;
     let mut next = Instant::now();
     let mut seq: u64 = 0;
-    let mut fetched = Fetched::default();
     loop {
         if count.is_some_and(|c| seq >= c) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
@@ -314,31 +417,25 @@ pub async fn run_poll(
         seq += 1;
         let t0 = Instant::now();
         tokio::select! {
-            () = plan.fetch(&mut link, &mut fetched) => {},
+            () = source.fetch() => {},
             _ = &mut ctrl_c => break,
         };
         let rtt = t0.elapsed();
         let mut refused = false;
-        for o in &fetched.outcomes {
+        for o in source.outcomes() {
             stats.add(o);
             refused |= o.connect_failed;
         }
         progress.inc(1);
         if ctx.verbose > 0 {
             // -v: the full message of every failure, not just its kind.
-            for a in &fetched.answers {
-                if let Err((_, msg)) = a {
-                    progress.suspend(|| super::warn(format!("{target}: poll {seq}: {msg}")));
-                }
+            for msg in source.failures() {
+                progress.suspend(|| super::warn(format!("{target}: poll {seq}: {msg}")));
             }
         }
         if let Some(rec) = record.as_mut().filter(|r| r.wants(seq)) {
-            let results = plan.decode(&fetched);
-            let error = fetched.answers.iter().find_map(|a| match a {
-                Err((_, m)) => Some(m.clone()),
-                Ok(Err(code)) => Some(describe_exception(*code)),
-                Ok(Ok(_)) => None,
-            });
+            let results = source.results();
+            let error = source.first_error();
             let values = results.iter().map(|r| {
                 r.value
                     .as_ref()
@@ -353,7 +450,7 @@ pub async fn run_poll(
             );
         }
         if let Some(stream) = rows.as_mut() {
-            let results = plan.decode(&fetched);
+            let results = source.results();
             let status = results
                 .iter()
                 .find_map(|r| r.value.as_ref().err())
@@ -393,7 +490,7 @@ pub async fn run_poll(
         }
     }
     progress.finish_and_clear();
-    Ok((stats, link.connects, record))
+    Ok((stats, source.connects(), record))
 }
 
 /// Write the statistics: text on stdout for tables; JSON for machines (on stderr when stdout
@@ -426,18 +523,70 @@ pub fn print_stats(
 
 /// Run `poll`.
 pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
-    let (targets, plan) = resolve(&args.points)?;
     for p in [&args.results, &args.prometheus].into_iter().flatten() {
         crate::fsutil::check_output_dir(p)?;
     }
-    let [target] = targets.as_slice() else {
-        anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
+    // OPC UA nodes, or a Modbus plan; `plan` outlives the source that borrows it.
+    let ua = super::read::opcua_points(&args.points)?;
+    let modbus = match &ua {
+        Some(_) => None,
+        None => Some(resolve(&args.points)?),
+    };
+    let (target, points, source) = match (&ua, &modbus) {
+        (Some(ua), _) => {
+            let specs = match &ua.profile {
+                Some(p) => super::opcua::specs_from_profile(p),
+                None => ua
+                    .nodes
+                    .iter()
+                    .map(|n| super::opcua::node_spec(n, n))
+                    .collect(),
+            };
+            if specs.is_empty() {
+                anyhow::bail!("nothing to poll: give nodes after the target, e.g. \"ns=2;s=Line1.Speed\", or a profile with `node` points");
+            }
+            let points = specs
+                .iter()
+                .map(|s| PollPoint {
+                    label: s.name.to_string(),
+                    address: s.address.to_string(),
+                    unit: s.unit.to_string(),
+                })
+                .collect();
+            let src =
+                match super::opcua::UaSource::open(&ctx.ua, &ua.target, &specs, ctx.timeout, true)
+                    .await?
+                {
+                    Ok(s) => s,
+                    Err(u) => {
+                        super::warn(u.0);
+                        return Ok(Outcome::Critical);
+                    }
+                };
+            let source = PollSource::OpcUa {
+                src: Box::new(src),
+                last: Default::default(),
+            };
+            (&ua.target, points, source)
+        }
+        (None, Some((targets, plan))) => {
+            let [target] = targets.as_slice() else {
+                anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
+            };
+            let source = PollSource::Modbus {
+                link: ModbusLink::new(target, ctx.timeout)?,
+                plan,
+                fetched: Fetched::default(),
+            };
+            (target, PollPoint::of_plan(plan), source)
+        }
+        (None, None) => unreachable!("one of the two is resolved"),
     };
     let rows = (!ctx.quiet).then(|| {
-        let cols = poll_columns(&plan);
+        let cols = poll_columns(&points);
         let widths: Vec<usize> = [24, 5, 7, 6]
             .into_iter()
-            .chain(plan.items.iter().map(|_| 8))
+            .chain(points.iter().map(|_| 8))
             .collect();
         RowStream::new(Box::new(std::io::stdout()), ctx.format, cols, &widths)
     });
@@ -448,21 +597,18 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
     };
     let job = PollJob {
         target,
-        plan: &plan,
+        source,
         interval: args.interval,
         count: args.count,
         duration: args.duration,
         rows,
         progress,
-        record: args
-            .results
-            .as_ref()
-            .map(|_| Recorder::new(plan.items.len())),
+        record: args.results.as_ref().map(|_| Recorder::new(points.len())),
     };
     let (stats, connects, record) = run_poll(ctx, job).await?;
     print_stats(ctx, &stats, target, connects, !ctx.quiet)?;
     if let (Some(path), Some(rec)) = (&args.results, record) {
-        let doc = results_doc(&plan, target, &stats, connects, &rec);
+        let doc = results_doc(&points, target, &stats, connects, &rec);
         let mut bytes = serde_json::to_vec_pretty(&doc)?;
         bytes.push(b'\n');
         crate::fsutil::write_atomic(path, &bytes)?;
@@ -475,7 +621,7 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
 
 /// The results document of a poll (input of `report`).
 pub fn results_doc(
-    plan: &ReadPlan,
+    points: &[PollPoint],
     target: &Target,
     stats: &PollStats,
     connects: u64,
@@ -504,7 +650,7 @@ pub fn results_doc(
     );
     doc.insert(
         "points".into(),
-        Json::Array(plan.items.iter().zip(&rec.values).map(|(item, trend)| json!({"name": item.label, "address": item.range.to_string(), "unit": item.unit, "trend": trend})).collect()),
+        Json::Array(points.iter().zip(&rec.values).map(|(p, trend)| json!({"name": p.label, "address": p.address, "unit": p.unit, "trend": trend})).collect()),
     );
     Json::Object(doc)
 }

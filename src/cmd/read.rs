@@ -147,20 +147,25 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// `read opc.tcp://… NODE…` or `read --profile P` of an OPC UA device: `None` when the target
-/// is not OPC UA.
-async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome>> {
-    let items = &args.points.items;
+/// What `read` or `poll` of an OPC UA device is asked for.
+pub struct UaPoints {
+    /// The server.
+    pub target: Target,
+    /// Nodes from the command line (empty with a profile).
+    pub nodes: Vec<String>,
+    /// The profile whose `node` points are read.
+    pub profile: Option<Profile>,
+}
+
+/// `opc.tcp://… NODE…` or `--profile P` of an OPC UA device: `None` when the target is not
+/// OPC UA (then the Modbus path resolves the arguments).
+pub fn opcua_points(args: &PointsArgs) -> anyhow::Result<Option<UaPoints>> {
+    let items = &args.items;
     // A Modbus target on the command line: no need to look at the profile here.
     if items.first().is_some_and(|t| !t.starts_with("opc.tcp://")) {
         return Ok(None);
     }
-    let profile = args
-        .points
-        .profile
-        .as_deref()
-        .map(Profile::load)
-        .transpose()?;
+    let profile = args.profile.as_deref().map(Profile::load).transpose()?;
     let target = match items.first() {
         Some(t) => t.parse::<Target>()?,
         None => match profile.as_ref().and_then(|p| p.device.target.clone()) {
@@ -168,10 +173,12 @@ async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome
             _ => return Ok(None),
         },
     };
-    if args.guess || args.points.decode.ty.is_some() || args.points.decode.order.is_some() {
-        anyhow::bail!("--guess, --type and --order are for Modbus registers; OPC UA values carry their own type");
+    if args.decode.ty.is_some() || args.decode.order.is_some() {
+        anyhow::bail!(
+            "--type and --order are for Modbus registers; OPC UA values carry their own type"
+        );
     }
-    let nodes = items.get(1..).unwrap_or_default();
+    let nodes = items.get(1..).unwrap_or_default().to_vec();
     if profile.is_some() && !nodes.is_empty() {
         anyhow::bail!("give either --profile or nodes, not both");
     }
@@ -179,9 +186,25 @@ async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome
         .iter()
         .any(|n| n.starts_with("opc.tcp://") || n.starts_with("modbus://"))
     {
-        anyhow::bail!("read one OPC UA server at a time");
+        anyhow::bail!("give one OPC UA server at a time");
     }
-    super::opcua::read(ctx, &target, nodes, profile.as_ref())
+    Ok(Some(UaPoints {
+        target,
+        nodes,
+        profile,
+    }))
+}
+
+/// `read opc.tcp://… NODE…` or `read --profile P` of an OPC UA device: `None` when the target
+/// is not OPC UA.
+async fn opcua_read(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Option<Outcome>> {
+    let Some(ua) = opcua_points(&args.points)? else {
+        return Ok(None);
+    };
+    if args.guess {
+        anyhow::bail!("--guess is for Modbus registers; OPC UA values carry their own type");
+    }
+    super::opcua::read(ctx, &ua.target, &ua.nodes, ua.profile.as_ref())
         .await
         .map(Some)
 }

@@ -530,12 +530,19 @@ fn check_server_cert(cfg: &UaConfig, ep: &EndpointDescription) -> Result<(), Fai
 /// Open a session: `GetEndpoints`, pick the endpoint, check the server certificate, connect, and
 /// wait for the session to be activated; all within `timeout` per step.
 pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
-    let mut client =
-        client(&cfg.pki, cfg.timeout, cfg.reconnect).map_err(|e| match e.downcast::<Fail>() {
+    let make = |reconnect| {
+        client(&cfg.pki, cfg.timeout, reconnect).map_err(|e| match e.downcast::<Fail>() {
             Ok(f) => f,
             Err(e) => Fail::unknown(format!("{e:#}")),
-        })?;
+        })
+    };
+    // Discovery never retries, even for a session that will: async-opcua's GetEndpoints channel
+    // follows the session retry policy, and a refused connection would read as a timeout.
+    let mut client = make(false)?;
     let endpoints = get_endpoints(&client, &cfg.pki, &cfg.url, cfg.timeout).await?;
+    if cfg.reconnect {
+        client = make(true)?;
+    }
     let mut ep = pick_endpoint(&cfg.url, &endpoints, cfg.security)?;
     let token = identity_token(&cfg.identity, &ep, &cfg.url)?;
     if cfg
