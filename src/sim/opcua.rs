@@ -251,26 +251,19 @@ pub async fn start(
             .insert(&mut *space);
             let st = Arc::clone(&state);
             nm.inner().add_read_callback(id.clone(), move |_, _, _| {
-                if let Some((code, p)) = st.faults().bad_status {
-                    if st.chance(p) {
-                        return Ok(DataValue {
-                            value: None,
-                            status: Some(StatusCode::from(code)),
-                            source_timestamp: Some(DateTime::now()),
-                            server_timestamp: Some(DateTime::now()),
-                            ..Default::default()
-                        });
-                    }
-                }
                 st.requests
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let now = DateTime::now();
+                let bad = st.faults().bad_status.filter(|(_, p)| st.chance(*p));
                 Ok(DataValue {
-                    value: Some(
-                        st.ua_written(i)
-                            .unwrap_or_else(|| variant_of(ty, st.point_value(i))),
-                    ),
-                    status: Some(StatusCode::Good),
+                    value: match bad {
+                        Some(_) => None,
+                        None => Some(
+                            st.ua_written(i)
+                                .unwrap_or_else(|| variant_of(ty, st.point_value(i))),
+                        ),
+                    },
+                    status: Some(bad.map_or(StatusCode::Good, |(code, _)| StatusCode::from(code))),
                     source_timestamp: Some(now),
                     server_timestamp: Some(now),
                     ..Default::default()
