@@ -332,7 +332,7 @@ fn diff_files_tolerance_edges_severity_and_profile_mismatch() {
 }
 
 /// A plan in `dir` for devices (name, target, baseline), with extra [defaults] lines.
-fn plan(dir: &Path, defaults: &str, devices: &[(&str, &str, Option<&str>)]) -> PathBuf {
+pub fn plan(dir: &Path, defaults: &str, devices: &[(&str, &str, Option<&str>)]) -> PathBuf {
     let mut t = format!("[defaults]\n{defaults}\n");
     for (name, target, base) in devices {
         let name = name.replace('\\', "\\\\").replace('"', "\\\"");

@@ -724,3 +724,94 @@ fn poll_reads_nodes_and_a_profile_with_statistics() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
 }
+
+#[test]
+fn check_and_report_an_opcua_device_as_a_modbus_one() {
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start("127.0.0.1:0", &[]);
+    let base = d.path().join("base.json");
+    let base_s = base.to_str().unwrap();
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "snapshot",
+            &sim.url,
+            "--profile",
+            &util::profile("demo-line.toml"),
+            "-o",
+            base_s,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan = crate::health::plan(
+        d.path(),
+        "poll = 3",
+        &[("line 1 (OPC UA)", &sim.url, Some(base_s))],
+    );
+    let plan = plan.to_str().unwrap();
+    let results = d.path().join("results.json");
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "check",
+            plan,
+            "--format",
+            "nagios",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("PLCPROBE OK"), "{}", r.stdout);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let dev = &doc["devices"][0];
+    assert_eq!(dev["identity"]["revision"], "1.4.2");
+    assert_eq!(dev["sent"], 3);
+    // Drift beyond tolerance on one point: CRITICAL, named.
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "write",
+            &sim.url,
+            "ns=2;s=Line1.press.pressure",
+            "120",
+            "--allow-write",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "check",
+            plan,
+            "--format",
+            "nagios",
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("press.pressure"), "{}", r.stdout);
+    // And the results render as a report.
+    let md = d.path().join("r.md");
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "report",
+            results.to_str().unwrap(),
+            "-o",
+            md.to_str().unwrap(),
+        ],
+    );
+    // report exits with the verdict of what it renders: the drift is CRITICAL.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(std::fs::read_to_string(&md)
+        .unwrap()
+        .contains("ns=2;s=Line1.press.pressure"));
+}

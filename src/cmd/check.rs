@@ -260,6 +260,8 @@ async fn check_into(
         *last = results;
     };
     let identity;
+    // Kept open to the end: the OPC UA data types just read are part of the current snapshot.
+    let mut ua_src = None;
     if is_ua {
         // OPC UA: one session, one batched Read per round; identity from BuildInfo.
         let mut src =
@@ -290,7 +292,7 @@ async fn check_into(
             }
             push_round(results, &mut last);
         }
-        src.close().await;
+        ua_src = Some(src);
     } else {
         let plan = snapshot::plan_for(
             &specs,
@@ -451,14 +453,18 @@ async fn check_into(
     }
 
     if let Some(b) = &baseline {
-        let current = snapshot::from_results(
-            &specs,
-            &last,
-            identity,
-            ProfileRef::of(profile, sha.to_string()),
-            super::now_rfc3339(),
-            dev.target.url(),
-        );
+        let profile_ref = ProfileRef::of(profile, sha.to_string());
+        let current = match &ua_src {
+            Some(src) => src.snapshot(&specs, &last, identity, profile_ref, super::now_rfc3339()),
+            None => snapshot::from_results(
+                &specs,
+                &last,
+                identity,
+                profile_ref,
+                super::now_rfc3339(),
+                dev.target.url(),
+            ),
+        };
         let d = diff(b, &current);
         for (k, (x, y)) in &d.identity_changes {
             dc.flag(
@@ -493,6 +499,9 @@ async fn check_into(
             );
         }
         dc.diff = Some(d);
+    }
+    if let Some(src) = ua_src {
+        src.close().await;
     }
 }
 

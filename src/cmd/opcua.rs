@@ -936,8 +936,8 @@ pub struct UaSource {
     session: UaSession,
     ids: Vec<Result<NodeId, String>>,
     scales: Vec<(f64, f64)>,
-    /// The data type of each point at the last read (`Double`, …).
-    pub types: Vec<String>,
+    /// The data type of each point at its last good read (`Double`, …).
+    types: Vec<String>,
 }
 
 /// `BuildInfo` variables (OPC UA Part 5 §12.4) and the identity keys snapshots use for them.
@@ -1067,11 +1067,11 @@ impl UaSource {
                             Err(ItemError::Link(*k, err.clone().unwrap_or_default()))
                         }
                         (_, Some(dv)) => {
-                            *ty = variant_type(dv.value.as_ref());
                             let sc = dv_status(&dv);
                             if sc.is_bad() {
                                 Err(ItemError::Status(status_name(sc)))
                             } else {
+                                *ty = variant_type(dv.value.as_ref());
                                 Ok(to_value(dv.value.as_ref(), scale, offset))
                             }
                         }
@@ -1082,6 +1082,33 @@ impl UaSource {
             })
             .collect();
         (results, vec![outcome], err)
+    }
+
+    /// A snapshot of results read from this source. Each point's type is the OPC UA data type
+    /// last read (so a type changed on the server shows as type-changed against a baseline),
+    /// or the spec's when it has not been read.
+    pub fn snapshot(
+        &self,
+        specs: &[SnapPoint],
+        results: &[ItemResult],
+        identity: (Option<BTreeMap<String, String>>, String),
+        profile: ProfileRef,
+        taken_at: String,
+    ) -> Snapshot {
+        let mut snap = crate::snapshot::from_results(
+            specs,
+            results,
+            identity,
+            profile,
+            taken_at,
+            self.session.url().to_string(),
+        );
+        for (p, t) in snap.points.iter_mut().zip(&self.types) {
+            if !t.is_empty() {
+                p.ty = t.as_str().into();
+            }
+        }
+        snap
     }
 
     /// Close the session.
@@ -1131,17 +1158,10 @@ pub async fn take_snapshot(
     };
     let identity = src.identity().await;
     let (results, outcomes, err) = src.round().await;
-    let types = src.types.clone();
+    let snap = src.snapshot(specs, &results, identity, profile, taken_at);
     src.close().await;
     if outcomes.iter().all(|o| o.error.is_some()) {
         return Ok(Err(err.unwrap_or_else(|| "no answer".into())));
-    }
-    let mut snap =
-        crate::snapshot::from_results(specs, &results, identity, profile, taken_at, target.url());
-    for (p, t) in snap.points.iter_mut().zip(types) {
-        if p.ty.is_empty() {
-            p.ty = t.into();
-        }
     }
     Ok(Ok(snap))
 }

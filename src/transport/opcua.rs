@@ -930,6 +930,11 @@ impl UaSession {
         Ok(out)
     }
 
+    /// The server's URL as the user gave it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Close the session (bounded).
     pub async fn close(self) {
         let _ = tokio::time::timeout(
