@@ -70,7 +70,8 @@ echo "poll of the 1,000 nodes (one batched Read each): $(echo "$one" | python3 -
 
 echo "== 3. watch 1,000 items at 100 ms for ${WATCH_S}s"
 mapfile -t nodes < <(seq 0 999 | sed 's/^/ns=2;s=P/')
-pin "$B" watch "$bigurl" "${nodes[@]}" --interval 100ms --duration "${WATCH_S}s" --format jsonl -q > "$work/watch.jsonl" &
+# taskset execs plcprobe, so $! is the watch process itself (a shell function would be a subshell).
+taskset -c 0 "$B" watch "$bigurl" "${nodes[@]}" --interval 100ms --duration "${WATCH_S}s" --format jsonl -q > "$work/watch.jsonl" &
 wpid=$!
 rss=()
 for _ in $(seq $((WATCH_S / 5))); do
@@ -81,3 +82,14 @@ wait $wpid || true
 lines=$(wc -l < "$work/watch.jsonl")
 echo "data changes: $lines in ${WATCH_S}s = $((lines / WATCH_S))/s (1,000 items x 10/s = 10,000/s if every sample changes)"
 echo "client RSS every 5 s (KiB): ${rss[*]}"
+# Keeping up: the lag from a value's source timestamp to its line on stdout, early and late.
+python3 - "$work/watch.jsonl" <<'EOF'
+import datetime, json, sys
+def t(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+lags = [(t(r["time"]) - t(r["source_time"])).total_seconds() * 1e3
+        for r in map(json.loads, open(sys.argv[1])) if r.get("source_time")]
+n = len(lags); q = n // 10
+for name, part in (("first 10%", lags[:q]), ("last 10%", lags[-q:])):
+    part = sorted(part)
+    print(f"lag {name}: p50 {part[len(part)//2]:.0f} ms, max {part[-1]:.0f} ms")
+EOF
