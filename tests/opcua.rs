@@ -397,6 +397,24 @@ fn dead_hosts_fail_within_the_timeout() {
     let r = ua(&d.path().join("pki"), None, &["read", &url, "i=2258"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+    // snapshot writes nothing, and names the server once.
+    let out = d.path().join("snap.json");
+    let r = ua(
+        &d.path().join("pki"),
+        None,
+        &[
+            "snapshot",
+            &url,
+            "--profile",
+            &util::profile("demo-line.toml"),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(!out.exists());
+    assert_eq!(r.stderr.matches(url.as_str()).count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
 }
 
 #[test]

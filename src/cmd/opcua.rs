@@ -968,14 +968,17 @@ impl UaSource {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cfg = ua_config(ua, timeout, target, reconnect)?;
+        // Like a Modbus link's, the reason names no target: snapshot, poll and check name the
+        // device themselves.
+        let unreachable = |f: Fail| Unreachable(strip_url(&cfg.url, f.msg));
         let session = match connect(&cfg).await {
             Ok(s) => s,
             Err(f) if f.outcome == Outcome::Unknown => return Err(f.into()),
-            Err(f) => return Ok(Err(Unreachable(f.msg))),
+            Err(f) => return Ok(Err(unreachable(f))),
         };
         let ids = match session.resolve(&refs).await {
             Ok(ids) => ids,
-            Err(f) => return Ok(Err(Unreachable(f.msg))),
+            Err(f) => return Ok(Err(unreachable(f))),
         };
         Ok(Ok(UaSource {
             session,
@@ -1038,7 +1041,9 @@ impl UaSource {
                 None,
             ),
             Err(f) => {
-                let kind = if f.msg.contains("no answer within") {
+                // A failure that took the whole --timeout is a timeout; anything sooner is the
+                // connection (refused, closed, a service fault).
+                let kind = if rtt >= self.session.timeout {
                     ErrorKind::Timeout
                 } else {
                     ErrorKind::Connection
@@ -1050,7 +1055,7 @@ impl UaSource {
                         error: Some(Err(kind)),
                         connect_failed: false,
                     },
-                    Some(f.msg),
+                    Some(strip_url(self.session.url(), f.msg)),
                 )
             }
         };
@@ -1114,6 +1119,14 @@ impl UaSource {
     /// Close the session.
     pub async fn close(self) {
         self.session.close().await;
+    }
+}
+
+/// A failure's reason without the leading `URL: ` (for callers that name the device).
+fn strip_url(url: &str, msg: String) -> String {
+    match msg.strip_prefix(url).and_then(|m| m.strip_prefix(": ")) {
+        Some(rest) => rest.to_string(),
+        None => msg,
     }
 }
 

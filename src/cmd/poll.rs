@@ -559,7 +559,7 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
                 {
                     Ok(s) => s,
                     Err(u) => {
-                        super::warn(u.0);
+                        super::warn(format!("{}: {}", ua.target, u.0));
                         return Ok(Outcome::Critical);
                     }
                 };
