@@ -569,6 +569,31 @@ fn against_the_asyncua_server() {
         "{}",
         r.stderr
     );
+    // Certificate identities: a user certificate the peer accepts, and one it refuses.
+    for (cn, code) in [("plcprobe-user-ok", 0), ("plcprobe-user-bad", 2)] {
+        let dir = d.path().join(cn);
+        let made = Command::new(&py)
+            .arg(util::root().join("tests/peers/asyncua_server.py"))
+            .args(["--make-user-cert", dir.to_str().unwrap(), cn])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (cert, key) = (dir.join("user.der"), dir.join("user-key.pem"));
+        let r = ua(
+            &pki,
+            None,
+            &[
+                &["read", &peer.url, n, "--cert", cert.to_str().unwrap()][..],
+                &["--key", key.to_str().unwrap()],
+                &sec,
+            ]
+            .concat(),
+        );
+        assert_eq!(r.code, code, "{cn}: {}", r.stderr);
+        if code != 0 {
+            assert!(r.stderr.contains("--cert/--key"), "{}", r.stderr);
+        }
+    }
     // write with read-back, browse, watch.
     let r = ua(
         &pki,
@@ -647,6 +672,27 @@ fn an_expired_server_certificate_is_named() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_server_certificate_for_another_host_is_named() {
+    let Some(py) = python() else { return };
+    let d = tmp();
+    let peer = Peer::start(&py, d.path(), "wronghost");
+    let r = ua(
+        &d.path().join("pki"),
+        None,
+        &[
+            "read",
+            &peer.url,
+            "i=2258",
+            "--security",
+            "Basic256Sha256,SignAndEncrypt",
+            "--trust-server",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("does not name this host"), "{}", r.stderr);
 }
 
 #[test]
@@ -736,6 +782,31 @@ fn poll_reads_nodes_and_a_profile_with_statistics() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.jsonl()[1]["tank.batch"], "GL-4711");
+    // The simulator drops the connection (and the session with it) on 20% of requests: the
+    // poll counts the failures, reconnects and goes on (WARNING).
+    let flaky = UaSim::start("127.0.0.1:0", &["--fault", "drop=0.2", "--seed", "3"]);
+    let r = ua(
+        &pki,
+        None,
+        &[
+            "poll",
+            &flaky.url,
+            "i=2258",
+            "--count",
+            "40",
+            "--interval",
+            "20ms",
+            "-q",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let stats: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(stats["sent"], 40);
+    let received = stats["received"].as_u64().unwrap();
+    assert!((10..40).contains(&received), "{stats}");
+    assert!(stats["connects"].as_u64().unwrap() >= 2, "{stats}");
     // Nobody there: CRITICAL, with the reason.
     let url = format!("opc.tcp://127.0.0.1:{}", free_port());
     let r = ua(&pki, None, &["poll", &url, "i=2258", "--count", "1"]);

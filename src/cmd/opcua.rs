@@ -938,6 +938,8 @@ pub struct UaSource {
     scales: Vec<(f64, f64)>,
     /// The data type of each point at its last good read (`Double`, …).
     types: Vec<String>,
+    /// Sessions connected so far (the first, then each reconnection).
+    connects: u64,
 }
 
 /// `BuildInfo` variables (OPC UA Part 5 §12.4) and the identity keys snapshots use for them.
@@ -985,7 +987,18 @@ impl UaSource {
             ids,
             scales: specs.iter().map(|s| (s.scale, s.offset)).collect(),
             types: vec![String::new(); specs.len()],
+            connects: 1,
         }))
+    }
+
+    /// Connections made so far: the first, and each reconnection seen since.
+    pub fn connects(&mut self) -> u64 {
+        while let Ok(e) = self.session.events.try_recv() {
+            if matches!(e, ua::Event::Connected { .. }) {
+                self.connects += 1;
+            }
+        }
+        self.connects
     }
 
     /// The server's identity (`BuildInfo`), as snapshots record it.

@@ -368,11 +368,11 @@ impl PollSource<'_> {
         }
     }
 
-    /// Connections made (Modbus reconnects count; an OPC UA session is one).
-    fn connects(&self) -> u64 {
+    /// Connections made, reconnections included.
+    fn connects(&mut self) -> u64 {
         match self {
             PollSource::Modbus { link, .. } => link.connects,
-            PollSource::OpcUa { .. } => 1,
+            PollSource::OpcUa { src, .. } => src.connects(),
         }
     }
 }

@@ -290,7 +290,7 @@ pub fn connect_failure(url: &str, pki: &Path, s: StatusCode, detail: &str) -> Fa
         StatusCode::BadUserAccessDenied
         | StatusCode::BadIdentityTokenRejected
         | StatusCode::BadIdentityTokenInvalid => format!(
-            "the server refused the user identity ({}): wrong user name or password, or the user is not allowed on this endpoint; check --user and PLCPROBE_PASSWORD",
+            "the server refused the user identity ({}): wrong user name or password, or a user or user certificate not allowed on this endpoint; check --user and PLCPROBE_PASSWORD, or --cert/--key",
             status_text(s)
         ),
         StatusCode::BadCertificateUntrusted | StatusCode::BadSecurityChecksFailed => format!(

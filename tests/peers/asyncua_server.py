@@ -1,10 +1,14 @@
 """An independent OPC UA server (asyncua, FreeOpcUa's Python stack) with a small plant model,
 for plcprobe's integration tests and benchmarks. Loopback only.
 
-    asyncua_server.py PORT PKI_DIR [--cert valid|expired] [--host 127.0.0.1]
+    asyncua_server.py PORT PKI_DIR [--cert valid|expired|wronghost]
+    asyncua_server.py --make-user-cert DIR CN     write DIR/user.der and DIR/user-key.pem
+
+The server certificate is valid, expired, or valid for another host only (wronghost).
 
 Endpoints: None and Basic256Sha256 SignAndEncrypt, at opc.tcp://127.0.0.1:PORT/peer/.
-Identities: anonymous, and user `tech` with password `secret42`.
+Identities: anonymous; user `tech` with password `secret42`; and X.509 user certificates whose
+common name is `plcprobe-user-ok` (any other common name is refused).
 Model (namespace urn:plcprobe:peer:plant, index 2):
   Objects/Plant/Line1/Speed    ns=2;s=Line1.Speed    Double, moves every 100 ms
   Objects/Plant/Line1/Count    ns=2;s=Line1.Count    Int32, +1 every 100 ms
@@ -35,25 +39,39 @@ APP_URI = "urn:plcprobe:peer"
 NAMESPACE = "urn:plcprobe:peer:plant"
 
 
+USER_CN_PREFIX = "plcprobe-user"
+
+
 class Users(UserManager):
     def get_user(self, iserver, username=None, password=None, certificate=None):
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
-        if username is None:  # anonymous (certificate is the client's application cert, if any)
+        if username is None and certificate:
+            # An X.509 identity, or an anonymous one on a secured channel (then `certificate`
+            # is the client's application certificate): tell them apart by the common name.
+            cn = x509.load_der_x509_certificate(bytes(certificate)).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            cn = cn[0].value if cn else ""
+            if cn.startswith(USER_CN_PREFIX):
+                return User(role=UserRole.Admin, name=cn) if cn == USER_CN_PREFIX + "-ok" else None
+        if username is None:
             return User(role=UserRole.Admin)
         if username == "tech" and password == "secret42":
             return User(role=UserRole.Admin, name="tech")
         return None
 
 
-def make_cert(pki, expired):
+def make_cert(pki, kind, cn="plcprobe peer", stem="server"):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     now = datetime.datetime.now(datetime.timezone.utc)
-    if expired:
+    if kind == "expired":
         start, end = now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)
     else:
         start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=365)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plcprobe peer"),
+    if kind == "wronghost":
+        hosts = [x509.DNSName("elsewhere.example")]
+    else:
+        hosts = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "asyncua test peer")])
     cert = (
         x509.CertificateBuilder()
@@ -63,11 +81,8 @@ def make_cert(pki, expired):
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.UniformResourceIdentifier(APP_URI),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.UniformResourceIdentifier(APP_URI)] + hosts), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,
                                      key_encipherment=True, data_encipherment=True,
@@ -78,7 +93,7 @@ def make_cert(pki, expired):
         .sign(key, hashes.SHA256())
     )
     os.makedirs(pki, exist_ok=True)
-    cert_path, key_path = os.path.join(pki, "server.der"), os.path.join(pki, "server-key.pem")
+    cert_path, key_path = os.path.join(pki, f"{stem}.der"), os.path.join(pki, f"{stem}-key.pem")
     with open(cert_path, "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.DER))
     with open(key_path, "wb") as f:
@@ -90,9 +105,9 @@ def make_cert(pki, expired):
 
 async def main():
     port, pki = int(sys.argv[1]), sys.argv[2]
-    expired = "--cert" in sys.argv and sys.argv[sys.argv.index("--cert") + 1] == "expired"
+    kind = sys.argv[sys.argv.index("--cert") + 1] if "--cert" in sys.argv else "valid"
     logging.basicConfig(level=logging.ERROR)
-    cert_path, key_path = make_cert(pki, expired)
+    cert_path, key_path = make_cert(pki, kind)
     server = Server(user_manager=Users())
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/peer/")
@@ -102,7 +117,8 @@ async def main():
         ua.SecurityPolicyType.NoSecurity,
         ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
     ])
-    server.set_security_IDs(["Anonymous", "Username"])
+    server.set_identity_tokens([ua.AnonymousIdentityToken, ua.UserNameIdentityToken,
+                                ua.X509IdentityToken])
     await server.load_certificate(cert_path)
     await server.load_private_key(key_path)
     idx = await server.register_namespace(NAMESPACE)
@@ -124,4 +140,7 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1] == "--make-user-cert":
+        make_cert(sys.argv[2], "valid", cn=sys.argv[3], stem="user")
+    else:
+        asyncio.run(main())
