@@ -320,6 +320,8 @@ struct BrowseRow {
     id: NodeId,
     class: NodeClass,
     keep: bool,
+    /// Index of the parent row (`usize::MAX` under the start node).
+    parent: usize,
 }
 
 /// `browse`.
@@ -360,13 +362,12 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
     let filter = args.filter.as_ref().map(|f| f.to_lowercase());
     let mut out: Vec<BrowseRow> = Vec::new();
     let pb = ctx.progress_bar(0, "browsing");
-    // Depth-first, children in server order; a node reached twice (several parents) is listed
+    // Depth-first, children by browse name; a node reached twice (several parents) is listed
     // once per place but not descended into again.
     let mut seen = std::collections::HashSet::new();
     seen.insert(start_id.clone());
     let mut stack: Vec<(NodeId, u32, String, usize)> =
         vec![(start_id.clone(), 0, String::new(), usize::MAX)];
-    let mut parents: Vec<usize> = Vec::new();
     while let Some((id, depth, path, parent)) = stack.pop() {
         if depth >= args.depth {
             continue;
@@ -377,34 +378,29 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
         kids.sort_by(|a, b| a.browse_name.name.as_ref().cmp(b.browse_name.name.as_ref()));
         pb.inc(1);
         let base = out.len();
-        let mut pushed = Vec::new();
         for k in &kids {
             let name = qname(&k.browse_name);
-            let p = format!("{path}/{name}");
-            let keep = filter
-                .as_ref()
-                .is_none_or(|f| k.browse_name.name.as_ref().to_lowercase().contains(f));
             out.push(BrowseRow {
                 depth: depth + 1,
-                path: p.clone(),
+                path: format!("{path}/{name}"),
                 name,
                 id: k.node_id.node_id.clone(),
                 class: k.node_class,
-                keep,
+                keep: filter
+                    .as_ref()
+                    .is_none_or(|f| k.browse_name.name.as_ref().to_lowercase().contains(f)),
+                parent,
             });
-            parents.push(parent);
-            pushed.push((k.node_id.node_id.clone(), p));
         }
-        // Descend in reverse so the first child comes out first; `tree_order` restores the
-        // tree from each row's parent.
-        for (i, (nid, p)) in pushed.into_iter().enumerate().rev() {
-            if seen.insert(nid.clone()) {
-                stack.push((nid, depth + 1, p, base + i));
+        for (i, row) in out.iter().enumerate().skip(base) {
+            if seen.insert(row.id.clone()) {
+                stack.push((row.id.clone(), depth + 1, row.path.clone(), i));
             }
         }
     }
     pb.finish_and_clear();
     // Order rows as a tree: children right after their parent.
+    let parents: Vec<usize> = out.iter().map(|r| r.parent).collect();
     let order = tree_order(&parents);
     // Keep filtered rows and their ancestors.
     let mut keep = vec![false; out.len()];
@@ -413,7 +409,7 @@ pub async fn browse(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
             let mut j = i;
             loop {
                 keep[j] = true;
-                match parents[j] {
+                match out[j].parent {
                     usize::MAX => break,
                     p => j = p,
                 }
