@@ -579,8 +579,10 @@ pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
             }
         }
     });
+    // Opening takes two exchanges after GetEndpoints (CreateSession, ActivateSession), each
+    // within --timeout.
     let first = bounded(
-        cfg.timeout.max(Duration::from_secs(2)) * 2,
+        cfg.timeout * 2,
         || format!("{}: opening the session", cfg.url),
         async {
             loop {
