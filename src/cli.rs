@@ -177,7 +177,8 @@ turn that off). Exit 0 decoded, 1 capture truncated or cut by its snaplen, 3 not
   plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020 --units 1-3 --fault drop=0.1
   plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:20000-20499      # 500 devices
   plcprobe sim profiles/demo-line.toml --fault delay=200ms --fault exception=0x06@0.05
-Faults: delay=200ms[@P]  drop=P  exception=0xCC[@P]  disconnect-every=N  garbage=P")]
+Faults: delay=200ms[@P]  drop=P  exception=0xCC[@P]  disconnect-every=N  garbage=P
+OPC UA only: bad-status=NAME[@P]  session-timeout=2s")]
     Sim(SimArgs),
     /// The whole story on a built-in simulated line: baseline, drift, check, report.
     #[command(after_help = "Examples:
@@ -376,7 +377,7 @@ pub struct SimArgs {
     /// Unit IDs served, e.g. 1 or 1-3 or 1,5,7.
     #[arg(long, default_value = "1")]
     pub units: String,
-    /// Fault injection, repeatable: `delay=200ms[@P]` `drop=P` `exception=0xCC[@P]` `disconnect-every=N` `garbage=P`.
+    /// Fault injection, repeatable: `delay=200ms[@P]` `drop=P` `exception=0xCC[@P]` `disconnect-every=N` `garbage=P`; OPC UA: `bad-status=NAME[@P]` `session-timeout=2s`.
     #[arg(long = "fault", value_name = "K=V")]
     pub faults: Vec<String>,
     /// Seed for noise and faults (same seed, same run).

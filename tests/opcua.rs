@@ -84,12 +84,17 @@ impl Peer {
     }
 }
 
-/// Run plcprobe with a PKI folder and optional password.
+/// Run plcprobe with a PKI folder and optional password. Unless a test sets its own, the
+/// timeout is 5 s: the Python peer's RSA work for a secured session can take over the default
+/// 1 s on a loaded 2-core machine running the tests in parallel.
 fn ua(pki: &Path, password: Option<&str>, args: &[&str]) -> util::Run {
     let mut c = bin();
     c.env("PLCPROBE_PKI", pki).env_remove("PLCPROBE_PASSWORD");
     if let Some(p) = password {
         c.env("PLCPROBE_PASSWORD", p);
+    }
+    if !args.contains(&"--timeout") {
+        c.args(["--timeout", "5s"]);
     }
     util::run_cmd(c, args)
 }
@@ -503,10 +508,10 @@ fn watch_survives_a_server_restart_and_shows_the_gap() {
         .unwrap_or_else(|| panic!("no reconnect in {text}"));
     assert!(lost < back);
     let ev = rows[back]["event"].as_str().unwrap();
-    assert!(
-        ev.contains("gap") && ev.contains("new session"),
-        "{ev}\n{text}"
-    );
+    assert!(ev.contains("new session"), "{ev}\n{text}");
+    // The server was away for 2 s: the gap, on the server's clock, is at least that.
+    let gap = gap_s(&rows[back..]).unwrap_or_else(|| panic!("no gap in {text}"));
+    assert!((1.5..6.0).contains(&gap), "gap {gap} s\n{text}");
     assert!(rows[..lost].iter().any(|r| r["value"].is_number()));
     assert!(
         rows[back..].iter().any(|r| r["value"].is_number()),
@@ -519,6 +524,135 @@ fn watch_survives_a_server_restart_and_shows_the_gap() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The gap in seconds of the first "data again: gap N s" event among `rows`.
+fn gap_s(rows: &[serde_json::Value]) -> Option<f64> {
+    rows.iter().find_map(|r| {
+        let ev = r["event"].as_str()?;
+        let rest = ev.strip_prefix("data again: gap ")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Stop a process (SIGSTOP) for `d`, then let it go on: a laptop asleep, a debugger, a
+/// swapped-out machine.
+fn freeze(pid: u32, d: Duration) {
+    let sig = |s: &str| {
+        let ok = Command::new("kill")
+            .args([s, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {s} {pid}");
+    };
+    sig("-STOP");
+    std::thread::sleep(d);
+    sig("-CONT");
+}
+
+#[test]
+fn an_expired_session_is_replaced_by_watch_and_poll() {
+    // The simulator grants sessions of at most 2 s; the client is stopped for 4 s, so its
+    // session expires on the server. On waking, watch and poll must see it, open a new session
+    // (watch re-creates its subscription) and go on, and say so: WARNING (exit 1).
+    let d = tmp();
+    let pki = d.path().join("pki");
+    let sim = UaSim::start("127.0.0.1:0", &["--fault", "session-timeout=2s"]);
+    let spawn = |args: &[&str]| {
+        bin()
+            .env("PLCPROBE_PKI", &pki)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let node = "ns=2;s=Line1.press.pressure";
+    let watch = spawn(&[
+        "watch",
+        &sim.url,
+        node,
+        "--interval",
+        "200ms",
+        "--duration",
+        "10s",
+        "--format",
+        "jsonl",
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    freeze(watch.id(), Duration::from_secs(4));
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let event = |needle: &str| {
+        rows.iter()
+            .position(|r| r["event"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {text}"))
+    };
+    let lost = event("connection lost");
+    let back = event("no longer had the old session");
+    assert!(lost < back, "{text}");
+    assert!(rows[back]["event"]
+        .as_str()
+        .unwrap()
+        .contains("subscription re-created"));
+    // Watch only saw the loss on waking; the gap still counts from the server's last message.
+    let gap = gap_s(&rows[back..]).unwrap_or_else(|| panic!("no gap in {text}"));
+    assert!((3.0..8.0).contains(&gap), "gap {gap} s\n{text}");
+    assert!(rows[..lost].iter().any(|r| r["value"].is_number()));
+    assert!(
+        rows[back..].iter().any(|r| r["value"].is_number()),
+        "no data after the new session: {text}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // poll: the failed read names the status (-v), the session is opened again, reads go on.
+    let poll = spawn(&[
+        "poll",
+        &sim.url,
+        node,
+        "--interval",
+        "200ms",
+        "--duration",
+        "9s",
+        "-v",
+        "--format",
+        "jsonl",
+    ]);
+    std::thread::sleep(Duration::from_millis(2500));
+    freeze(poll.id(), Duration::from_secs(4));
+    let out = poll.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("BadSessionIdInvalid"), "{stderr}");
+    // Rows on stdout, the statistics as the last line of stderr (after the -v messages).
+    let stats: serde_json::Value =
+        serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(stats["connects"], 2, "{stats}");
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed = rows.iter().position(|r| r["status"] != "ok").unwrap();
+    assert!(rows[failed..].iter().any(|r| r[node].is_number()));
+    // The first read after waking fails and closes the dead channel at once (async-opcua alone
+    // would wait for failed keep-alives, seconds of failed reads); one more may fail while the
+    // new session opens.
+    let errors = stats["errors"]["connection"].as_u64().unwrap_or(0);
+    assert!((1..=3).contains(&errors), "{stats}");
+    assert!(stderr.contains("opening a new one"), "{stderr}");
+    // 5 s of polling at 200 ms, all but those answered.
+    assert!(stats["received"].as_u64().unwrap() >= 20, "{stats}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
 }
 
 #[test]

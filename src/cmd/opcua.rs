@@ -8,7 +8,7 @@ use std::{
 };
 
 use opcua::{
-    client::{DataChangeCallback, MonitoredItem},
+    client::{DataChangeCallback, MonitoredItem, MonitoredItemMap, OnSubscriptionNotificationCore},
     types::{
         AttributeId, BrowseDirection, DataValue, MonitoredItemCreateRequest, NodeClass, NodeId,
         ObjectId, StatusCode, TimestampsToReturn, Variant, WriteValue,
@@ -550,6 +550,25 @@ pub fn opc_target(text: &str) -> anyhow::Result<Target> {
 enum Note {
     Change(usize, DataValue),
     Session(String, bool),
+    /// A publish response (data or keep-alive) and the server's publish time.
+    Alive(opcua::types::DateTime),
+}
+
+/// The watch subscription's callback: every publish response, keep-alives included, reports
+/// its server publish time (a gap is measured on the server's clock, from its last message
+/// before the loss to its first after, even when watch only sees the loss later, e.g. after
+/// the laptop slept); data changes go on to the inner callback.
+struct Alive<T>(tokio::sync::mpsc::UnboundedSender<Note>, T);
+
+impl<T: OnSubscriptionNotificationCore> OnSubscriptionNotificationCore for Alive<T> {
+    fn on_subscription_notification(
+        &mut self,
+        notification: opcua::types::NotificationMessage,
+        items: MonitoredItemMap<'_>,
+    ) {
+        let _ = self.0.send(Note::Alive(notification.publish_time));
+        self.1.on_subscription_notification(notification, items);
+    }
 }
 
 /// `watch`.
@@ -594,7 +613,9 @@ pub async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut changes = 0u64;
     let mut outcome = Outcome::Ok;
-    let mut lost_at: Option<Instant> = None;
+    // While the server is lost: when watch saw it, and the server's last publish time before.
+    let mut lost_at: Option<(Instant, Option<opcua::types::DateTime>)> = None;
+    let mut last_publish: Option<opcua::types::DateTime> = None;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let events = std::mem::replace(&mut s.events, tokio::sync::mpsc::unbounded_channel().1);
@@ -603,12 +624,15 @@ pub async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
         let mut events = events;
         while let Some(e) = events.recv().await {
             let note = match e {
+                ua::Event::Lost(st) if st.is_good() => {
+                    Note::Session("connection lost".into(), true)
+                }
                 ua::Event::Lost(st) => {
                     Note::Session(format!("connection lost: {}", status_text(st)), true)
                 }
                 ua::Event::Connected { new_session } => Note::Session(
                     if new_session {
-                        "reconnected: the old session had expired on the server; new session, subscription re-created".into()
+                        "reconnected: the server no longer had the old session (expired or restarted); new session, subscription re-created".into()
                     } else {
                         "reconnected: session reactivated".into()
                     },
@@ -644,6 +668,26 @@ pub async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
         let Some(note) = note else { break };
         let now = super::now_rfc3339();
         match note {
+            Note::Alive(t) => {
+                last_publish = Some(t);
+                // The first message after a loss ends the gap.
+                if let Some((seen, before)) = lost_at.take() {
+                    let server = before
+                        .map(|b| (t.as_chrono() - b.as_chrono()).num_milliseconds())
+                        .filter(|ms| *ms >= 0);
+                    let text = match server {
+                        Some(ms) => format!(
+                            "data again: gap {:.1} s without data (server time, from its last message before the loss)",
+                            ms as f64 / 1e3
+                        ),
+                        None => format!(
+                            "data again: gap {:.1} s without data (since the loss was seen)",
+                            seen.elapsed().as_secs_f64()
+                        ),
+                    };
+                    event_row(&mut out, &now, &text)?;
+                }
+            }
             Note::Change(i, dv) => {
                 let sc = dv_status(&dv);
                 outcome = outcome.worst(match status_outcome(sc) {
@@ -683,27 +727,11 @@ pub async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
                 } else {
                     text
                 };
-                let text = if lost {
-                    lost_at.get_or_insert_with(Instant::now);
+                if lost {
+                    lost_at.get_or_insert((Instant::now(), last_publish));
                     outcome = outcome.worst(Outcome::Warning);
-                    text
-                } else if let Some(t) = lost_at.take() {
-                    format!(
-                        "{text}; gap {:.1} s without data",
-                        t.elapsed().as_secs_f64()
-                    )
-                } else {
-                    text
-                };
-                out.row(&[
-                    json!(now),
-                    json!(""),
-                    Json::Null,
-                    json!(""),
-                    json!(""),
-                    Json::Null,
-                    json!(text),
-                ])?;
+                }
+                event_row(&mut out, &now, &text)?;
             }
         }
     }
@@ -711,12 +739,25 @@ pub async fn watch(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
     if lost_at.is_some() {
         outcome = Outcome::Critical;
         super::warn(format!(
-            "{target}: the server was lost and had not come back when watch ended"
+            "{target}: the server was lost and no data had come back when watch ended"
         ));
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), s.session.delete_subscription(sub)).await;
     s.close().await;
     Ok(outcome)
+}
+
+/// A watch row that carries only an event (loss, reconnection, gap).
+fn event_row(out: &mut RowStream<'_>, now: &str, text: &str) -> std::io::Result<()> {
+    out.row(&[
+        json!(now),
+        json!(""),
+        Json::Null,
+        json!(""),
+        json!(""),
+        Json::Null,
+        json!(text),
+    ])
 }
 
 /// Create the watch subscription and its monitored items (client handle = node index + 1).
@@ -735,13 +776,17 @@ async fn subscribe(
         s.session.create_subscription(
             interval,
             30,
-            10,
+            // A keep-alive after 3 quiet intervals bounds how early a measured gap can start.
+            3,
             0,
             0,
             true,
-            DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
-                let _ = txc.send(Note::Change(item.client_handle() as usize - 1, dv));
-            }),
+            Alive(
+                tx.clone(),
+                DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
+                    let _ = txc.send(Note::Change(item.client_handle() as usize - 1, dv));
+                }),
+            ),
         ),
     )
     .await

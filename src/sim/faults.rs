@@ -4,7 +4,9 @@
 //! - `exception=0x06@0.05`: answer 5% of requests with exception 0x06,
 //! - `disconnect-every=100`: close the connection instead of the 100th reply on it,
 //! - `garbage=0.01`: 1% of replies malformed (function code does not match the request),
-//! - `bad-status=BadSensorFailure@0.2` (OPC UA): 20% of value reads answer that status code.
+//! - `bad-status=BadSensorFailure@0.2` (OPC UA): 20% of value reads answer that status code,
+//! - `session-timeout=2s` (OPC UA): the longest session timeout the server grants (default 60 s),
+//!   so a client silent for longer (a laptop asleep, a stopped process) finds its session expired.
 //!
 //! Over OPC UA, `delay` holds each client message, `drop` closes the connection (the session
 //! drops) instead of passing a message on, and `disconnect-every` closes it after N messages.
@@ -26,6 +28,8 @@ pub struct Faults {
     pub garbage: f64,
     /// OPC UA status code (by value) and the share of value reads answered with it.
     pub bad_status: Option<(u32, f64)>,
+    /// OPC UA: the longest session timeout granted (None = the simulator's 60 s).
+    pub session_timeout: Option<Duration>,
 }
 
 fn probability(key: &str, v: &str) -> anyhow::Result<f64> {
@@ -42,7 +46,7 @@ fn probability(key: &str, v: &str) -> anyhow::Result<f64> {
 /// Parse one `--fault K=V` into `faults`.
 pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
     let Some((key, v)) = text.split_once('=') else {
-        anyhow::bail!("--fault `{text}` is not KEY=VALUE; use delay=200ms, drop=0.1, exception=0x06@0.05, disconnect-every=100 or garbage=0.01");
+        anyhow::bail!("--fault `{text}` is not KEY=VALUE; use delay=200ms, drop=0.1, exception=0x06@0.05, disconnect-every=100, garbage=0.01, bad-status=BadSensorFailure or session-timeout=2s");
     };
     let key = key.trim();
     match key {
@@ -89,7 +93,14 @@ pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--fault bad-status={v}: `{c}` is not a Bad or Uncertain OPC UA status code; use a name like BadSensorFailure or a value like 0x808B0000"))?;
             faults.bad_status = Some((code, probability(key, p)?));
         }
-        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every, garbage or bad-status"),
+        "session-timeout" => {
+            let d = humantime::parse_duration(v.trim())
+                .ok()
+                .filter(|d| *d >= Duration::from_millis(100))
+                .ok_or_else(|| anyhow::anyhow!("--fault session-timeout={v}: give a duration of at least 100ms, e.g. session-timeout=2s"))?;
+            faults.session_timeout = Some(d);
+        }
+        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every, garbage, bad-status or session-timeout"),
     }
     Ok(())
 }
@@ -119,8 +130,11 @@ mod tests {
                 disconnect_every: 100,
                 garbage: 0.01,
                 bad_status: None,
+                session_timeout: None,
             }
         );
+        parse_fault(&mut f, "session-timeout=2s").unwrap();
+        assert_eq!(f.session_timeout, Some(Duration::from_secs(2)));
         parse_fault(&mut f, "delay=1s@0.5").unwrap();
         assert_eq!(f.delay, Some((Duration::from_secs(1), 0.5)));
         parse_fault(&mut f, "exception=4").unwrap();
@@ -144,6 +158,8 @@ mod tests {
             ("melt=1", "unknown fault `melt`"),
             ("bad-status=Good", "not a Bad or Uncertain"),
             ("bad-status=Nope", "not a Bad or Uncertain"),
+            ("session-timeout=10ms", "at least 100ms"),
+            ("session-timeout=soon", "at least 100ms"),
         ] {
             let e = parse_fault(&mut f, t).unwrap_err().to_string();
             assert!(e.contains(needle), "{t}: {e}");

@@ -181,7 +181,11 @@ pub async fn start(
             build_number: env!("CARGO_PKG_VERSION").into(),
             build_date: DateTime::now(),
         })
-        .max_session_timeout_ms(60_000)
+        .max_session_timeout_ms(
+            faults
+                .session_timeout
+                .map_or(60_000, |d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+        )
         .add_user_token(SIM_USER, ServerUserToken::user_pass(SIM_USER, &password))
         .add_endpoint(
             "none",

@@ -3,8 +3,8 @@
 //!
 //! async-opcua retries a dead host for a long time by default (session retry with backoff up to
 //! 30 s, a 60 s request timeout): here one-shot commands get no retry and a request timeout of
-//! `--timeout`, and every call is also wrapped in `tokio::time::timeout`. Only `watch` reconnects,
-//! and it sees every loss and reconnection as an [`Event`] so it can show the gap.
+//! `--timeout`, and every call is also wrapped in `tokio::time::timeout`. Only `watch` and `poll`
+//! reconnect; watch sees every loss and reconnection as an [`Event`] so it can show the gap.
 //!
 //! Server certificates are not trusted by default (OPC UA Part 4 §6.1.3): before a secured
 //! session opens, the endpoint's certificate must be in `PKI/trusted/`, and is checked for its
@@ -195,6 +195,7 @@ pub struct UaSession {
     pub timeout: Duration,
     task: tokio::task::JoinHandle<()>,
     url: String,
+    reconnect: bool,
 }
 
 impl Drop for UaSession {
@@ -623,7 +624,29 @@ pub async fn connect(cfg: &UaConfig) -> Result<UaSession, Fail> {
         timeout: cfg.timeout,
         task,
         url: cfg.url.clone(),
+        reconnect: cfg.reconnect,
     })
+}
+
+/// What a Read of one attribute of `ids` asks for.
+pub fn read_ids(ids: &[NodeId], attr: AttributeId) -> Vec<ReadValueId> {
+    ids.iter()
+        .map(|id| ReadValueId {
+            node_id: id.clone(),
+            attribute_id: attr as u32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The server does not know the session any more.
+fn session_gone(s: StatusCode) -> bool {
+    matches!(
+        s,
+        StatusCode::BadSessionIdInvalid
+            | StatusCode::BadSessionClosed
+            | StatusCode::BadSessionNotActivated
+    )
 }
 
 /// Failures that no retry will fix: even `watch` reports them at once.
@@ -759,6 +782,19 @@ impl UaSession {
     ) -> Result<T, Fail> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if self.reconnect && session_gone(e.status()) => {
+                // The server no longer knows this session (it expired while the client was
+                // stopped or asleep, or the server restarted). async-opcua would only notice on
+                // failed keep-alives, seconds later: close the channel now, so the event loop
+                // opens a new session at once.
+                let _ = tokio::time::timeout(self.timeout, self.session.channel().close_channel())
+                    .await;
+                Err(Fail::critical(format!(
+                    "{}: {what} failed: {}; the server no longer has this session, opening a new one",
+                    self.url,
+                    status_text(e.status())
+                )))
+            }
             Ok(Err(e)) => Err(Fail::critical(format!(
                 "{}: {what} failed: {}",
                 self.url,
