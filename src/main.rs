@@ -9,6 +9,13 @@ use clap::Parser as _;
 use plcprobe::{cli::Cli, cmd::Outcome};
 
 fn main() -> ExitCode {
+    // async-opcua asks the environment for OPCUA_TRACE_LOCKS on every lock it takes (a
+    // `getenv`, about 1% of an OPC UA read on each side) unless the variable says yes, which it
+    // then remembers. Saying yes costs nothing here: tracing is compiled out (Cargo.toml,
+    // `max_level_off`), so no lock is ever traced. Set before any thread exists.
+    if std::env::var_os("OPCUA_TRACE_LOCKS").is_none() {
+        std::env::set_var("OPCUA_TRACE_LOCKS", "1");
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

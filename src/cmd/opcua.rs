@@ -976,9 +976,12 @@ pub fn node_spec(name: &str, node: &str) -> SnapPoint {
 pub struct UaSource {
     session: UaSession,
     ids: Vec<Result<NodeId, String>>,
+    /// The Read of the resolved nodes, built once.
+    req: Vec<opcua::types::ReadValueId>,
     scales: Vec<(f64, f64)>,
-    /// The data type of each point at its last good read (`Double`, …).
-    types: Vec<String>,
+    /// The data type of each point at its last good read (`Double`, …), and the scalar type
+    /// it was made from (so it is formatted again only when it changes).
+    types: Vec<(String, Option<opcua::types::VariantScalarTypeId>)>,
     /// Sessions connected so far (the first, then each reconnection).
     connects: u64,
 }
@@ -1023,11 +1026,16 @@ impl UaSource {
             Ok(ids) => ids,
             Err(f) => return Ok(Err(unreachable(f))),
         };
+        let good: Vec<NodeId> = ids
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         Ok(Ok(UaSource {
             session,
+            req: ua::read_ids(&good, AttributeId::Value),
             ids,
             scales: specs.iter().map(|s| (s.scale, s.offset)).collect(),
-            types: vec![String::new(); specs.len()],
+            types: vec![(String::new(), None); specs.len()],
             connects: 1,
         }))
     }
@@ -1076,13 +1084,8 @@ impl UaSource {
 
     /// One round: every point read in batched requests.
     pub async fn round(&mut self) -> (Vec<ItemResult>, Vec<RequestOutcome>, Option<String>) {
-        let good: Vec<NodeId> = self
-            .ids
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
-            .collect();
         let t0 = Instant::now();
-        let res = self.session.read_values(&good).await;
+        let res = self.session.read_prepared(&self.req).await;
         let rtt = t0.elapsed();
         let (mut vals, outcome, err) = match res {
             Ok(v) => (
@@ -1130,7 +1133,13 @@ impl UaSource {
                             if sc.is_bad() {
                                 Err(ItemError::Status(status_name(sc)))
                             } else {
-                                *ty = variant_type(dv.value.as_ref());
+                                let v = dv.value.as_ref();
+                                let key = v
+                                    .filter(|v| !v.is_array())
+                                    .and_then(Variant::scalar_type_id);
+                                if key.is_none() || key != ty.1 {
+                                    *ty = (variant_type(v), key);
+                                }
                                 Ok(to_value(dv.value.as_ref(), scale, offset))
                             }
                         }
@@ -1162,7 +1171,7 @@ impl UaSource {
             taken_at,
             self.session.url().to_string(),
         );
-        for (p, t) in snap.points.iter_mut().zip(&self.types) {
+        for (p, (t, _)) in snap.points.iter_mut().zip(&self.types) {
             if !t.is_empty() {
                 p.ty = t.as_str().into();
             }

@@ -892,21 +892,18 @@ impl UaSession {
         ids: &[NodeId],
         attr: AttributeId,
     ) -> Result<Vec<DataValue>, Fail> {
+        self.read_prepared(&read_ids(ids, attr)).await
+    }
+
+    /// Read prepared `ReadValueId`s (a poll builds them once), batched.
+    pub async fn read_prepared(&self, req: &[ReadValueId]) -> Result<Vec<DataValue>, Fail> {
         const BATCH: usize = 1000;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH) {
-            let req: Vec<ReadValueId> = chunk
-                .iter()
-                .map(|id| ReadValueId {
-                    node_id: id.clone(),
-                    attribute_id: attr as u32,
-                    ..Default::default()
-                })
-                .collect();
+        let mut out = Vec::with_capacity(req.len());
+        for chunk in req.chunks(BATCH) {
             let mut r = self
                 .call(
                     "Read",
-                    self.session.read(&req, TimestampsToReturn::Both, 0.0),
+                    self.session.read(chunk, TimestampsToReturn::Both, 0.0),
                 )
                 .await?;
             if r.len() != chunk.len() {
@@ -1035,7 +1032,20 @@ pub fn variant_json(v: &Variant) -> serde_json::Value {
 /// An f32 as the f64 of its shortest text (180.4584, not 180.45838928222656), so values print
 /// and diff as the device meant them.
 pub fn f32_value(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(f64::from(x))
+    // Rust's own shortest digits, written on the stack (a poll converts every value it reads).
+    // Not ryu: on exact ties (1928087.25) it picks the other digit, and a baseline taken with
+    // one would then differ from a snapshot taken with the other.
+    use std::io::Write as _;
+    let mut buf = [0u8; 64];
+    let mut w = &mut buf[..];
+    if write!(w, "{x}").is_err() {
+        return f64::from(x);
+    }
+    let n = 64 - w.len();
+    std::str::from_utf8(&buf[..n])
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::from(x))
 }
 
 fn finite(x: f64) -> serde_json::Value {
@@ -1248,5 +1258,28 @@ mod tests {
         fn node_ref_parser_never_panics(s in "\\PC{0,40}") {
             let _ = s.parse::<NodeRef>();
         }
+
+        /// The same value as through `to_string`, for any f32 bits (ryu failed this on ties).
+        #[test]
+        fn f32_values_are_the_shortest_text(bits in any::<u32>()) {
+            let x = f32::from_bits(bits);
+            let by_std: f64 = x.to_string().parse().unwrap();
+            let v = f32_value(x);
+            prop_assert!(v == by_std || (v.is_nan() && by_std.is_nan()), "{x}: {v} vs {by_std}");
+        }
+    }
+
+    #[test]
+    fn f32_values_print_as_the_device_meant() {
+        assert_eq!(f32_value(180.4584), 180.4584);
+        assert_eq!(f32_value(0.1), 0.1);
+        // 1928087.25 exactly, a tie between …087.2 and …087.3: the digits Rust prints.
+        assert_eq!(f32_value(f32::from_bits(1_240_161_466)), 1_928_087.3);
+        assert_eq!(f32_value(1e-40), 1e-40); // subnormal
+        assert_eq!(f32_value(f32::MAX), 3.402_823_5e38);
+        assert_eq!(f32_value(f32::INFINITY), f64::INFINITY);
+        assert_eq!(f32_value(f32::NEG_INFINITY), f64::NEG_INFINITY);
+        assert!(f32_value(f32::NAN).is_nan());
+        assert_eq!(f32_value(-0.0).to_bits(), (-0.0f64).to_bits());
     }
 }
