@@ -220,6 +220,21 @@ fn sim_refuses_bad_faults() {
     ]);
     assert_eq!(r.code, 3);
     assert!(r.stderr.contains("from 0 to 1"), "{}", r.stderr);
+    // OPC UA faults on a Modbus-only simulator would do nothing: refused, not ignored.
+    for fault in ["session-timeout=2s", "bad-status=BadSensorFailure"] {
+        let r = run(&[
+            "sim",
+            &profile("demo-line.toml"),
+            "--modbus",
+            "127.0.0.1:0",
+            "--fault",
+            fault,
+            "--duration",
+            "1s",
+        ]);
+        assert_eq!(r.code, 3, "{fault}: {}", r.stderr);
+        assert!(r.stderr.contains("OPC UA only"), "{}", r.stderr);
+    }
 }
 
 #[test]

@@ -97,6 +97,9 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     for f in &args.faults {
         parse_fault(&mut faults, f)?;
     }
+    if ua_addr.is_none() && (faults.bad_status.is_some() || faults.session_timeout.is_some()) {
+        anyhow::bail!("--fault bad-status and session-timeout act on OPC UA only, and this simulator serves Modbus only; add --opcua 127.0.0.1:4840");
+    }
     let record = match &args.record {
         Some(p) => Some(crate::capture::writer::Recorder::create(p).map_err(|e| {
             anyhow::anyhow!("--record {}: cannot create the file: {e}", p.display())
