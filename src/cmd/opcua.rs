@@ -264,19 +264,9 @@ pub async fn write(ctx: &Ctx, target: &Target, node: &str, text: &str) -> anyhow
         index_range: opcua::types::NumericRange::default(),
         value: DataValue::value_only(v.clone()),
     };
-    let res = tokio::time::timeout(s.timeout, s.session.write(&[wv]))
-        .await
-        .map_err(|_| {
-            Fail::critical(format!(
-                "{target}: Write of {r}: no answer within --timeout"
-            ))
-        })?
-        .map_err(|e| {
-            Fail::critical(format!(
-                "{target}: Write of {r} failed: {}",
-                status_text(e.status())
-            ))
-        })?;
+    let res = s
+        .call(&format!("Write of {r}"), s.session.write(&[wv]))
+        .await?;
     let status = res
         .first()
         .copied()
@@ -771,36 +761,26 @@ async fn subscribe(
 ) -> Result<u32, Fail> {
     let txc = tx.clone();
     let ms = interval.as_secs_f64() * 1e3;
-    let sub = tokio::time::timeout(
-        s.timeout,
-        s.session.create_subscription(
-            interval,
-            30,
-            // A keep-alive after 3 quiet intervals bounds how early a measured gap can start.
-            3,
-            0,
-            0,
-            true,
-            Alive(
-                tx.clone(),
-                DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
-                    let _ = txc.send(Note::Change(item.client_handle() as usize - 1, dv));
-                }),
+    let sub = s
+        .call(
+            "CreateSubscription",
+            s.session.create_subscription(
+                interval,
+                30,
+                // A keep-alive after 3 quiet intervals bounds how early a measured gap can start.
+                3,
+                0,
+                0,
+                true,
+                Alive(
+                    tx.clone(),
+                    DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
+                        let _ = txc.send(Note::Change(item.client_handle() as usize - 1, dv));
+                    }),
+                ),
             ),
-        ),
-    )
-    .await
-    .map_err(|_| {
-        Fail::critical(format!(
-            "{target}: CreateSubscription: no answer within --timeout"
-        ))
-    })?
-    .map_err(|e| {
-        Fail::critical(format!(
-            "{target}: CreateSubscription failed: {}",
-            status_text(e.status())
-        ))
-    })?;
+        )
+        .await?;
     let items: Vec<MonitoredItemCreateRequest> = ids
         .iter()
         .enumerate()
@@ -814,23 +794,14 @@ async fn subscribe(
         .collect();
     let mut created = Vec::new();
     for chunk in items.chunks(1000) {
-        let r = tokio::time::timeout(
-            s.timeout * 4,
-            s.session
-                .create_monitored_items(sub, TimestampsToReturn::Both, chunk.to_vec()),
-        )
-        .await
-        .map_err(|_| {
-            Fail::critical(format!(
-                "{target}: CreateMonitoredItems: no answer within --timeout"
-            ))
-        })?
-        .map_err(|e| {
-            Fail::critical(format!(
-                "{target}: CreateMonitoredItems failed: {}",
-                status_text(e.status())
-            ))
-        })?;
+        let r = s
+            .call_within(
+                "CreateMonitoredItems",
+                4,
+                s.session
+                    .create_monitored_items(sub, TimestampsToReturn::Both, chunk.to_vec()),
+            )
+            .await?;
         created.extend(r);
     }
     for (c, r) in created.iter().zip(refs) {

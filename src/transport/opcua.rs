@@ -775,12 +775,24 @@ impl FromStr for NodeRef {
 }
 
 impl UaSession {
-    async fn call<T>(
+    /// One service call bounded by `--timeout`; a failure names the server, `what` and the
+    /// status (a session the server no longer has is replaced at once when reconnecting).
+    pub async fn call<T>(
         &self,
         what: &str,
         fut: impl std::future::Future<Output = Result<T, opcua::types::Error>>,
     ) -> Result<T, Fail> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        self.call_within(what, 1, fut).await
+    }
+
+    /// [`Self::call`], bounded by `times` × `--timeout` (for calls that carry a lot of work).
+    pub async fn call_within<T>(
+        &self,
+        what: &str,
+        times: u32,
+        fut: impl std::future::Future<Output = Result<T, opcua::types::Error>>,
+    ) -> Result<T, Fail> {
+        match tokio::time::timeout(self.timeout * times, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) if self.reconnect && session_gone(e.status()) => {
                 // The server no longer knows this session (it expired while the client was
@@ -801,9 +813,14 @@ impl UaSession {
                 status_text(e.status())
             ))),
             Err(_) => Err(Fail::critical(format!(
-                "{}: {what}: no answer within {} (--timeout)",
+                "{}: {what}: no answer within {} ({}--timeout)",
                 self.url,
-                humantime::format_duration(self.timeout)
+                humantime::format_duration(self.timeout * times),
+                if times == 1 {
+                    String::new()
+                } else {
+                    format!("{times} × ")
+                }
             ))),
         }
     }
