@@ -78,11 +78,7 @@ fn exceptions_are_counted_by_code() {
     accounted(&s);
     let busy = errors(&s, "exception_0x06");
     assert!((10..=50).contains(&busy), "{s}");
-    let rows: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = r.jsonl();
     assert_eq!(
         rows.iter()
             .filter(|r| r["status"] == "0x06 Server Device Busy")

@@ -99,6 +99,18 @@ fn ua(pki: &Path, password: Option<&str>, args: &[&str]) -> util::Run {
     util::run_cmd(c, args)
 }
 
+/// Start plcprobe with a PKI folder, its output piped (for commands that run while a test acts).
+fn spawn_ua(pki: &Path, args: &[&str]) -> std::process::Child {
+    bin()
+        .env("PLCPROBE_PKI", pki)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
@@ -465,9 +477,9 @@ fn watch_survives_a_server_restart_and_shows_the_gap() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let sim = UaSim::start(&listen, &[]);
-    let watch = bin()
-        .env("PLCPROBE_PKI", &pki)
-        .args([
+    let watch = spawn_ua(
+        &pki,
+        &[
             "watch",
             &sim.url,
             "ns=2;s=Line1.press.pressure",
@@ -477,53 +489,59 @@ fn watch_survives_a_server_restart_and_shows_the_gap() {
             "12s",
             "--format",
             "jsonl",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     std::thread::sleep(Duration::from_secs(3));
     drop(sim); // the server goes away
     std::thread::sleep(Duration::from_secs(2));
     let _sim2 = UaSim::start(&listen, &[]);
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let lost = rows
-        .iter()
-        .position(|r| {
-            r["event"]
-                .as_str()
-                .unwrap_or("")
-                .contains("connection lost")
-        })
-        .unwrap_or_else(|| panic!("no loss in {text}"));
-    let back = rows
-        .iter()
-        .position(|r| r["event"].as_str().unwrap_or("").contains("reconnected"))
-        .unwrap_or_else(|| panic!("no reconnect in {text}"));
-    assert!(lost < back);
-    let ev = rows[back]["event"].as_str().unwrap();
-    assert!(ev.contains("new session"), "{ev}\n{text}");
+    let w = watch_recovered(watch, "reconnected");
+    let ev = w.rows[w.back]["event"].as_str().unwrap();
+    assert!(ev.contains("new session"), "{ev}\n{}", w.text);
     // The server was away for 2 s: the gap, on the server's clock, is at least that.
+    assert!((1.5..6.0).contains(&w.gap), "gap {} s\n{}", w.gap, w.text);
+}
+
+/// A watch's output across a loss of its server: the rows, the reconnection (the first event
+/// containing `back_says`) and the gap reported after it. Asserts the loss before the
+/// reconnection, data before and after, a gap, and exit 1 (a gap is a WARNING).
+struct Recovered {
+    text: String,
+    rows: Vec<serde_json::Value>,
+    back: usize,
+    gap: f64,
+}
+
+fn watch_recovered(watch: std::process::Child, back_says: &str) -> Recovered {
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows = util::jsonl(&text);
+    let event = |needle: &str| {
+        rows.iter()
+            .position(|r| r["event"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {text}"))
+    };
+    let lost = event("connection lost");
+    let back = event(back_says);
+    assert!(lost < back, "{text}");
     let gap = gap_s(&rows[back..]).unwrap_or_else(|| panic!("no gap in {text}"));
-    assert!((1.5..6.0).contains(&gap), "gap {gap} s\n{text}");
     assert!(rows[..lost].iter().any(|r| r["value"].is_number()));
     assert!(
         rows[back..].iter().any(|r| r["value"].is_number()),
-        "no data after the restart: {text}"
+        "no data after the reconnection: {text}"
     );
-    // A gap is a WARNING.
     assert_eq!(
         out.status.code(),
         Some(1),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    Recovered {
+        text,
+        rows,
+        back,
+        gap,
+    }
 }
 
 /// The gap in seconds of the first "data again: gap N s" event among `rows`.
@@ -559,76 +577,47 @@ fn an_expired_session_is_replaced_by_watch_and_poll() {
     let d = tmp();
     let pki = d.path().join("pki");
     let sim = UaSim::start("127.0.0.1:0", &["--fault", "session-timeout=2s"]);
-    let spawn = |args: &[&str]| {
-        bin()
-            .env("PLCPROBE_PKI", &pki)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     let node = "ns=2;s=Line1.press.pressure";
-    let watch = spawn(&[
-        "watch",
-        &sim.url,
-        node,
-        "--interval",
-        "200ms",
-        "--duration",
-        "10s",
-        "--format",
-        "jsonl",
-    ]);
+    let watch = spawn_ua(
+        &pki,
+        &[
+            "watch",
+            &sim.url,
+            node,
+            "--interval",
+            "200ms",
+            "--duration",
+            "10s",
+            "--format",
+            "jsonl",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2500));
     freeze(watch.id(), Duration::from_secs(4));
-    let out = watch.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let event = |needle: &str| {
-        rows.iter()
-            .position(|r| r["event"].as_str().unwrap_or("").contains(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in {text}"))
-    };
-    let lost = event("connection lost");
-    let back = event("no longer had the old session");
-    assert!(lost < back, "{text}");
-    assert!(rows[back]["event"]
+    let w = watch_recovered(watch, "no longer had the old session");
+    assert!(w.rows[w.back]["event"]
         .as_str()
         .unwrap()
         .contains("subscription re-created"));
     // Watch only saw the loss on waking; the gap still counts from the server's last message.
-    let gap = gap_s(&rows[back..]).unwrap_or_else(|| panic!("no gap in {text}"));
-    assert!((3.0..8.0).contains(&gap), "gap {gap} s\n{text}");
-    assert!(rows[..lost].iter().any(|r| r["value"].is_number()));
-    assert!(
-        rows[back..].iter().any(|r| r["value"].is_number()),
-        "no data after the new session: {text}"
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!((3.0..8.0).contains(&w.gap), "gap {} s\n{}", w.gap, w.text);
 
     // poll: the failed read names the status (-v), the session is opened again, reads go on.
-    let poll = spawn(&[
-        "poll",
-        &sim.url,
-        node,
-        "--interval",
-        "200ms",
-        "--duration",
-        "9s",
-        "-v",
-        "--format",
-        "jsonl",
-    ]);
+    let poll = spawn_ua(
+        &pki,
+        &[
+            "poll",
+            &sim.url,
+            node,
+            "--interval",
+            "200ms",
+            "--duration",
+            "9s",
+            "-v",
+            "--format",
+            "jsonl",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(2500));
     freeze(poll.id(), Duration::from_secs(4));
     let out = poll.wait_with_output().unwrap();
@@ -638,10 +627,7 @@ fn an_expired_session_is_replaced_by_watch_and_poll() {
     let stats: serde_json::Value =
         serde_json::from_str(stderr.lines().last().unwrap_or("")).unwrap();
     assert_eq!(stats["connects"], 2, "{stats}");
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = util::jsonl(&String::from_utf8_lossy(&out.stdout));
     let failed = rows.iter().position(|r| r["status"] != "ok").unwrap();
     assert!(rows[failed..].iter().any(|r| r[node].is_number()));
     // The first read after waking fails and closes the dead channel at once (async-opcua alone
@@ -785,34 +771,20 @@ fn against_the_asyncua_server() {
 
 #[test]
 fn an_expired_server_certificate_is_named() {
-    let Some(py) = python() else { return };
-    let d = tmp();
-    let peer = Peer::start(&py, d.path(), "expired");
-    let r = ua(
-        &d.path().join("pki"),
-        None,
-        &[
-            "read",
-            &peer.url,
-            "i=2258",
-            "--security",
-            "Basic256Sha256,SignAndEncrypt",
-            "--trust-server",
-        ],
-    );
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("outside its validity period"),
-        "{}",
-        r.stderr
-    );
+    refused_server_certificate("expired", "outside its validity period");
 }
 
 #[test]
 fn a_server_certificate_for_another_host_is_named() {
+    refused_server_certificate("wronghost", "does not name this host");
+}
+
+/// The asyncua peer with a bad certificate of kind `cert`: a secured read, even with
+/// `--trust-server`, is refused (CRITICAL) with its own message.
+fn refused_server_certificate(cert: &str, says: &str) {
     let Some(py) = python() else { return };
     let d = tmp();
-    let peer = Peer::start(&py, d.path(), "wronghost");
+    let peer = Peer::start(&py, d.path(), cert);
     let r = ua(
         &d.path().join("pki"),
         None,
@@ -826,7 +798,7 @@ fn a_server_certificate_for_another_host_is_named() {
         ],
     );
     assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("does not name this host"), "{}", r.stderr);
+    assert!(r.stderr.contains(says), "{}", r.stderr);
 }
 
 #[test]
@@ -848,10 +820,7 @@ fn the_asyncua_client_reads_the_simulator() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = util::jsonl(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(rows[0]["type"], "Float");
     assert!((175.0..185.0).contains(&rows[0]["value"].as_f64().unwrap()));
     assert_eq!(rows[1]["value"], "GL-4711");

@@ -41,13 +41,15 @@ impl Run {
     }
 
     pub fn jsonl(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}"))
-            })
-            .collect()
+        jsonl(&self.stdout)
     }
+}
+
+/// JSON lines, each parsed (a line that is not JSON fails the test, naming it).
+pub fn jsonl(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
+        .collect()
 }
 
 /// Run plcprobe with these arguments to the end.
