@@ -1,4 +1,4 @@
-//! Command-line grammar (clap derive): the global flags of DESIGN.md §1 and one Args struct per
+//! Command-line grammar (clap derive): the global flags of docs/DESIGN.md §1 and one Args struct per
 //! command. Nothing here does I/O; commands turn their Args into a config and run it.
 
 use std::path::PathBuf;
@@ -66,17 +66,7 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Parse `100ms`, `2s`, `1m30s`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(std::time::Duration::from_secs_f64(secs));
-        }
-    }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("`{s}` is not a duration like 250ms, 2s or 10m ({e})"))
-}
+use crate::clock::parse_duration;
 
 const AFTER_HELP: &str = "\
 Targets: modbus://HOST[:PORT][/UNIT]  rtu:///dev/ttyUSB0?baud=19200&frame=8E1&unit=3
@@ -222,7 +212,7 @@ Trusted certificates live in PKI/trusted/ (PKI: $PLCPROBE_PKI or ~/.local/share/
 
 /// How values are decoded.
 #[derive(Debug, Args, Clone)]
-pub struct DecodeArgs {
+pub struct TypeOrderArgs {
     /// Data type: u16 i16 u32 i32 u64 i64 f32 f64 bool bits ascii:N hex bcd.
     #[arg(short = 't', long = "type")]
     pub ty: Option<String>,
@@ -242,7 +232,7 @@ pub struct PointsArgs {
     pub profile: Option<PathBuf>,
     /// Decoding.
     #[command(flatten)]
-    pub decode: DecodeArgs,
+    pub decode: TypeOrderArgs,
 }
 
 /// `read`.
@@ -301,7 +291,7 @@ pub struct WriteArgs {
     pub fc16: bool,
     /// Decoding/encoding.
     #[command(flatten)]
-    pub decode: DecodeArgs,
+    pub decode: TypeOrderArgs,
 }
 
 /// `snapshot`.

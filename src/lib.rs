@@ -1,15 +1,23 @@
-//! plcprobe: a toolkit for diagnosing SCADA/PLC systems: Modbus reads and polls, a simulator with
-//! fault injection, and (in later issues) captures, health checks and reports.
+//! plcprobe: a toolkit for diagnosing SCADA/PLC systems: Modbus and OPC UA reads, polls, writes,
+//! scans, browse and watch; a simulator with fault injection; snapshots, diffs and health checks;
+//! capture decoding; reports.
 //!
-//! The binary (`src/main.rs`) only parses arguments and maps the [`cmd::Outcome`] to an exit code;
-//! everything else lives here so the integration tests and benchmarks use the same code.
+//! The binary (`src/main.rs`) only parses arguments and maps the [`outcome::Outcome`] to an exit
+//! code; everything else lives here so the integration tests and benchmarks use the same code.
+//! The layers, bottom up: pure codecs (`proto`) and the capture pipeline (`capture`); sockets
+//! (`transport`); models (`profile`, `snapshot`, `check`) and output (`report`); the device
+//! layer (`device`) and the simulator (`sim`); the command line (`cli`) and the commands (`cmd`).
+//! docs/ARCHITECTURE.md draws them; `scripts/check-layers` keeps them pointing down.
 
 pub mod capture;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
+pub mod device;
 pub mod fsutil;
 pub mod lock;
+pub mod outcome;
 pub mod profile;
 pub mod proto;
 pub mod report;
@@ -19,11 +27,12 @@ pub mod target;
 pub mod transport;
 
 use cli::{Cli, Command};
-use cmd::{Ctx, Outcome};
+use cmd::Ctx;
+use outcome::Outcome;
 
 /// Run a parsed command line to its outcome.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let ctx = Ctx::from_args(&cli.global);
+    let ctx = Ctx::from_args(&cli.global)?;
     // Many devices (or simulated ones) mean many sockets: lift the soft open-file limit to the
     // hard one, as a laptop's default 1024 is less than 1000 devices plus their connections.
     if matches!(
@@ -46,10 +55,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,
         Command::Demo(a) => cmd::demo::run(&ctx, a).await,
-        Command::Browse(a) => cmd::opcua::browse(&ctx, a).await,
-        Command::Watch(a) => cmd::opcua::watch(&ctx, a).await,
+        Command::Browse(a) => cmd::browse::run(&ctx, a).await,
+        Command::Watch(a) => cmd::watch::run(&ctx, a).await,
         Command::Scan(a) => cmd::scan::run(&ctx, a).await,
-        Command::Trust(a) => cmd::opcua::trust_cmd(&ctx, a).await,
+        Command::Trust(a) => cmd::trust::run(&ctx, a).await,
         Command::Completions(a) => Ok(cmd::completions::run(a)),
     }
 }

@@ -61,7 +61,7 @@ pub fn lock_plan(plan: &Path, wait: bool) -> anyhow::Result<PlanLock> {
         file,
         "pid {}, started {}",
         std::process::id(),
-        crate::cmd::now_rfc3339()
+        crate::clock::now_rfc3339()
     )?;
     file.flush()?;
     Ok(PlanLock { _file: file, path })

@@ -1,12 +1,12 @@
 //! plcprobe's entry point: parse arguments, run the command on a single-threaded tokio runtime,
-//! print an error once, and map the outcome to a monitoring-plugin exit code (DESIGN.md §6).
+//! print an error once, and map the outcome to a monitoring-plugin exit code (docs/DESIGN.md §6).
 //! A single-threaded runtime is deliberate: a request/response loop is faster on one core than
 //! hopping between worker threads (see docs/PERFORMANCE.md).
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use plcprobe::{cli::Cli, cmd::Outcome};
+use plcprobe::{cli::Cli, outcome::Outcome};
 
 fn main() -> ExitCode {
     // async-opcua asks the environment for OPCUA_TRACE_LOCKS on every lock it takes (a
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("plcprobe: error: {e:#}");
             // A failure that knows its verdict (an unreachable server is CRITICAL) keeps it.
-            e.downcast_ref::<plcprobe::cmd::Fail>()
+            e.downcast_ref::<plcprobe::outcome::Fail>()
                 .map_or(Outcome::Unknown, |f| f.outcome)
         }
     };

@@ -1,4 +1,4 @@
-//! Device targets, one grammar everywhere (DESIGN.md §2): command lines, profiles and plans.
+//! Device targets, one grammar everywhere (docs/DESIGN.md §2): command lines, profiles and plans.
 //!
 //! - `modbus://HOST[:PORT][/UNIT]`: Modbus TCP, port 502 and unit 1 by default; IPv6 as `[::1]`.
 //! - `rtu:///dev/ttyUSB0?baud=19200&frame=8E1&unit=3`: Modbus RTU on a serial line; defaults
@@ -257,6 +257,20 @@ fn fmt_host(host: &str) -> String {
 }
 
 impl Target {
+    /// The same bus address with another Modbus unit ID (`scan` walks them); an OPC UA target
+    /// has none and is returned as it is.
+    #[must_use]
+    pub fn with_unit(&self, new: u8) -> Target {
+        let mut t = self.clone();
+        match &mut t {
+            Target::ModbusTcp { unit, .. }
+            | Target::Rtu { unit, .. }
+            | Target::RtuOverTcp { unit, .. } => *unit = new,
+            Target::OpcUa { .. } => {}
+        }
+        t
+    }
+
     /// `host:port` for the TCP-based targets.
     pub fn socket_text(&self) -> Option<String> {
         match self {
@@ -337,6 +351,34 @@ impl Serialize for Target {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.url())
     }
+}
+
+/// Parse `1`, `1-3`, `1,5,7` into unit IDs.
+pub fn parse_units(text: &str) -> anyhow::Result<Vec<u8>> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--units `{text}` is not a list of unit IDs from 0 to 255 like 1, 1-3 or 1,5,7"
+        )
+    };
+    let mut v = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (
+                    a.trim().parse::<u8>().map_err(|_| bad())?,
+                    b.trim().parse::<u8>().map_err(|_| bad())?,
+                );
+                if b < a {
+                    return Err(bad());
+                }
+                v.extend(a..=b);
+            }
+            None => v.push(part.trim().parse::<u8>().map_err(|_| bad())?),
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Check plans (`check PLAN.toml`, DESIGN.md §4b): devices, their profiles and baselines, and
+//! Check plans (`check PLAN.toml`, docs/DESIGN.md §4b): devices, their profiles and baselines, and
 //! the thresholds of the health check. Paths are relative to the plan file; a device's own
 //! thresholds override `[defaults]`. Unknown keys and bad values name file, line and key.
 
@@ -175,7 +175,7 @@ impl Cx<'_> {
         let dur =
             |v: &Option<Spanned<String>>, key: &str, into: &mut Duration| -> anyhow::Result<()> {
                 if let Some(s) = v {
-                    *into = crate::cli::parse_duration(s.get_ref())
+                    *into = crate::clock::parse_duration(s.get_ref())
                         .map_err(|e| self.err(s.span(), &format!("{prefix}{key}"), e))?;
                 }
                 Ok(())

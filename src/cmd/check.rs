@@ -16,19 +16,19 @@ use futures_util::StreamExt as _;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
-use super::{
-    plan::{Fetched, ItemError},
-    poll::{Latency, PollStats},
-    Ctx, Outcome,
-};
+use super::{Ctx, Outcome};
 use crate::{
     check::{Plan, PlanDevice},
     cli::CheckArgs,
+    device::{
+        opcua::UaSettings,
+        stats::{Latency, LinkStats},
+        Device, ItemError, Settings,
+    },
     profile::Profile,
     proto::modbus::exception::describe_exception,
     report::{self, verdict_name, write_rows, Format, Rows},
     snapshot::{self, diff::diff, profile_sha256, ProfileRef, Snapshot},
-    transport::modbus::ModbusLink,
 };
 
 /// One request of the short poll.
@@ -195,7 +195,7 @@ pub async fn check_device(
     dev: &PlanDevice,
     profile: &LoadedProfile,
     force: bool,
-    ua: &crate::cli::UaArgs,
+    ua: &UaSettings,
 ) -> DeviceCheck {
     let t0 = Instant::now();
     let mut dc = DeviceCheck::new(dev);
@@ -208,7 +208,7 @@ async fn check_into(
     dev: &PlanDevice,
     profile: &LoadedProfile,
     force: bool,
-    ua: &crate::cli::UaArgs,
+    ua: &UaSettings,
     dc: &mut DeviceCheck,
     t0: Instant,
 ) {
@@ -242,103 +242,59 @@ async fn check_into(
             );
         }
     }
-    let is_ua = super::opcua::is_opcua(&dev.target);
-    let specs = if is_ua {
-        super::opcua::specs_from_profile(profile)
-    } else {
-        Snapshot::specs_from_profile(profile)
+    let settings = Settings {
+        timeout: th.timeout,
+        ua: ua.clone(),
     };
-    let mut stats = PollStats::new();
-    let mut trends: Vec<Vec<Json>> = vec![Vec::with_capacity(th.poll as usize); specs.len()];
+    let mut device = match Device::new(&dev.target, &settings)
+        .and_then(|mut d| d.select_profile(profile, "check").map(|()| d))
+    {
+        Ok(d) => d,
+        Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+    };
+    match device.open(false).await {
+        Ok(Ok(())) => {}
+        Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
+        Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
+    }
+    let identity = match device.identity().await {
+        Ok(i) => i,
+        Err(u) => {
+            device.close().await;
+            return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0));
+        }
+    };
+    dc.reachable = true;
+    dc.identity.clone_from(&identity.0);
+    dc.identity_status.clone_from(&identity.1);
+    let points = device.points();
+    let mut stats = LinkStats::new();
+    let mut trends: Vec<Vec<Json>> = vec![Vec::with_capacity(th.poll as usize); points.len()];
     let mut last = Vec::new();
-    let mut push_round = |results: Vec<crate::cmd::plan::ItemResult>, last: &mut Vec<_>| {
+    // The short poll, paced so the device sees at most `rate` requests per second.
+    let gap = Duration::from_secs_f64(device.requests_per_round() as f64 / th.rate);
+    let mut next = Instant::now();
+    for round in 0..th.poll {
+        if round > 0 {
+            next += gap;
+            tokio::time::sleep_until(next.into()).await;
+        }
+        device.round().await;
+        for (o, error) in device.outcomes().iter().zip(device.request_errors()) {
+            stats.add(o);
+            dc.samples.push(Sample {
+                t_ms: ms(t0.elapsed()),
+                rtt_ms: ms(o.rtt),
+                error,
+            });
+        }
+        let results = device.results();
         for (t, r) in trends.iter_mut().zip(&results) {
             t.push(r.value.as_ref().map_or(Json::Null, |v| {
                 serde_json::to_value(v).unwrap_or(Json::Null)
             }));
         }
-        *last = results;
-    };
-    let identity;
-    // Kept open to the end: the OPC UA data types just read are part of the current snapshot.
-    let mut ua_src = None;
-    if is_ua {
-        // OPC UA: one session, one batched Read per round; identity from BuildInfo.
-        let mut src =
-            match super::opcua::UaSource::open(ua, &dev.target, &specs, th.timeout, false).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
-                Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
-            };
-        identity = src.identity().await;
-        dc.reachable = true;
-        dc.identity.clone_from(&identity.0);
-        dc.identity_status.clone_from(&identity.1);
-        let gap = Duration::from_secs_f64(1.0 / th.rate);
-        let mut next = Instant::now();
-        for round in 0..th.poll {
-            if round > 0 {
-                next += gap;
-                tokio::time::sleep_until(next.into()).await;
-            }
-            let (results, outcomes, err) = src.round().await;
-            for o in &outcomes {
-                stats.add(o);
-                dc.samples.push(Sample {
-                    t_ms: ms(t0.elapsed()),
-                    rtt_ms: ms(o.rtt),
-                    error: o.error.as_ref().and(err.clone()),
-                });
-            }
-            push_round(results, &mut last);
-        }
-        ua_src = Some(src);
-    } else {
-        let plan = snapshot::plan_for(
-            &specs,
-            profile.device.max_registers,
-            profile.device.max_bits,
-        );
-        let mut link = match ModbusLink::new(&dev.target, th.timeout) {
-            Ok(l) => l,
-            Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
-        };
-        identity = match snapshot::read_identity(&mut link).await {
-            Ok(i) => i,
-            Err(u) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
-        };
-        dc.reachable = true;
-        dc.identity.clone_from(&identity.0);
-        dc.identity_status.clone_from(&identity.1);
-
-        // The short poll, paced so the device sees at most `rate` requests per second.
-        let gap = Duration::from_secs_f64(plan.requests.len().max(1) as f64 / th.rate);
-        let mut fetched = Fetched::default();
-        let mut next = Instant::now();
-        for round in 0..th.poll {
-            if round > 0 {
-                next += gap;
-                tokio::time::sleep_until(next.into()).await;
-            }
-            plan.fetch(&mut link, &mut fetched).await;
-            // Outcomes are the requests actually sent, in order; answers also hold the
-            // requests skipped after a failed connect, which come last.
-            let mut answers = fetched.answers.iter();
-            for o in &fetched.outcomes {
-                stats.add(o);
-                let error = match answers.next() {
-                    Some(Err((_, m))) => Some(m.clone()),
-                    Some(Ok(Err(code))) => Some(describe_exception(*code)),
-                    _ => None,
-                };
-                dc.samples.push(Sample {
-                    t_ms: ms(t0.elapsed()),
-                    rtt_ms: ms(o.rtt),
-                    error,
-                });
-            }
-            push_round(plan.decode(&fetched), &mut last);
-        }
+        last = results;
     }
     dc.sent = stats.sent;
     dc.received = stats.received;
@@ -399,6 +355,7 @@ async fn check_into(
         }
     }
 
+    let specs = device.specs();
     for ((spec, r), trend) in specs.iter().zip(&last).zip(trends) {
         let value = r.value.as_ref().map_or(Json::Null, |v| {
             serde_json::to_value(v).unwrap_or(Json::Null)
@@ -454,17 +411,7 @@ async fn check_into(
 
     if let Some(b) = &baseline {
         let profile_ref = ProfileRef::of(profile, sha.to_string());
-        let current = match &ua_src {
-            Some(src) => src.snapshot(&specs, &last, identity, profile_ref, super::now_rfc3339()),
-            None => snapshot::from_results(
-                &specs,
-                &last,
-                identity,
-                profile_ref,
-                super::now_rfc3339(),
-                dev.target.url(),
-            ),
-        };
+        let current = device.snapshot(&last, identity, profile_ref, super::now_rfc3339());
         let d = diff(b, &current);
         for (k, (x, y)) in &d.identity_changes {
             dc.flag(
@@ -500,16 +447,14 @@ async fn check_into(
         }
         dc.diff = Some(d);
     }
-    if let Some(src) = ua_src {
-        src.close().await;
-    }
+    device.close().await;
 }
 
 /// Run every device of the plan (bounded concurrency), in plan order.
 pub async fn run_plan(
     plan: &Plan,
     force: bool,
-    ua: &crate::cli::UaArgs,
+    ua: &UaSettings,
     progress: &indicatif::ProgressBar,
 ) -> Vec<DeviceCheck> {
     // Fleets share a few profiles: load and hash each once, not once per device.
@@ -811,7 +756,7 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let devices = run_plan(&plan, args.force, &ctx.ua, &pb).await;
+    let devices = run_plan(&plan, args.force, &ctx.device.ua, &pb).await;
     pb.finish_and_clear();
     let outcome = devices.iter().fold(Outcome::Ok, |o, d| o.worst(d.outcome));
     let doc = results_doc(&plan, &devices, outcome, &started, t0.elapsed())?;

@@ -17,17 +17,16 @@ use std::{io::Write as _, path::PathBuf, time::Duration};
 
 use super::{
     check::{results_doc, run_plan, summary, write_report},
-    plan::{read_columns, read_row, ReadPlan},
     snapshot, Ctx, Outcome,
 };
 use crate::{
     check::{Plan, PlanDevice, Thresholds},
     cli::DemoArgs,
+    device::Device,
     profile::{Profile, DEMO_PROFILE},
     report::{verdict_name, write_rows, Rows},
     sim::{self, Faults, SimConfig, SimHandle},
     target::Target,
-    transport::modbus::ModbusLink,
 };
 
 const DEVICES: [&str; 3] = ["press", "conveyor", "tank"];
@@ -78,14 +77,14 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
         "\n1. Read the press once (`plcprobe read --profile profiles/demo-line.toml {}`):",
         targets[0].url()
     )?;
-    let plan = ReadPlan::from_profile(&profile);
-    let mut link = ModbusLink::new(&targets[0], ctx.timeout)?;
-    let (results, _) = plan.execute(&mut link).await;
-    let mut rows = Rows::new(&read_columns(true, false));
-    for (item, r) in plan.items.iter().zip(&results) {
-        rows.push(read_row(&plan, item, r, None));
-    }
+    let mut press = Device::new(&targets[0], &ctx.device)?;
+    press.select_profile(&profile, "read")?;
+    press.round().await;
+    let mut rows = Rows::new(&press.read_columns(false));
+    press.read_rows(false, false, &mut rows, &mut Vec::new())?;
     write_rows(&mut out, ctx.format, &rows, ctx.color)?;
+    let results = press.results();
+    press.close().await;
     if let Some(bad) = results.iter().find_map(|r| r.value.as_ref().err()) {
         anyhow::bail!(
             "the demo's clean read failed ({}); this is a bug in plcprobe",
@@ -157,7 +156,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = std::time::Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let checked = run_plan(&plan, false, &ctx.ua, &pb).await;
+    let checked = run_plan(&plan, false, &ctx.device.ua, &pb).await;
     pb.finish_and_clear();
     let verdict = checked
         .iter()

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Ctx, Outcome};
 use crate::{
     cli::DiffArgs,
+    device::Device,
     report::{self, write_rows, Format, Rows},
     snapshot::{
         self,
@@ -14,35 +15,7 @@ use crate::{
         Snapshot,
     },
     target::Target,
-    transport::modbus::ModbusLink,
 };
-
-/// A live read of the baseline's own points from `target`.
-pub async fn live(
-    ctx: &Ctx,
-    baseline: &Snapshot,
-    target: &Target,
-) -> anyhow::Result<Result<Snapshot, String>> {
-    if super::opcua::is_opcua(target) {
-        return super::opcua::take_snapshot(
-            ctx,
-            target,
-            &baseline.points,
-            baseline.profile.clone(),
-        )
-        .await;
-    }
-    let mut link = ModbusLink::new(target, ctx.timeout)?;
-    Ok(snapshot::take(
-        &mut link,
-        &baseline.points,
-        baseline.profile.clone(),
-        crate::proto::modbus::MAX_READ_REGISTERS,
-        crate::proto::modbus::MAX_READ_BITS,
-    )
-    .await
-    .map_err(|u| u.0))
-}
 
 fn cell(v: &serde_json::Value) -> serde_json::Value {
     match v {
@@ -158,13 +131,13 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
                 Some(t) => t.parse()?,
                 None => snapshot::snapshot_target(&baseline)?,
             };
-            if !super::opcua::is_opcua(&target) {
-                baseline.check_readable(&args.baseline)?;
-            }
-            match live(ctx, &baseline, &target).await? {
+            // A live read of the baseline's own points.
+            let mut dev = Device::new(&target, &ctx.device)?;
+            dev.select_baseline(&baseline, &args.baseline)?;
+            match dev.take_snapshot(baseline.profile.clone()).await? {
                 Ok(s) => s,
                 Err(why) => {
-                    super::warn(format!("{target}: {why}"));
+                    super::warn(format!("{target}: {}", why.0));
                     return Ok(Outcome::Critical);
                 }
             }

@@ -1,53 +1,37 @@
-//! One module per command. Each turns its clap Args into a plan, runs it and returns an
-//! [`Outcome`]; `main` maps that to the exit code (DESIGN.md §6).
+//! One module per command. Each turns its clap Args into what the layers below take (a
+//! [`Device`](crate::device::Device), a profile, a check plan…), runs it and returns an
+//! [`Outcome`]; `main` maps that to the exit code (docs/DESIGN.md §6). Commands hold no protocol
+//! of their own: the device layer does. [`Ctx`] is the global flags, resolved once.
 
+pub mod browse;
 pub mod check;
 pub mod completions;
 pub mod decode;
 pub mod demo;
 pub mod diff;
-pub mod opcua;
-pub mod plan;
 pub mod poll;
 pub mod read;
 pub mod report;
 pub mod scan;
 pub mod sim;
 pub mod snapshot;
+pub mod trust;
+pub mod watch;
 pub mod write;
 
 use std::{io::IsTerminal, time::Duration};
 
 use crate::{
-    cli::{ColorChoice, GlobalArgs},
+    cli::{ColorChoice, GlobalArgs, PointsArgs, TypeOrderArgs},
+    device::{opcua::UaSettings, Settings},
+    proto::modbus::{DataType, WordOrder},
     report::Format,
+    target::Target,
 };
-
-/// Monitoring-plugin verdicts (DESIGN.md §6); the discriminant is the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    /// 0: everything answered as expected.
-    Ok = 0,
-    /// 1: partial: some reads failed.
-    Warning = 1,
-    /// 2: device unreachable, Modbus exception, check failed.
-    Critical = 2,
-    /// 3: bad usage, unreadable input, internal error.
-    Unknown = 3,
-}
-
-impl Outcome {
-    /// Process exit code.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    /// The worse of two outcomes.
-    #[must_use]
-    pub fn worst(self, other: Outcome) -> Outcome {
-        self.max(other)
-    }
-}
+pub use crate::{
+    clock::now_rfc3339,
+    outcome::{warn, Fail, Outcome},
+};
 
 /// Settings every command shares, resolved from the global flags and the environment.
 #[derive(Debug, Clone)]
@@ -56,7 +40,7 @@ pub struct Ctx {
     pub format: Format,
     /// Colour on stdout.
     pub color: bool,
-    /// Per-request timeout.
+    /// Per-request timeout (also in `device`).
     pub timeout: Duration,
     /// `-q`: only problems.
     pub quiet: bool,
@@ -64,28 +48,40 @@ pub struct Ctx {
     pub verbose: u8,
     /// Progress bars allowed (stderr is a terminal and not --no-progress).
     pub progress: bool,
-    /// OPC UA session flags.
-    pub ua: crate::cli::UaArgs,
+    /// How devices are opened: timeout and OPC UA session settings.
+    pub device: Settings,
 }
 
 impl Ctx {
-    /// Resolve global flags against the terminal and `NO_COLOR`.
-    pub fn from_args(g: &GlobalArgs) -> Ctx {
+    /// Resolve global flags against the terminal and `NO_COLOR`; a bad `--security` or two
+    /// identities are refused here, before anything is sent.
+    pub fn from_args(g: &GlobalArgs) -> anyhow::Result<Ctx> {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let color = match g.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
         };
-        Ctx {
+        let ua = &g.ua;
+        let device = Settings {
+            timeout: g.timeout,
+            ua: UaSettings::new(
+                ua.security.as_deref(),
+                ua.user.clone(),
+                ua.cert.clone(),
+                ua.key.clone(),
+                ua.trust_server,
+            )?,
+        };
+        Ok(Ctx {
             format: g.format,
             color,
             timeout: g.timeout,
             quiet: g.quiet > 0,
             verbose: g.verbose,
             progress: !g.no_progress && std::io::stderr().is_terminal(),
-            ua: g.ua.clone(),
-        }
+            device,
+        })
     }
 
     /// A progress bar on stderr when allowed, else a hidden one.
@@ -106,42 +102,58 @@ impl Ctx {
     }
 }
 
-/// RFC 3339 UTC timestamp with milliseconds.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+/// `--type` and `--order`, parsed.
+pub fn type_order(d: &TypeOrderArgs) -> anyhow::Result<(Option<DataType>, Option<WordOrder>)> {
+    let ty = d.ty.as_deref().map(str::parse::<DataType>).transpose()?;
+    let order = d
+        .order
+        .as_deref()
+        .map(str::parse::<WordOrder>)
+        .transpose()?;
+    Ok((ty, order))
 }
 
-/// Print a one-paragraph problem to stderr, prefixed like every message of the tool.
-pub fn warn(msg: impl std::fmt::Display) {
-    eprintln!("plcprobe: {msg}");
-}
-
-/// A failure that carries its exit outcome (DESIGN.md §6), e.g. CRITICAL for an unreachable
-/// server, UNKNOWN for an untrusted certificate: `main` prints the message once and exits with
-/// the outcome's code.
-#[derive(Debug, thiserror::Error)]
-#[error("{msg}")]
-pub struct Fail {
-    /// Exit outcome.
-    pub outcome: Outcome,
-    /// One paragraph: what failed, on which device or file, and what to do.
-    pub msg: String,
-}
-
-impl Fail {
-    /// CRITICAL (2): the device is unreachable or refused.
-    pub fn critical(msg: impl Into<String>) -> Fail {
-        Fail {
-            outcome: Outcome::Critical,
-            msg: msg.into(),
+/// What `read` and `poll` read: devices, each with the points selected (a profile's, or the
+/// addresses or nodes on the command line).
+pub fn points_devices(ctx: &Ctx, args: &PointsArgs) -> anyhow::Result<Vec<crate::device::Device>> {
+    let (mut targets, items) = crate::device::split_items(&args.items)?;
+    let (ty, order) = type_order(&args.decode)?;
+    let profile = args
+        .profile
+        .as_deref()
+        .map(crate::profile::Profile::load)
+        .transpose()?;
+    if let Some(p) = &profile {
+        let path = args.profile.as_deref().expect("loaded").display();
+        if !items.is_empty() {
+            anyhow::bail!(
+                "give either --profile or addresses, not both (got {})",
+                items.join(" ")
+            );
+        }
+        if ty.is_some() || order.is_some() {
+            anyhow::bail!("--type and --order do not apply with --profile: each point has its own type and order in {path}");
+        }
+        if targets.is_empty() {
+            targets.push(p.device.target.clone().ok_or_else(|| {
+                anyhow::anyhow!("{path} has no [device] target; give one on the command line, e.g. modbus://192.0.2.10/1")
+            })?);
         }
     }
-
-    /// UNKNOWN (3): bad usage or input, or a decision the user has to make.
-    pub fn unknown(msg: impl Into<String>) -> Fail {
-        Fail {
-            outcome: Outcome::Unknown,
-            msg: msg.into(),
-        }
+    if targets.is_empty() {
+        anyhow::bail!("no target: start with one like modbus://192.0.2.10:502/1");
     }
+    // Every device is built and its points selected before any traffic: a bad target or
+    // address fails first.
+    targets
+        .iter()
+        .map(|t: &Target| {
+            let mut d = crate::device::Device::new(t, &ctx.device)?;
+            match &profile {
+                Some(p) => d.select_profile(p, "read")?,
+                None => d.select_items(&items, ty, order)?,
+            }
+            Ok(d)
+        })
+        .collect()
 }

@@ -6,198 +6,26 @@
 //! in the statistics instead of ending the run.
 
 use std::{
-    collections::BTreeMap,
     io::Write,
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value as Json};
 
-use super::{
-    plan::{Fetched, ItemError, ItemResult, ReadPlan, RequestOutcome},
-    read::resolve,
-    Ctx, Outcome,
-};
+use super::{Ctx, Outcome};
 use crate::{
     cli::PollArgs,
-    proto::modbus::exception::describe_exception,
+    device::{stats::LinkStats, Device, ItemError, PointLabel},
     report::{Format, RowStream},
     target::Target,
-    transport::modbus::{ErrorKind, ModbusLink},
 };
-
-/// Round-trip figures, milliseconds.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Latency {
-    /// Fastest.
-    pub min: f64,
-    /// Median (the figure `check` compares with its thresholds).
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// Slowest.
-    pub max: f64,
-}
-
-/// Counters of one poll run.
-pub struct PollStats {
-    /// Requests sent (every attempt, including failed connects).
-    pub sent: u64,
-    /// Requests answered with data.
-    pub received: u64,
-    /// Exceptions by code.
-    pub exceptions: BTreeMap<u8, u64>,
-    /// Link errors by kind.
-    pub errors: BTreeMap<ErrorKind, u64>,
-    /// Round trips of answered requests (data or exception), in microseconds.
-    pub rtt: hdrhistogram::Histogram<u64>,
-    started: Instant,
-}
-
-impl Default for PollStats {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PollStats {
-    /// Empty statistics, clock started.
-    pub fn new() -> Self {
-        Self {
-            sent: 0,
-            received: 0,
-            exceptions: BTreeMap::new(),
-            errors: BTreeMap::new(),
-            rtt: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid bounds"),
-            started: Instant::now(),
-        }
-    }
-
-    /// Count one request.
-    pub fn add(&mut self, o: &RequestOutcome) {
-        self.sent += 1;
-        let us = (o.rtt.as_micros() as u64).max(1);
-        match o.error {
-            None => {
-                self.received += 1;
-                let _ = self.rtt.record(us);
-            }
-            Some(Ok(code)) => {
-                *self.exceptions.entry(code).or_default() += 1;
-                let _ = self.rtt.record(us);
-            }
-            Some(Err(kind)) => *self.errors.entry(kind).or_default() += 1,
-        }
-    }
-
-    /// All errors (exceptions and link errors).
-    pub fn error_count(&self) -> u64 {
-        self.exceptions.values().sum::<u64>() + self.errors.values().sum::<u64>()
-    }
-
-    /// Requests that got no valid reply, as a percentage of those sent.
-    pub fn loss_pct(&self) -> f64 {
-        if self.sent == 0 {
-            return 0.0;
-        }
-        self.errors.values().sum::<u64>() as f64 * 100.0 / self.sent as f64
-    }
-
-    /// Outcome per DESIGN.md §6: all answered 0, some failed 1, none answered 2.
-    pub fn outcome(&self) -> Outcome {
-        if self.sent == 0 || self.received == 0 {
-            Outcome::Critical
-        } else if self.received == self.sent {
-            Outcome::Ok
-        } else {
-            Outcome::Warning
-        }
-    }
-
-    /// Round trips of answered requests (data or exception); `None` before any answer.
-    pub fn latency(&self) -> Option<Latency> {
-        let ms = |us: u64| us as f64 / 1e3;
-        (!self.rtt.is_empty()).then(|| Latency {
-            min: ms(self.rtt.min()),
-            p50: ms(self.rtt.value_at_quantile(0.5)),
-            p95: ms(self.rtt.value_at_quantile(0.95)),
-            max: ms(self.rtt.max()),
-        })
-    }
-
-    /// Machine form.
-    pub fn to_json(&self, target: &Target, connects: u64) -> Json {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let mut errors = serde_json::Map::new();
-        for (k, n) in &self.errors {
-            errors.insert(k.name().to_string(), json!(n));
-        }
-        for (c, n) in &self.exceptions {
-            errors.insert(format!("exception_0x{c:02x}"), json!(n));
-        }
-        let rtt = serde_json::to_value(self.latency()).unwrap_or(Json::Null);
-        json!({
-            "type": "statistics",
-            "target": target.url(),
-            "sent": self.sent,
-            "received": self.received,
-            "errors": errors,
-            "loss_pct": (self.loss_pct() * 100.0).round() / 100.0,
-            "rtt_ms": rtt,
-            "connects": connects,
-            "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
-            "rate_per_s": if elapsed > 0.0 { (self.sent as f64 / elapsed).round() } else { 0.0 },
-        })
-    }
-
-    /// People form, like ping's.
-    pub fn to_text(&self, target: &Target, connects: u64) -> String {
-        let elapsed = self.started.elapsed();
-        let mut s = format!("--- {target} poll statistics ---\n");
-        s += &format!(
-            "{} requests sent, {} received, {} errors, {:.1}% loss, {} in {:.1}s ({:.0} req/s)\n",
-            self.sent,
-            self.received,
-            self.error_count(),
-            self.loss_pct(),
-            if connects == 1 {
-                "1 connection".to_string()
-            } else {
-                format!("{connects} connections")
-            },
-            elapsed.as_secs_f64(),
-            self.sent as f64 / elapsed.as_secs_f64().max(1e-9),
-        );
-        if self.error_count() > 0 {
-            let mut parts: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{} {n}", k.name()))
-                .collect();
-            parts.extend(
-                self.exceptions
-                    .iter()
-                    .map(|(c, n)| format!("exception {} {n}", describe_exception(*c))),
-            );
-            s += &format!("errors: {}\n", parts.join(", "));
-        }
-        if let Some(l) = self.latency() {
-            s += &format!(
-                "rtt min/p50/p95/max = {:.3}/{:.3}/{:.3}/{:.3} ms\n",
-                l.min, l.p50, l.p95, l.max
-            );
-        }
-        s
-    }
-}
 
 /// A poll to run: what `demo` and `poll` share.
 pub struct PollJob<'a> {
     /// Device.
     pub target: &'a Target,
-    /// What to read, and how.
-    pub source: PollSource<'a>,
+    /// The device, opened, with its points selected.
+    pub device: Device,
     /// Time between polls.
     pub interval: Duration,
     /// Stop after this many polls.
@@ -209,14 +37,14 @@ pub struct PollJob<'a> {
     /// Progress bar for quiet runs.
     pub progress: indicatif::ProgressBar,
     /// Keep per-poll samples and values for a results file.
-    pub record: Option<Recorder>,
+    pub record: Option<PollTrace>,
 }
 
-/// Per-poll samples and value trends for a results file, decimated to at most [`Recorder::CAP`]
+/// Per-poll samples and value trends for a results file, decimated to at most [`PollTrace::CAP`]
 /// polls (every other one is dropped and the stride doubles), so a week-long poll stays a
 /// reasonable file while still covering the whole run evenly.
 #[derive(Debug, Default)]
-pub struct Recorder {
+pub struct PollTrace {
     stride: u64,
     /// (seq, ms since start, round trip ms, error)
     pub samples: Vec<(u64, f64, f64, Option<String>)>,
@@ -224,7 +52,7 @@ pub struct Recorder {
     pub values: Vec<Vec<Json>>,
 }
 
-impl Recorder {
+impl PollTrace {
     /// Most polls kept.
     pub const CAP: usize = 10_000;
 
@@ -272,113 +100,8 @@ impl Recorder {
     }
 }
 
-/// A value a poll reads: its column label, address (register or node) and unit.
-pub struct PollPoint {
-    /// Column label: point name, or the address as given.
-    pub label: String,
-    /// `hr:100` or `ns=2;s=Line1.Speed`.
-    pub address: String,
-    /// Engineering unit.
-    pub unit: String,
-}
-
-impl PollPoint {
-    /// The points of a Modbus plan.
-    pub fn of_plan(plan: &ReadPlan) -> Vec<PollPoint> {
-        plan.items
-            .iter()
-            .map(|i| PollPoint {
-                label: i.label.clone(),
-                address: i.range.to_string(),
-                unit: i.unit.clone(),
-            })
-            .collect()
-    }
-}
-
-/// Where a poll's values come from.
-pub enum PollSource<'a> {
-    /// Modbus: the plan's requests over one link (reconnecting after failures).
-    Modbus {
-        /// The link.
-        link: ModbusLink,
-        /// What to read.
-        plan: &'a ReadPlan,
-        /// The last poll's answers.
-        fetched: Fetched,
-    },
-    /// OPC UA: one batched Read per poll over one session (reconnecting after a loss).
-    OpcUa {
-        /// The session and its nodes (boxed: a session is much larger than a Modbus link).
-        src: Box<super::opcua::UaSource>,
-        /// The last poll: values, the request's outcome and its error message.
-        last: (Vec<ItemResult>, Vec<RequestOutcome>, Option<String>),
-    },
-}
-
-impl PollSource<'_> {
-    async fn fetch(&mut self) {
-        match self {
-            PollSource::Modbus {
-                link,
-                plan,
-                fetched,
-            } => plan.fetch(link, fetched).await,
-            PollSource::OpcUa { src, last } => *last = src.round().await,
-        }
-    }
-
-    /// Timing and error of each request of the last poll.
-    fn outcomes(&self) -> &[RequestOutcome] {
-        match self {
-            PollSource::Modbus { fetched, .. } => &fetched.outcomes,
-            PollSource::OpcUa { last, .. } => &last.1,
-        }
-    }
-
-    /// Full messages of the last poll's link failures.
-    fn failures(&self) -> Vec<String> {
-        match self {
-            PollSource::Modbus { fetched, .. } => fetched
-                .answers
-                .iter()
-                .filter_map(|a| a.as_ref().err().map(|(_, m)| m.clone()))
-                .collect(),
-            PollSource::OpcUa { last, .. } => last.2.iter().cloned().collect(),
-        }
-    }
-
-    /// The last poll's first failure (link error or exception), for a results file.
-    fn first_error(&self) -> Option<String> {
-        match self {
-            PollSource::Modbus { fetched, .. } => fetched.answers.iter().find_map(|a| match a {
-                Err((_, m)) => Some(m.clone()),
-                Ok(Err(code)) => Some(describe_exception(*code)),
-                Ok(Ok(_)) => None,
-            }),
-            PollSource::OpcUa { last, .. } => last.2.clone(),
-        }
-    }
-
-    /// The last poll's values.
-    fn results(&self) -> Vec<ItemResult> {
-        match self {
-            PollSource::Modbus { plan, fetched, .. } => plan.decode(fetched),
-            PollSource::OpcUa { last, .. } => last.0.clone(),
-        }
-    }
-
-    /// Connections made, reconnections included.
-    fn connects(&mut self) -> u64 {
-        match self {
-            PollSource::Modbus { link, .. } => link.connects,
-            PollSource::OpcUa { src, .. } => src.connects(),
-        }
-    }
-}
-
 /// Columns of a poll row.
-pub fn poll_columns(points: &[PollPoint]) -> Vec<String> {
+pub fn poll_columns(points: &[PointLabel]) -> Vec<String> {
     let mut c: Vec<String> = ["time", "seq", "rtt_ms", "status"]
         .iter()
         .map(ToString::to_string)
@@ -391,10 +114,10 @@ pub fn poll_columns(points: &[PollPoint]) -> Vec<String> {
 pub async fn run_poll(
     ctx: &Ctx,
     job: PollJob<'_>,
-) -> anyhow::Result<(PollStats, u64, Option<Recorder>)> {
+) -> anyhow::Result<(LinkStats, u64, Option<PollTrace>)> {
     let PollJob {
         target,
-        mut source,
+        device: mut source,
         interval,
         count,
         duration,
@@ -403,7 +126,7 @@ pub async fn run_poll(
         mut record,
     } = job;
     let t_start = Instant::now();
-    let mut stats = PollStats::new();
+    let mut stats = LinkStats::new();
     let deadline = duration.map(|d| Instant::now() + d);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -417,7 +140,7 @@ pub async fn run_poll(
         seq += 1;
         let t0 = Instant::now();
         tokio::select! {
-            () = source.fetch() => {},
+            () = source.round() => {},
             _ = &mut ctrl_c => break,
         };
         let rtt = t0.elapsed();
@@ -490,14 +213,16 @@ pub async fn run_poll(
         }
     }
     progress.finish_and_clear();
-    Ok((stats, source.connects(), record))
+    let connects = source.connects();
+    source.close().await;
+    Ok((stats, connects, record))
 }
 
 /// Write the statistics: text on stdout for tables; JSON for machines (on stderr when stdout
 /// carries the rows, so the row stream stays one schema).
 pub fn print_stats(
     ctx: &Ctx,
-    stats: &PollStats,
+    stats: &LinkStats,
     target: &Target,
     connects: u64,
     rows_on_stdout: bool,
@@ -526,62 +251,18 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
     for p in [&args.results, &args.prometheus].into_iter().flatten() {
         crate::fsutil::check_output_dir(p)?;
     }
-    // OPC UA nodes, or a Modbus plan; `plan` outlives the source that borrows it.
-    let ua = super::read::opcua_points(&args.points)?;
-    let modbus = match &ua {
-        Some(_) => None,
-        None => Some(resolve(&args.points)?),
-    };
-    let (target, points, source) = match (&ua, &modbus) {
-        (Some(ua), _) => {
-            let specs = match &ua.profile {
-                Some(p) => super::opcua::specs_from_profile(p),
-                None => ua
-                    .nodes
-                    .iter()
-                    .map(|n| super::opcua::node_spec(n, n))
-                    .collect(),
-            };
-            if specs.is_empty() {
-                anyhow::bail!("nothing to poll: give nodes after the target, e.g. \"ns=2;s=Line1.Speed\", or a profile with `node` points");
-            }
-            let points = specs
-                .iter()
-                .map(|s| PollPoint {
-                    label: s.name.to_string(),
-                    address: s.address.to_string(),
-                    unit: s.unit.to_string(),
-                })
-                .collect();
-            let src =
-                match super::opcua::UaSource::open(&ctx.ua, &ua.target, &specs, ctx.timeout, true)
-                    .await?
-                {
-                    Ok(s) => s,
-                    Err(u) => {
-                        super::warn(format!("{}: {}", ua.target, u.0));
-                        return Ok(Outcome::Critical);
-                    }
-                };
-            let source = PollSource::OpcUa {
-                src: Box::new(src),
-                last: Default::default(),
-            };
-            (&ua.target, points, source)
-        }
-        (None, Some((targets, plan))) => {
-            let [target] = targets.as_slice() else {
-                anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
-            };
-            let source = PollSource::Modbus {
-                link: ModbusLink::new(target, ctx.timeout)?,
-                plan,
-                fetched: Fetched::default(),
-            };
-            (target, PollPoint::of_plan(plan), source)
-        }
-        (None, None) => unreachable!("one of the two is resolved"),
-    };
+    let mut devices = super::points_devices(ctx, &args.points)?;
+    if devices.len() != 1 {
+        anyhow::bail!("poll watches one device; give one target (for many devices see `check`, or run one poll per device)");
+    }
+    let mut device = devices.remove(0);
+    let target = device.target().clone();
+    let target = &target;
+    if let Err(u) = device.open(true).await? {
+        super::warn(format!("{target}: {}", u.0));
+        return Ok(Outcome::Critical);
+    }
+    let points = device.points();
     let rows = (!ctx.quiet).then(|| {
         let cols = poll_columns(&points);
         let widths: Vec<usize> = [24, 5, 7, 6]
@@ -597,13 +278,13 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
     };
     let job = PollJob {
         target,
-        source,
+        device,
         interval: args.interval,
         count: args.count,
         duration: args.duration,
         rows,
         progress,
-        record: args.results.as_ref().map(|_| Recorder::new(points.len())),
+        record: args.results.as_ref().map(|_| PollTrace::new(points.len())),
     };
     let (stats, connects, record) = run_poll(ctx, job).await?;
     print_stats(ctx, &stats, target, connects, !ctx.quiet)?;
@@ -621,11 +302,11 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
 
 /// The results document of a poll (input of `report`).
 pub fn results_doc(
-    points: &[PollPoint],
+    points: &[PointLabel],
     target: &Target,
-    stats: &PollStats,
+    stats: &LinkStats,
     connects: u64,
-    rec: &Recorder,
+    rec: &PollTrace,
 ) -> Json {
     let mut doc = crate::report::envelope("poll");
     doc.insert("target".into(), json!(target.url()));
@@ -656,7 +337,7 @@ pub fn results_doc(
 }
 
 /// Prometheus textfile-collector exposition of a poll's statistics.
-pub fn prometheus(stats: &PollStats, target: &Target) -> String {
+pub fn prometheus(stats: &LinkStats, target: &Target) -> String {
     let t = target.url().replace('\\', "\\\\").replace('"', "\\\"");
     let mut out = String::new();
     let mut put = |name: &str, help: &str, rows: Vec<(String, f64)>| {
@@ -718,14 +399,14 @@ mod tests {
 
     #[test]
     fn recorder_decimates_evenly_and_stays_bounded() {
-        let mut r = Recorder::new(1);
+        let mut r = PollTrace::new(1);
         for seq in 1..=100_000u64 {
             if r.wants(seq) {
                 r.push(seq, seq as f64, 1.0, None, std::iter::once(json!(seq)));
             }
         }
         assert!(
-            r.samples.len() < Recorder::CAP && r.samples.len() >= Recorder::CAP / 2,
+            r.samples.len() < PollTrace::CAP && r.samples.len() >= PollTrace::CAP / 2,
             "{}",
             r.samples.len()
         );

@@ -36,34 +36,6 @@ pub fn parse_listen(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
         .collect()
 }
 
-/// Parse `1`, `1-3`, `1,5,7` into unit IDs.
-pub fn parse_units(text: &str) -> anyhow::Result<Vec<u8>> {
-    let bad = || {
-        anyhow::anyhow!(
-            "--units `{text}` is not a list of unit IDs from 0 to 255 like 1, 1-3 or 1,5,7"
-        )
-    };
-    let mut v = Vec::new();
-    for part in text.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (
-                    a.trim().parse::<u8>().map_err(|_| bad())?,
-                    b.trim().parse::<u8>().map_err(|_| bad())?,
-                );
-                if b < a {
-                    return Err(bad());
-                }
-                v.extend(a..=b);
-            }
-            None => v.push(part.trim().parse::<u8>().map_err(|_| bad())?),
-        }
-    }
-    v.sort_unstable();
-    v.dedup();
-    Ok(v)
-}
-
 /// Run `sim`.
 pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     let profile = Profile::load(&args.profile)?;
@@ -92,7 +64,7 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
             anyhow::bail!("{flag} {a} is not a loopback address: the simulator would answer anyone on that network. Use 127.0.0.1 or [::1], or add --allow-remote if that is really what you want");
         }
     }
-    let units = parse_units(&args.units)?;
+    let units = crate::target::parse_units(&args.units)?;
     let mut faults = Faults::default();
     for f in &args.faults {
         parse_fault(&mut faults, f)?;
@@ -207,9 +179,12 @@ mod tests {
 
     #[test]
     fn unit_lists() {
-        assert_eq!(parse_units("1").unwrap(), vec![1]);
-        assert_eq!(parse_units("1-3,7").unwrap(), vec![1, 2, 3, 7]);
-        assert!(parse_units("0-300").is_err());
-        assert!(parse_units("x").is_err());
+        assert_eq!(crate::target::parse_units("1").unwrap(), vec![1]);
+        assert_eq!(
+            crate::target::parse_units("1-3,7").unwrap(),
+            vec![1, 2, 3, 7]
+        );
+        assert!(crate::target::parse_units("0-300").is_err());
+        assert!(crate::target::parse_units("x").is_err());
     }
 }

@@ -1,15 +1,15 @@
-//! `snapshot`: read every point of a profile (batched, within the device's limits) plus the FC43
-//! identity into a `plcprobe.snapshot/1` file, written atomically.
+//! `snapshot`: read every point of a profile (batched, within the device's limits) plus the
+//! device's identity into a `plcprobe.snapshot/1` file, written atomically.
 
 use std::io::Write as _;
 
 use super::{Ctx, Outcome};
 use crate::{
     cli::SnapshotArgs,
+    device::Device,
     profile::Profile,
     snapshot::{self, profile_sha256, ProfileRef, Snapshot},
     target::Target,
-    transport::modbus::ModbusLink,
 };
 
 /// Where a profile's snapshot comes from.
@@ -17,39 +17,18 @@ pub fn profile_ref(p: &Profile) -> ProfileRef {
     ProfileRef::of(p, profile_sha256(p))
 }
 
-/// Take a snapshot of `target` with `profile` (shared with check and demo).
+/// Take a snapshot of `target` with `profile` (shared with demo).
 pub async fn take(
     ctx: &Ctx,
     target: &Target,
     profile: &Profile,
 ) -> anyhow::Result<Result<Snapshot, String>> {
-    if super::opcua::is_opcua(target) {
-        let specs = super::opcua::specs_from_profile(profile);
-        if specs.is_empty() {
-            anyhow::bail!(
-                "{} has no OPC UA points (points with `node`) to snapshot from {target}",
-                profile.source
-            );
-        }
-        return super::opcua::take_snapshot(ctx, target, &specs, profile_ref(profile)).await;
-    }
-    let mut link = ModbusLink::new(target, ctx.timeout)?;
-    let specs = Snapshot::specs_from_profile(profile);
-    if specs.is_empty() {
-        anyhow::bail!(
-            "{} has no Modbus points (points with `address`) to snapshot",
-            profile.source
-        );
-    }
-    Ok(snapshot::take(
-        &mut link,
-        &specs,
-        profile_ref(profile),
-        profile.device.max_registers,
-        profile.device.max_bits,
-    )
-    .await
-    .map_err(|u| u.0))
+    let mut dev = Device::new(target, &ctx.device)?;
+    dev.select_profile(profile, "snapshot")?;
+    Ok(dev
+        .take_snapshot(profile_ref(profile))
+        .await?
+        .map_err(|u| u.0))
 }
 
 /// Run `snapshot`.

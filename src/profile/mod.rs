@@ -1,4 +1,4 @@
-//! Device profiles (`profiles/*.toml`, DESIGN.md §4): a device's register or node map, shared by
+//! Device profiles (`profiles/*.toml`, docs/DESIGN.md §4): a device's register or node map, shared by
 //! read, poll, snapshot, diff, check and the simulator.
 //!
 //! Loading is strict: unknown keys, bad types, bad addresses and overlapping points are errors that
@@ -55,11 +55,11 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// The exit outcome of a violation of this severity (DESIGN.md §6).
-    pub fn outcome(self) -> crate::cmd::Outcome {
+    /// The exit outcome of a violation of this severity (docs/DESIGN.md §6).
+    pub fn outcome(self) -> crate::outcome::Outcome {
         match self {
-            Severity::Warning => crate::cmd::Outcome::Warning,
-            Severity::Critical => crate::cmd::Outcome::Critical,
+            Severity::Warning => crate::outcome::Outcome::Warning,
+            Severity::Critical => crate::outcome::Outcome::Critical,
         }
     }
 }

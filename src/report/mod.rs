@@ -1,4 +1,4 @@
-//! Output writers over `W: Write` (DESIGN.md §7): one row model, four formats with the same
+//! Output writers over `W: Write` (docs/DESIGN.md §7): one row model, four formats with the same
 //! fields. `table` is for people (comfy-table), `json` an array of objects, `jsonl` one object a
 //! line, `csv` a header and rows. Numbers stay numbers in json/jsonl.
 
@@ -40,7 +40,7 @@ pub fn envelope(kind: &str) -> Map<String, Json> {
     m.insert("command".into(), Json::String(command_line()));
     m.insert(
         "generated_at".into(),
-        Json::String(crate::cmd::now_rfc3339()),
+        Json::String(crate::clock::now_rfc3339()),
     );
     m
 }
@@ -63,12 +63,12 @@ pub fn command_line() -> String {
 }
 
 /// Monitoring-plugin name of an outcome.
-pub fn verdict_name(o: crate::cmd::Outcome) -> &'static str {
+pub fn verdict_name(o: crate::outcome::Outcome) -> &'static str {
     match o {
-        crate::cmd::Outcome::Ok => "OK",
-        crate::cmd::Outcome::Warning => "WARNING",
-        crate::cmd::Outcome::Critical => "CRITICAL",
-        crate::cmd::Outcome::Unknown => "UNKNOWN",
+        crate::outcome::Outcome::Ok => "OK",
+        crate::outcome::Outcome::Warning => "WARNING",
+        crate::outcome::Outcome::Critical => "CRITICAL",
+        crate::outcome::Outcome::Unknown => "UNKNOWN",
     }
 }
 

@@ -627,7 +627,7 @@ pub fn render_html(docs: &[Json]) -> String {
     let _ = write!(
         o,
         "<p class=\"meta\">generated {} by plcprobe {} from {} result file(s)</p>",
-        esc(&crate::cmd::now_rfc3339()),
+        esc(&crate::clock::now_rfc3339()),
         env!("CARGO_PKG_VERSION"),
         docs.len()
     );
@@ -694,7 +694,7 @@ pub fn render_markdown(docs: &[Json]) -> String {
     let _ = writeln!(
         o,
         "Generated {} by plcprobe {}.\n",
-        crate::cmd::now_rfc3339(),
+        crate::clock::now_rfc3339(),
         env!("CARGO_PKG_VERSION")
     );
     for d in docs {

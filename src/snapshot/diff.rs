@@ -5,7 +5,7 @@
 //! `unreadable` (the current read failed), `type-changed`, and `ignored` for volatile points
 //! (counters, timers). A changed device identity (e.g. firmware revision) comes first.
 //!
-//! Verdicts map to exit codes (DESIGN.md §6): drift on a `severity = "warning"` point is a
+//! Verdicts map to exit codes (docs/DESIGN.md §6): drift on a `severity = "warning"` point is a
 //! WARNING; drift on any other point, a type change, an identity change or an exception on a
 //! point is CRITICAL; a point that could not be read for a link reason, or a missing or new
 //! point, is a WARNING.
@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::{SnapPoint, Snapshot};
-use crate::{cmd::Outcome, profile::Severity};
+use crate::{outcome::Outcome, profile::Severity};
 
 /// What happened to one point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1,4 +1,4 @@
-//! Snapshots (DESIGN.md §5): every point of a profile read once, with the device identity, in
+//! Snapshots (docs/DESIGN.md §5): every point of a profile read once, with the device identity, in
 //! `plcprobe.snapshot/1` JSON. A snapshot carries each point's full specification (address,
 //! type, order, scale, tolerance, …) so that `diff BASELINE TARGET` can re-read exactly the
 //! baseline's points without the profile at hand.
@@ -13,11 +13,9 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    cmd::plan::{Item, ItemError, ItemResult, ReadPlan},
     profile::{Profile, Severity},
-    proto::modbus::{parse_address, AddressRange, DataType, WordOrder},
+    proto::modbus::AddressRange,
     target::Target,
-    transport::modbus::{LinkError, ModbusLink},
 };
 
 /// The format tag every snapshot carries.
@@ -154,29 +152,6 @@ pub fn profile_sha256(p: &Profile) -> String {
 }
 
 impl SnapPoint {
-    /// The read item this point describes.
-    pub fn item(&self) -> anyhow::Result<Item> {
-        let ty: DataType = self
-            .ty
-            .parse()
-            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
-        let order: WordOrder = self
-            .order
-            .parse()
-            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
-        let a = parse_address(&self.address)
-            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", self.name))?;
-        Ok(Item {
-            label: self.name.to_string(),
-            range: AddressRange::new(a.table, a.start, ty.registers()),
-            ty,
-            order,
-            scale: self.scale,
-            offset: self.offset,
-            unit: self.unit.to_string(),
-        })
-    }
-
     /// Numeric view of the value.
     pub fn number(&self) -> Option<f64> {
         self.value.as_f64()
@@ -300,16 +275,6 @@ impl Snapshot {
         Some((parse(bh)?, parse(ch)?, counts))
     }
 
-    /// Check that every point can be read again (address, type and order parse): needed before
-    /// a live read of a baseline's points, not for comparing two files.
-    pub fn check_readable(&self, source: &Path) -> anyhow::Result<()> {
-        for p in &self.points {
-            p.item()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
-        }
-        Ok(())
-    }
-
     /// Write atomically: the header pretty-printed, then one point per line, so a baseline is
     /// easy to read, diffs line by line in version control, and stays small for big devices.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
@@ -378,124 +343,6 @@ impl Snapshot {
                 })
             })
             .collect()
-    }
-}
-
-/// Why a whole snapshot could not be taken: the device did not answer at all.
-#[derive(Debug)]
-pub struct Unreachable(pub String);
-
-/// The device identity by FC43, as snapshots record it: objects by name and a status.
-/// `Err` when the device cannot be connected to at all.
-pub async fn read_identity(
-    link: &mut ModbusLink,
-) -> Result<(Option<BTreeMap<String, String>>, String), Unreachable> {
-    match link.read_identity().await {
-        Ok(Ok(objs)) => {
-            let m: BTreeMap<String, String> = objs
-                .into_iter()
-                .map(|(id, v)| {
-                    (
-                        IDENTITY_NAMES
-                            .get(usize::from(id))
-                            .map_or_else(|| format!("object_0x{id:02x}"), ToString::to_string),
-                        v,
-                    )
-                })
-                .collect();
-            Ok((Some(m), "ok".to_string()))
-        }
-        Ok(Err(code)) => Ok((
-            None,
-            format!(
-                "not available: {}",
-                crate::proto::modbus::exception::describe_exception(code)
-            ),
-        )),
-        Err(e @ LinkError::Connect(_)) => Err(Unreachable(e.to_string())),
-        Err(e) => Ok((None, format!("not available: {}", e.kind().name()))),
-    }
-}
-
-/// Read identity and every point of `specs` from `link`. Points that fail are recorded with
-/// their exception or error. Returns `Err` only when the device could not be reached at all.
-pub async fn take(
-    link: &mut ModbusLink,
-    specs: &[SnapPoint],
-    profile: ProfileRef,
-    max_registers: u16,
-    max_bits: u16,
-) -> Result<Snapshot, Unreachable> {
-    let taken_at = crate::cmd::now_rfc3339();
-    let plan = plan_for(specs, max_registers, max_bits);
-    let identity = read_identity(link).await?;
-    let (results, _) = plan.execute(link).await;
-    // Nothing at all came back (no identity, every point a link failure): not a snapshot.
-    if identity.0.is_none() {
-        let mut links = results.iter().map(|r| match &r.value {
-            Err(ItemError::Link(_, m)) => Some(m.clone()),
-            _ => None,
-        });
-        if let Some(Some(first)) = links.next() {
-            if links.all(|m| m.is_some()) {
-                return Err(Unreachable(first));
-            }
-        }
-    }
-    Ok(from_results(
-        specs,
-        &results,
-        identity,
-        profile,
-        taken_at,
-        link.target().url(),
-    ))
-}
-
-/// The batched read plan of snapshot points.
-pub fn plan_for(specs: &[SnapPoint], max_registers: u16, max_bits: u16) -> ReadPlan {
-    let items = specs
-        .iter()
-        .map(SnapPoint::item)
-        .collect::<anyhow::Result<Vec<_>>>()
-        .expect("specs come from a validated profile or snapshot");
-    ReadPlan::batched(items, max_registers, max_bits)
-}
-
-/// A snapshot from results already read (one per spec, in order).
-pub fn from_results(
-    specs: &[SnapPoint],
-    results: &[ItemResult],
-    identity: (Option<BTreeMap<String, String>>, String),
-    profile: ProfileRef,
-    taken_at: String,
-    target: String,
-) -> Snapshot {
-    let points = specs
-        .iter()
-        .zip(results)
-        .map(|(spec, r)| {
-            let mut p = spec.clone();
-            p.raw.clone_from(&r.raw);
-            p.value = r.value.as_ref().map_or(Json::Null, |v| {
-                serde_json::to_value(v).unwrap_or(Json::Null)
-            });
-            p.status = match &r.value {
-                Ok(_) => "ok".into(),
-                Err(e) => e.status().into(),
-            };
-            p
-        })
-        .collect();
-    Snapshot {
-        format: FORMAT.into(),
-        taken_at,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        target,
-        identity: identity.0,
-        identity_status: identity.1,
-        profile,
-        points,
     }
 }
 

@@ -115,7 +115,7 @@ pub struct ModbusLink {
 }
 
 impl ModbusLink {
-    /// A link to a `modbus://` target. Other schemes are refused until their issues land.
+    /// A link to a `modbus://` target. RTU targets are refused until their transport lands.
     pub fn new(target: &Target, timeout: Duration) -> anyhow::Result<Self> {
         match target {
             Target::ModbusTcp { unit, .. } => Ok(Self {
@@ -130,7 +130,7 @@ impl ModbusLink {
                 "{target}: Modbus RTU (serial and RTU over TCP) is not supported yet; this build speaks Modbus TCP (modbus://)"
             ),
             Target::OpcUa { .. } => anyhow::bail!(
-                "{target}: OPC UA is not supported yet; this build speaks Modbus TCP (modbus://)"
+                "{target}: an OPC UA server, not a Modbus device; the device layer opens it over OPC UA"
             ),
         }
     }

@@ -33,7 +33,7 @@ use opcua::{
 };
 use tokio::sync::mpsc;
 
-use crate::cmd::{Fail, Outcome};
+use crate::outcome::{Fail, Outcome};
 
 /// The application URI plcprobe's certificate carries in its subjectAltName.
 pub const APPLICATION_URI: &str = "urn:plcprobe:client";
@@ -497,7 +497,7 @@ fn check_server_cert(cfg: &UaConfig, ep: &EndpointDescription) -> Result<(), Fai
             cfg.url,
             info.not_before,
             info.not_after,
-            crate::cmd::now_rfc3339(),
+            crate::clock::now_rfc3339(),
             info.subject,
             info.thumbprint
         )));
@@ -507,7 +507,7 @@ fn check_server_cert(cfg: &UaConfig, ep: &EndpointDescription) -> Result<(), Fai
     }
     if cfg.trust_server {
         let p = trust(&cfg.pki, &info, der).map_err(|e| Fail::unknown(format!("{e:#}")))?;
-        crate::cmd::warn(format!(
+        crate::outcome::warn(format!(
             "trusting the server certificate of {} (subject {}, thumbprint {}) from now on: {}",
             cfg.url,
             info.subject,

@@ -1,6 +1,6 @@
 //! Modbus data addresses (Modbus Application Protocol V1.1b3 §4.3, "MODBUS Data model").
 //!
-//! Grammar (DESIGN.md §3):
+//! Grammar (docs/DESIGN.md §3):
 //! - explicit table prefix and 0-based PDU address: `hr:100`, `ir:0`, `co:7`, `di:12`;
 //! - ranges: `hr:100..110` (end exclusive) or `hr:100+10` (start and count);
 //! - Modicon references, 1-based: five digits `40101` (= `hr:100`) for offsets up to 9999,

@@ -1,25 +1,20 @@
-//! What to read and how to decode it, shared by read, poll and demo.
+//! The Modbus read plan: what to read and how to decode it.
 //!
 //! A [`ReadPlan`] is a list of [`Item`]s (one decoded value each: a point of a profile, or one
 //! value of an address range given on the command line) and the requests that fetch them, as
 //! few as the spec and the device's limits allow. Only contiguous items are merged into one
 //! request: reading a gap could hit an unmapped address and turn a good read into exception 0x02.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::{json, Value as Json};
-
+use super::{ItemError, ItemResult, RequestOutcome};
 use crate::{
-    cli::DecodeArgs,
     profile::Profile,
     proto::modbus::{
-        address::modicon_of,
-        exception::describe_exception,
         parse_address,
         value::{decode, Value},
         AddressRange, DataType, WordOrder, MAX_READ_BITS, MAX_READ_REGISTERS,
     },
-    target::Target,
     transport::modbus::{Answer, Data, ErrorKind, LinkError, ModbusLink},
 };
 
@@ -53,51 +48,6 @@ pub struct ReadPlan {
     pub named: bool,
 }
 
-/// Why one item has no value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ItemError {
-    /// Modbus exception code.
-    Exception(u8),
-    /// Link failure: kind and message.
-    Link(ErrorKind, String),
-    /// The registers arrived but do not decode as the type (e.g. invalid BCD).
-    Decode(String),
-    /// OPC UA: a Bad status code (by name) or a node that does not resolve.
-    Status(String),
-}
-
-impl ItemError {
-    /// Text for the status column.
-    pub fn status(&self) -> String {
-        match self {
-            ItemError::Exception(c) => describe_exception(*c),
-            ItemError::Link(k, _) => k.name().to_string(),
-            ItemError::Decode(m) => format!("decode error: {m}"),
-            ItemError::Status(s) => s.clone(),
-        }
-    }
-}
-
-/// One item's result.
-#[derive(Debug, Clone)]
-pub struct ItemResult {
-    /// Raw words (registers) or bits as 0/1.
-    pub raw: Vec<u16>,
-    /// Decoded (and scaled) value, or why not.
-    pub value: Result<Value, ItemError>,
-}
-
-/// One request's outcome, for statistics.
-#[derive(Debug, Clone)]
-pub struct RequestOutcome {
-    /// Round-trip time (also for failures: time until the failure was known).
-    pub rtt: Duration,
-    /// `None` answered; `Some(Ok(code))` exception; `Some(Err(kind))` link error.
-    pub error: Option<Result<u8, ErrorKind>>,
-    /// The link could not even connect (the poll backs off).
-    pub connect_failed: bool,
-}
-
 /// Raw answers of one run of a plan, one per request (reused across polls).
 #[derive(Debug, Default)]
 pub struct Fetched {
@@ -105,18 +55,6 @@ pub struct Fetched {
     pub answers: Vec<Result<Answer<Data>, (ErrorKind, String)>>,
     /// Timing and error per request actually sent.
     pub outcomes: Vec<RequestOutcome>,
-}
-
-/// Parse a type/order pair from the command line.
-pub fn decode_args(d: &DecodeArgs) -> anyhow::Result<(Option<DataType>, WordOrder)> {
-    let ty = d.ty.as_deref().map(str::parse::<DataType>).transpose()?;
-    let order = d
-        .order
-        .as_deref()
-        .map(str::parse::<WordOrder>)
-        .transpose()?
-        .unwrap_or_default();
-    Ok((ty, order))
 }
 
 impl ReadPlan {
@@ -374,60 +312,6 @@ pub fn raw_text(item: &Item, raw: &[u16]) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     }
-}
-
-/// Standard read columns (with `device` first when several targets are read).
-pub fn read_columns(named: bool, with_device: bool) -> Vec<&'static str> {
-    let mut c = Vec::new();
-    if with_device {
-        c.push("device");
-    }
-    if named {
-        c.push("name");
-    }
-    c.extend(["address", "modicon", "type", "raw"]);
-    c.push("value");
-    if named {
-        c.push("unit");
-    }
-    c.push("status");
-    c
-}
-
-/// One output row for an item and its result.
-pub fn read_row(
-    plan: &ReadPlan,
-    item: &Item,
-    r: &ItemResult,
-    device: Option<&Target>,
-) -> Vec<Json> {
-    let mut row = Vec::with_capacity(9);
-    if let Some(t) = device {
-        row.push(json!(t.url()));
-    }
-    if plan.named {
-        row.push(json!(item.label));
-    }
-    row.push(json!(item.range.to_string()));
-    row.push(json!(modicon_of(item.range.table, item.range.start)));
-    row.push(json!(item.ty.to_string()));
-    row.push(if r.raw.is_empty() {
-        Json::Null
-    } else {
-        json!(raw_text(item, &r.raw))
-    });
-    row.push(match &r.value {
-        Ok(v) => serde_json::to_value(v).unwrap_or(Json::Null),
-        Err(_) => Json::Null,
-    });
-    if plan.named {
-        row.push(json!(item.unit));
-    }
-    row.push(json!(match &r.value {
-        Ok(_) => "ok".to_string(),
-        Err(e) => e.status(),
-    }));
-    row
 }
 
 #[cfg(test)]

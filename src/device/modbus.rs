@@ -1,0 +1,678 @@
+//! A Modbus TCP device: the [`Device`](super::Device) operations over one
+//! [`ModbusLink`](crate::transport::modbus::ModbusLink).
+//!
+//! Points become a [`ReadPlan`]: contiguous values of one table share a request, within the
+//! spec's and the profile's limits (`max_registers`, `max_bits`). Identity is FC43 (Read Device
+//! Identification). A round keeps the raw answers undecoded; values are decoded only when asked
+//! for (a `poll -q` never needs them). A device that refuses the connection is unreachable; one
+//! that answers an exception has answered.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde_json::json;
+
+use super::{
+    read_plan::{raw_text, Fetched, Item, ReadPlan},
+    refuse_write, snapshot_of, Identity, ItemError, ItemResult, PointLabel, RequestOutcome,
+    Settings, Table, Unreachable, WriteRequest,
+};
+use crate::{
+    outcome::{Fail, Outcome},
+    profile::Profile,
+    proto::modbus::{
+        address::modicon_of,
+        exception::describe_exception,
+        parse_address,
+        value::{decode, encode_text, parse_bool},
+        AddressRange, DataType, Table as ModbusTable, WordOrder, MAX_READ_BITS, MAX_READ_REGISTERS,
+    },
+    report::Rows,
+    snapshot::{ProfileRef, SnapPoint, Snapshot, IDENTITY_NAMES},
+    target::{parse_units, Target},
+    transport::{
+        modbus::{Answer, Data, LinkError, ModbusLink},
+        opcua::sanitize,
+    },
+};
+
+/// A Modbus device and what was selected to read from it.
+pub struct ModbusDevice {
+    link: ModbusLink,
+    timeout: std::time::Duration,
+    /// The requests and the values they carry.
+    plan: ReadPlan,
+    /// The points as snapshots record them (profile or baseline selections only).
+    pub(super) specs: Vec<SnapPoint>,
+    /// The last round's raw answers.
+    fetched: Fetched,
+}
+
+impl ModbusDevice {
+    pub(super) fn new(target: &Target, settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self {
+            link: ModbusLink::new(target, settings.timeout)?,
+            timeout: settings.timeout,
+            plan: ReadPlan::batched(Vec::new(), MAX_READ_REGISTERS, MAX_READ_BITS),
+            specs: Vec::new(),
+            fetched: Fetched::default(),
+        })
+    }
+
+    pub(super) fn target(&self) -> &Target {
+        self.link.target()
+    }
+
+    pub(super) fn select_profile(&mut self, p: &Profile, verb: &str) -> anyhow::Result<()> {
+        let specs = Snapshot::specs_from_profile(p);
+        if specs.is_empty() {
+            anyhow::bail!(
+                "{} has no Modbus points (points with `address`) to {verb}",
+                p.source
+            );
+        }
+        self.plan = plan_for(&specs, p.device.max_registers, p.device.max_bits);
+        self.specs = specs;
+        Ok(())
+    }
+
+    pub(super) fn select_items(
+        &mut self,
+        items: &[String],
+        ty: Option<DataType>,
+        order: Option<WordOrder>,
+    ) -> anyhow::Result<()> {
+        if items.is_empty() {
+            anyhow::bail!("nothing to read: give addresses after the target (e.g. hr:0..10 or 40101), or --profile FILE");
+        }
+        self.plan = ReadPlan::from_addresses(
+            items,
+            ty,
+            order.unwrap_or_default(),
+            MAX_READ_REGISTERS,
+            MAX_READ_BITS,
+        )?;
+        self.specs.clear();
+        Ok(())
+    }
+
+    pub(super) fn select_baseline(&mut self, b: &Snapshot, source: &Path) -> anyhow::Result<()> {
+        // Every point must be readable again (address, type and order parse).
+        for p in &b.points {
+            item_of(p).map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
+        }
+        self.plan = plan_for(&b.points, MAX_READ_REGISTERS, MAX_READ_BITS);
+        self.specs.clone_from(&b.points);
+        Ok(())
+    }
+
+    pub(super) fn points(&self) -> Vec<PointLabel> {
+        self.plan
+            .items
+            .iter()
+            .map(|i| PointLabel {
+                label: i.label.clone(),
+                address: i.range.to_string(),
+                unit: i.unit.clone(),
+            })
+            .collect()
+    }
+
+    pub(super) fn named(&self) -> bool {
+        self.plan.named
+    }
+
+    pub(super) fn requests_per_round(&self) -> usize {
+        self.plan.requests.len().max(1)
+    }
+
+    #[allow(clippy::unused_async)] // the same signature as the devices that connect here
+    pub(super) async fn open(
+        &mut self,
+        _reconnect: bool,
+    ) -> anyhow::Result<Result<(), Unreachable>> {
+        // The link connects on its first request and reconnects after any failure.
+        Ok(Ok(()))
+    }
+
+    pub(super) async fn identity(&mut self) -> Result<Identity, Unreachable> {
+        read_identity(&mut self.link).await
+    }
+
+    pub(super) async fn round(&mut self) {
+        self.plan.fetch(&mut self.link, &mut self.fetched).await;
+    }
+
+    pub(super) fn outcomes(&self) -> &[RequestOutcome] {
+        &self.fetched.outcomes
+    }
+
+    pub(super) fn request_errors(&self) -> Vec<Option<String>> {
+        // Outcomes are the requests actually sent, in order; answers also hold the requests
+        // skipped after a failed connect, which come last.
+        self.fetched
+            .answers
+            .iter()
+            .take(self.fetched.outcomes.len())
+            .map(|a| match a {
+                Err((_, m)) => Some(m.clone()),
+                Ok(Err(code)) => Some(describe_exception(*code)),
+                Ok(Ok(_)) => None,
+            })
+            .collect()
+    }
+
+    pub(super) fn failures(&self) -> Vec<String> {
+        self.fetched
+            .answers
+            .iter()
+            .filter_map(|a| a.as_ref().err().map(|(_, m)| m.clone()))
+            .collect()
+    }
+
+    pub(super) fn results(&self) -> Vec<ItemResult> {
+        self.plan.decode(&self.fetched)
+    }
+
+    pub(super) fn connects(&mut self) -> u64 {
+        self.link.connects
+    }
+
+    pub(super) fn snapshot(
+        &self,
+        results: &[ItemResult],
+        identity: Identity,
+        profile: ProfileRef,
+        taken_at: String,
+    ) -> Snapshot {
+        snapshot_of(
+            &self.specs,
+            results,
+            identity,
+            profile,
+            taken_at,
+            self.link.target().url(),
+        )
+    }
+
+    pub(super) async fn take_snapshot(
+        mut self,
+        profile: ProfileRef,
+    ) -> anyhow::Result<Result<Snapshot, Unreachable>> {
+        let taken_at = crate::clock::now_rfc3339();
+        let identity = match self.identity().await {
+            Ok(i) => i,
+            Err(u) => return Ok(Err(u)),
+        };
+        self.round().await;
+        let results = self.results();
+        // Nothing at all came back (no identity, every point a link failure): not a snapshot.
+        if identity.0.is_none() {
+            let mut links = results.iter().map(|r| match &r.value {
+                Err(ItemError::Link(_, m)) => Some(m.clone()),
+                _ => None,
+            });
+            if let Some(Some(first)) = links.next() {
+                if links.all(|m| m.is_some()) {
+                    return Ok(Err(Unreachable(first)));
+                }
+            }
+        }
+        Ok(Ok(self.snapshot(&results, identity, profile, taken_at)))
+    }
+
+    pub(super) fn read_columns(&self, several: bool) -> Vec<&'static str> {
+        let named = self.plan.named;
+        let mut c = Vec::new();
+        if several {
+            c.push("device");
+        }
+        if named {
+            c.push("name");
+        }
+        c.extend(["address", "modicon", "type", "raw"]);
+        c.push("value");
+        if named {
+            c.push("unit");
+        }
+        c.push("status");
+        c
+    }
+
+    #[allow(clippy::unnecessary_wraps)] // one signature for every device
+    pub(super) fn read_rows(
+        &self,
+        several: bool,
+        quiet: bool,
+        rows: &mut Rows,
+        problems: &mut Vec<String>,
+    ) -> anyhow::Result<Outcome> {
+        let t = self.link.target();
+        let mut outcome = Outcome::Ok;
+        for (item, r) in self.plan.items.iter().zip(self.results()) {
+            if let Err(e) = &r.value {
+                outcome = Outcome::Critical;
+                if let ItemError::Link(_, m) = e {
+                    let line = format!("{t}: {m}");
+                    if !problems.contains(&line) {
+                        problems.push(line);
+                    }
+                }
+            }
+            if quiet && r.value.is_ok() {
+                continue;
+            }
+            rows.push(read_row(self.plan.named, item, &r, several.then_some(t)));
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn guess(&mut self, addr: &str) -> anyhow::Result<Table> {
+        let target = self.link.target().clone();
+        let mut a = parse_address(addr)?;
+        if a.table.is_bits() {
+            anyhow::bail!(
+                "{addr}: --guess decodes registers; {}s are single bits",
+                a.table.name()
+            );
+        }
+        if !a.explicit_count {
+            a = AddressRange::new(a.table, a.start, 4.min((65536 - u32::from(a.start)) as u16));
+        }
+        if a.count > 4 {
+            anyhow::bail!(
+                "{addr}: --guess looks at up to 4 registers (64-bit values); give e.g. {}:{}+4",
+                a.table.prefix(),
+                a.start
+            );
+        }
+        let mut rows = Rows::new(&["address", "modicon", "registers", "type", "order", "value"]);
+        let failed = |problem: String, rows: Rows| Table {
+            notes: vec![],
+            rows,
+            outcome: Outcome::Critical,
+            problems: vec![problem],
+        };
+        let words = match self.link.read(a, MAX_READ_REGISTERS, MAX_READ_BITS).await {
+            Err(e) => return Ok(failed(format!("{target}: {e}"), rows)),
+            Ok(Err(code)) => {
+                return Ok(failed(
+                    format!(
+                        "{target}: {a} answered exception {}",
+                        describe_exception(code)
+                    ),
+                    rows,
+                ))
+            }
+            Ok(Ok(Data::Words(w))) => w,
+            Ok(Ok(Data::Bits(_))) => unreachable!("register table"),
+        };
+        let raw = words
+            .iter()
+            .map(|w| format!("0x{w:04X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for ty in DataType::guess_types(words.len()) {
+            let n = ty.registers() as usize;
+            let orders: &[WordOrder] = if n > 1 {
+                &WordOrder::ALL
+            } else if matches!(ty, DataType::U16 | DataType::I16 | DataType::Hex) {
+                &[WordOrder::Abcd, WordOrder::Badc]
+            } else {
+                &[WordOrder::Abcd]
+            };
+            for order in orders {
+                let v = decode(&words[..n], ty, *order).map_or_else(
+                    |e| json!(format!("({e})")),
+                    |v| serde_json::to_value(v).unwrap_or_default(),
+                );
+                rows.push(vec![
+                    json!(a.at(0).to_string()),
+                    json!(modicon_of(a.table, a.start)),
+                    json!(raw),
+                    json!(ty.to_string()),
+                    json!(order.to_string()),
+                    v,
+                ]);
+            }
+        }
+        Ok(Table {
+            notes: vec![],
+            rows,
+            outcome: Outcome::Ok,
+            problems: vec![],
+        })
+    }
+
+    /// Reads the current value, writes (FC05/FC06 for one value, FC15/FC16 for several or with
+    /// `--fc16`), reads back.
+    pub(super) async fn write(&mut self, req: &WriteRequest<'_>) -> anyhow::Result<Table> {
+        let target = self.link.target().clone();
+        let a = parse_address(req.address)?;
+        if !a.table.is_writable() {
+            anyhow::bail!("{}: {}s are read-only in the Modbus data model; only holding registers (hr:) and coils (co:) can be written", req.address, a.table.name());
+        }
+        let order = req.order.unwrap_or_default();
+        let texts: Vec<&str> = req.value.split(',').map(str::trim).collect();
+        // Encode first: a value that does not fit is refused before anything is sent.
+        let (ty, words, bits) = if a.table.is_bits() {
+            if req.ty.is_some_and(|t| t != DataType::Bool) {
+                anyhow::bail!("{}: coils are single bits; leave --type out", req.address);
+            }
+            let bits = texts
+                .iter()
+                .map(|t| {
+                    parse_bool(t).ok_or_else(|| {
+                        anyhow::anyhow!("`{t}` is not a coil value; use on/off, true/false or 1/0")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<bool>>>()?;
+            (DataType::Bool, Vec::new(), bits)
+        } else {
+            let ty = req.ty.unwrap_or(DataType::U16);
+            let mut words = Vec::new();
+            for t in &texts {
+                words.extend(encode_text(t, ty, order)?);
+            }
+            (ty, words, Vec::new())
+        };
+        let count = if a.table.is_bits() {
+            bits.len()
+        } else {
+            words.len()
+        } as u16;
+        if a.explicit_count && a.count != count {
+            anyhow::bail!(
+                "{} covers {} item(s) but {} value(s) of {ty} fill {count}",
+                req.address,
+                a.count,
+                texts.len()
+            );
+        }
+        if u32::from(a.start) + u32::from(count) > 65536 {
+            anyhow::bail!(
+                "{}: {count} item(s) from here run past address 65535",
+                req.address
+            );
+        }
+        let range = AddressRange::new(a.table, a.start, count);
+        if !req.allow {
+            return Err(refuse_write(&target, &range));
+        }
+
+        let link = &mut self.link;
+        let mut rows = Rows::new(&[
+            "address", "modicon", "type", "function", "before", "written", "after", "status",
+        ]);
+        let fail = |e: LinkError, rows: Rows| Table {
+            notes: vec![],
+            rows,
+            outcome: Outcome::Critical,
+            problems: vec![format!("{target}: {e}")],
+        };
+        let before = match link.read(range, MAX_READ_REGISTERS, MAX_READ_BITS).await {
+            Err(e) => return Ok(fail(e, rows)),
+            Ok(b) => b,
+        };
+        let written: Answer<()> = match if a.table.is_bits() {
+            link.write_coils(a.start, &bits, req.fc16).await
+        } else {
+            link.write_registers(a.start, &words, req.fc16).await
+        } {
+            Err(e) => return Ok(fail(e, rows)),
+            Ok(w) => w,
+        };
+        let after = match link.read(range, MAX_READ_REGISTERS, MAX_READ_BITS).await {
+            Err(e) => return Ok(fail(e, rows)),
+            Ok(b) => b,
+        };
+
+        let fc = match (a.table.is_bits(), count == 1 && !req.fc16) {
+            (true, true) => "FC05",
+            (true, false) => "FC15",
+            (false, true) => "FC06",
+            (false, false) => "FC16",
+        };
+        let show = |d: &Answer<Data>, i: usize| -> serde_json::Value {
+            match d {
+                Err(code) => json!(describe_exception(*code)),
+                Ok(Data::Bits(b)) => json!(b[i]),
+                Ok(Data::Words(w)) => {
+                    let n = ty.registers() as usize;
+                    decode(&w[i * n..(i + 1) * n], ty, order).map_or_else(
+                        |e| json!(e.to_string()),
+                        |v| serde_json::to_value(v).unwrap_or_default(),
+                    )
+                }
+            }
+        };
+        let width = if a.table.is_bits() { 1 } else { ty.registers() };
+        let w = usize::from(width);
+        let mut outcome = Outcome::Ok;
+        for (i, text) in texts.iter().enumerate() {
+            let start = a.start + i as u16 * width;
+            let matches = match (&written, &after) {
+                (Ok(()), Ok(Data::Words(got))) => {
+                    got[i * w..(i + 1) * w] == words[i * w..(i + 1) * w]
+                }
+                (Ok(()), Ok(Data::Bits(b))) => b[i] == bits[i],
+                _ => false,
+            };
+            let status = match &written {
+                Err(code) => {
+                    outcome = Outcome::Critical;
+                    describe_exception(*code)
+                }
+                Ok(()) if matches => "ok".to_string(),
+                Ok(()) => {
+                    outcome = outcome.worst(Outcome::Warning);
+                    "written, but reads back different".to_string()
+                }
+            };
+            rows.push(vec![
+                json!(AddressRange::single(a.table, start).to_string()),
+                json!(modicon_of(a.table, start)),
+                json!(ty.to_string()),
+                json!(fc),
+                show(&before, i),
+                json!(text),
+                show(&after, i),
+                json!(status),
+            ]);
+        }
+        Ok(Table {
+            notes: vec![],
+            rows,
+            outcome,
+            problems: vec![],
+        })
+    }
+
+    /// Which unit IDs answer behind this host and port: FC43 identity, else a one-register
+    /// read; any answer, even an exception (but 0x0B from a gateway), means "present".
+    pub(super) async fn scan(
+        &mut self,
+        unit_text: &str,
+        pb: &indicatif::ProgressBar,
+        verbose: bool,
+    ) -> anyhow::Result<Table> {
+        let list = scan_units(unit_text)?;
+        pb.set_length(list.len() as u64);
+        let mut rows = Rows::new(&["unit", "present", "identity", "probe"]);
+        let mut found = 0;
+        for u in list {
+            let t = self.link.target().with_unit(u);
+            let mut link = ModbusLink::new(&t, self.timeout)?;
+            let (present, identity, probe) = match link.read_identity().await {
+                Ok(Ok(objs)) => (
+                    true,
+                    objs.iter()
+                        .map(|(_, v)| sanitize(v))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    "FC43 identity".to_string(),
+                ),
+                Err(LinkError::Connect(e)) => {
+                    return Err(Fail::critical(format!("{t}: cannot connect: {e}")).into());
+                }
+                Ok(Err(_)) | Err(_) => {
+                    match link
+                        .read(AddressRange::new(ModbusTable::HoldingRegister, 0, 1), 1, 1)
+                        .await
+                    {
+                        Ok(Ok(_)) => (true, String::new(), "hr:0 read".to_string()),
+                        // 0x0B: a gateway with nothing behind that unit ID.
+                        Ok(Err(0x0B)) => (false, String::new(), describe_exception(0x0B)),
+                        Ok(Err(c)) => (true, String::new(), describe_exception(c)),
+                        Err(e) => (false, String::new(), e.kind().name().to_string()),
+                    }
+                }
+            };
+            pb.inc(1);
+            if present {
+                found += 1;
+            }
+            if present || verbose {
+                rows.push(vec![
+                    json!(u),
+                    json!(present),
+                    json!(identity),
+                    json!(probe),
+                ]);
+            }
+        }
+        Ok(Table {
+            notes: vec![],
+            rows,
+            outcome: if found > 0 {
+                Outcome::Ok
+            } else {
+                Outcome::Critical
+            },
+            problems: vec![],
+        })
+    }
+
+    #[allow(clippy::unused_async)] // the same signature as the devices that hold a session
+    pub(super) async fn close(self) {}
+}
+
+/// Unit IDs to scan: `1-10`, `1,2,5`; 248–255 are reserved by the Modbus spec.
+fn scan_units(text: &str) -> anyhow::Result<Vec<u8>> {
+    let v = parse_units(text)?;
+    if v.last().is_some_and(|&u| u > 247) {
+        return Err(Fail::unknown(format!(
+            "--units {text}: give unit IDs from 0 to 247 like 1-10 or 1,2,5"
+        ))
+        .into());
+    }
+    Ok(v)
+}
+
+/// One `read` row for an item and its result.
+fn read_row(
+    named: bool,
+    item: &Item,
+    r: &ItemResult,
+    device: Option<&Target>,
+) -> Vec<serde_json::Value> {
+    let mut row = Vec::with_capacity(9);
+    if let Some(t) = device {
+        row.push(json!(t.url()));
+    }
+    if named {
+        row.push(json!(item.label));
+    }
+    row.push(json!(item.range.to_string()));
+    row.push(json!(modicon_of(item.range.table, item.range.start)));
+    row.push(json!(item.ty.to_string()));
+    row.push(if r.raw.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(raw_text(item, &r.raw))
+    });
+    row.push(match &r.value {
+        Ok(v) => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+        Err(_) => serde_json::Value::Null,
+    });
+    if named {
+        row.push(json!(item.unit));
+    }
+    row.push(json!(match &r.value {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.status(),
+    }));
+    row
+}
+
+/// The device identity by FC43, as snapshots record it: objects by name and a status.
+/// `Err` when the device cannot be connected to at all.
+async fn read_identity(link: &mut ModbusLink) -> Result<Identity, Unreachable> {
+    match link.read_identity().await {
+        Ok(Ok(objs)) => {
+            let m: BTreeMap<String, String> = objs
+                .into_iter()
+                .map(|(id, v)| {
+                    (
+                        IDENTITY_NAMES
+                            .get(usize::from(id))
+                            .map_or_else(|| format!("object_0x{id:02x}"), ToString::to_string),
+                        v,
+                    )
+                })
+                .collect();
+            Ok((Some(m), "ok".to_string()))
+        }
+        Ok(Err(code)) => Ok((
+            None,
+            format!(
+                "not available: {}",
+                crate::proto::modbus::exception::describe_exception(code)
+            ),
+        )),
+        Err(e @ LinkError::Connect(_)) => Err(Unreachable(e.to_string())),
+        Err(e) => Ok((None, format!("not available: {}", e.kind().name()))),
+    }
+}
+
+/// The batched read plan of snapshot points.
+fn plan_for(specs: &[SnapPoint], max_registers: u16, max_bits: u16) -> ReadPlan {
+    let items = specs
+        .iter()
+        .map(item_of)
+        .collect::<anyhow::Result<Vec<_>>>()
+        .expect("specs come from a validated profile or snapshot");
+    ReadPlan::batched(items, max_registers, max_bits)
+}
+
+/// The read item a snapshot point describes.
+fn item_of(p: &SnapPoint) -> anyhow::Result<Item> {
+    let ty: DataType =
+        p.ty.parse()
+            .map_err(|e| anyhow::anyhow!("point `{}`: {e}", p.name))?;
+    let order: WordOrder = p
+        .order
+        .parse()
+        .map_err(|e| anyhow::anyhow!("point `{}`: {e}", p.name))?;
+    let a = parse_address(&p.address).map_err(|e| anyhow::anyhow!("point `{}`: {e}", p.name))?;
+    Ok(Item {
+        label: p.name.to_string(),
+        range: AddressRange::new(a.table, a.start, ty.registers()),
+        ty,
+        order,
+        scale: p.scale,
+        offset: p.offset,
+        unit: p.unit.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_lists() {
+        assert_eq!(scan_units("1-3,7").unwrap(), vec![1, 2, 3, 7]);
+        assert!(scan_units("5-1").is_err());
+        assert!(scan_units("250").is_err());
+    }
+}
