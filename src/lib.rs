@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod decode;
 pub mod device;
 pub mod fsutil;
 pub mod lock;

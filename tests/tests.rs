@@ -5,7 +5,9 @@ mod util;
 
 mod cli;
 mod decode;
+mod device;
 mod faults;
+mod fields;
 mod health;
 mod modbus_sim;
 mod opcua;

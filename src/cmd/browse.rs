@@ -11,9 +11,12 @@ use super::{Ctx, Fail, Outcome};
 use crate::{
     cli::BrowseArgs,
     device::opcua::{dv_status, open_session},
+    proto::opcua::{
+        node::NodeRef,
+        variant::{class_name, qname, status_code_name, variant_json},
+    },
     report::{write_rows, Format, Rows},
     target::Target,
-    transport::opcua::{class_name, qname, status_name, variant_json, NodeRef},
 };
 
 struct BrowseRow {
@@ -154,7 +157,7 @@ pub async fn run(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
                 _ => String::new(),
             };
             let v = match (dv_status(&dv), &dv.value) {
-                (s, _) if s.is_bad() => json!(status_name(s)),
+                (s, _) if s.is_bad() => json!(status_code_name(s)),
                 (_, Some(v)) => variant_json(v),
                 _ => Json::Null,
             };

@@ -172,18 +172,19 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let capture = out_dir.join("demo-capture.pcapng");
     crate::fsutil::write_atomic(&capture, &std::fs::read(&capture_tmp)?)?;
-    let decoded = super::decode::decode_file(
-        ctx,
+    let decoded = crate::decode::pipeline::decode_file(
         &capture,
         crate::capture::Config {
             modbus_ports: ports.clone(),
             ..crate::capture::Config::default()
         },
         None,
-        super::decode::Mode::Summary,
+        crate::decode::pipeline::Mode::Summary,
+        ctx.format,
         &mut std::io::sink(),
+        &ctx.progress_bar(0, "decoding"),
     )?;
-    let dec_doc = super::decode::summary_doc(&capture, &decoded);
+    let dec_doc = crate::decode::summary::summary_doc(&capture, &decoded);
     let docs = [doc, dec_doc];
     write_report(&html, &docs)?;
     write_report(&md, &docs)?;

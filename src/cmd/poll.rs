@@ -16,7 +16,7 @@ use super::{Ctx, Outcome};
 use crate::{
     cli::PollArgs,
     device::{stats::LinkStats, Device, ItemError, PointLabel},
-    report::{Format, RowStream},
+    report::{Format, RowWriter},
     target::Target,
 };
 
@@ -33,7 +33,7 @@ pub struct PollJob<'a> {
     /// Stop after this long.
     pub duration: Option<Duration>,
     /// Where rows go (None: no rows).
-    pub rows: Option<RowStream<'a>>,
+    pub rows: Option<RowWriter<'a>>,
     /// Progress bar for quiet runs.
     pub progress: indicatif::ProgressBar,
     /// Keep per-poll samples and values for a results file.
@@ -188,7 +188,7 @@ pub async fn run_poll(
                     .as_ref()
                     .map_or(Json::Null, |v| serde_json::to_value(v).unwrap_or_default())
             }));
-            stream.row(&row)?;
+            stream.json_row(&row)?;
         }
         // Back off while the device refuses connections; reset once it answers.
         backoff = if refused {
@@ -213,6 +213,9 @@ pub async fn run_poll(
         }
     }
     progress.finish_and_clear();
+    if let Some(r) = rows {
+        r.finish()?;
+    }
     let connects = source.connects();
     source.close().await;
     Ok((stats, connects, record))
@@ -269,7 +272,7 @@ pub async fn run(ctx: &Ctx, args: &PollArgs) -> anyhow::Result<Outcome> {
             .into_iter()
             .chain(points.iter().map(|_| 8))
             .collect();
-        RowStream::new(Box::new(std::io::stdout()), ctx.format, cols, &widths)
+        RowWriter::streaming(Box::new(std::io::stdout()), ctx.format, &cols, &widths)
     });
     let progress = if ctx.quiet {
         ctx.progress_bar(args.count.unwrap_or(0), "polling")

@@ -7,7 +7,10 @@ use super::{browse::opc_target, Ctx, Fail, Outcome};
 use crate::{
     cli::TrustArgs,
     report::{write_rows, Rows},
-    transport::opcua::{self as ua, cert_info, default_pki},
+    transport::opcua::{
+        self as ua,
+        pki::{cert_info, default_pki},
+    },
 };
 
 /// `trust`.
@@ -65,7 +68,7 @@ pub async fn run(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<Outcome> {
     };
     for (from, der) in ders {
         let (_, info) = cert_info(&der).map_err(|e| Fail::unknown(format!("{from}: {e}")))?;
-        let path = ua::trust(&pki, &info, &der)?;
+        let path = ua::pki::trust(&pki, &info, &der)?;
         if !ctx.quiet {
             println!(
                 "trusted {from}\n  subject:    {}\n  thumbprint: {} (SHA-1)\n  valid:      {} to {}{}\n  file:       {}",

@@ -14,12 +14,13 @@ use super::{browse::opc_target, Ctx, Fail, Outcome};
 use crate::{
     cli::WatchArgs,
     device::opcua::{dv_status, open_session, parse_nodes, ts},
-    report::RowStream,
-    target::Target,
-    transport::opcua::{
-        self as ua, status_name, status_outcome, status_text, variant_json, variant_type, NodeRef,
-        UaSession,
+    proto::opcua::{
+        node::NodeRef,
+        variant::{status_code_name, status_code_text, variant_json, variant_type},
     },
+    report::RowWriter,
+    target::Target,
+    transport::opcua::{self as ua, status_outcome, UaSession},
 };
 
 /// One data change or session event, for the watch output.
@@ -69,10 +70,10 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
             humantime::format_duration(args.interval)
         ));
     }
-    let mut out = RowStream::new(
+    let mut out = RowWriter::streaming(
         Box::new(std::io::stdout().lock()),
         ctx.format,
-        [
+        &[
             "time",
             "node",
             "value",
@@ -80,10 +81,7 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
             "status",
             "source_time",
             "event",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect(),
+        ],
         &[24, 20, 12, 7, 6, 24, 0],
     );
     let deadline = args.duration.map(|d| Instant::now() + d);
@@ -104,7 +102,7 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
                     Note::Session("connection lost".into(), true)
                 }
                 ua::Event::Lost(st) => {
-                    Note::Session(format!("connection lost: {}", status_text(st)), true)
+                    Note::Session(format!("connection lost: {}", status_code_text(st)), true)
                 }
                 ua::Event::Connected { new_session } => Note::Session(
                     if new_session {
@@ -118,7 +116,7 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
                 ua::Event::Ended(st) => Note::Session(
                     format!(
                         "session ended{}",
-                        st.map(|s| format!(": {}", status_text(s)))
+                        st.map(|s| format!(": {}", status_code_text(s)))
                             .unwrap_or_default()
                     ),
                     true,
@@ -170,12 +168,12 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
                     Outcome::Critical => Outcome::Warning,
                     o => o,
                 });
-                out.row(&[
+                out.json_row(&[
                     json!(now),
                     json!(refs.get(i).map_or_else(String::new, ToString::to_string)),
                     dv.value.as_ref().map_or(Json::Null, variant_json),
                     json!(variant_type(dv.value.as_ref())),
-                    json!(status_name(sc)),
+                    json!(status_code_name(sc)),
                     ts(dv.source_timestamp.as_ref()),
                     json!(""),
                 ])?;
@@ -212,6 +210,7 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
         }
     }
     ev_task.abort();
+    out.finish()?;
     if lost_at.is_some() {
         outcome = Outcome::Critical;
         super::warn(format!(
@@ -224,8 +223,8 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Outcome> {
 }
 
 /// A watch row that carries only an event (loss, reconnection, gap).
-fn event_row(out: &mut RowStream<'_>, now: &str, text: &str) -> std::io::Result<()> {
-    out.row(&[
+fn event_row(out: &mut RowWriter<'_>, now: &str, text: &str) -> std::io::Result<()> {
+    out.json_row(&[
         json!(now),
         json!(""),
         Json::Null,
@@ -294,7 +293,7 @@ async fn subscribe(
         if c.result.status_code.is_bad() {
             return Err(Fail::critical(format!(
                 "{target}: {r}: cannot monitor: {}",
-                status_text(c.result.status_code)
+                status_code_text(c.result.status_code)
             )));
         }
     }

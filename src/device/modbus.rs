@@ -1,5 +1,5 @@
 //! A Modbus TCP device: the [`Device`](super::Device) operations over one
-//! [`ModbusLink`](crate::transport::modbus::ModbusLink).
+//! [`ModbusLink`].
 //!
 //! Points become a [`ReadPlan`]: contiguous values of one table share a request, within the
 //! spec's and the profile's limits (`max_registers`, `max_bits`). Identity is FC43 (Read Device
@@ -19,20 +19,21 @@ use super::{
 use crate::{
     outcome::{Fail, Outcome},
     profile::Profile,
-    proto::modbus::{
-        address::modicon_of,
-        exception::describe_exception,
-        parse_address,
-        value::{decode, encode_text, parse_bool},
-        AddressRange, DataType, Table as ModbusTable, WordOrder, MAX_READ_BITS, MAX_READ_REGISTERS,
+    proto::{
+        modbus::{
+            address::modicon_of,
+            exception::describe_exception,
+            parse_address,
+            value::{decode, encode_text, parse_bool},
+            AddressRange, DataType, Table as ModbusTable, WordOrder, MAX_READ_BITS,
+            MAX_READ_REGISTERS,
+        },
+        sanitize,
     },
     report::Rows,
     snapshot::{ProfileRef, SnapPoint, Snapshot, IDENTITY_NAMES},
     target::{parse_units, Target},
-    transport::{
-        modbus::{Answer, Data, LinkError, ModbusLink},
-        opcua::sanitize,
-    },
+    transport::modbus::{Answer, Data, LinkError, ModbusLink},
 };
 
 /// A Modbus device and what was selected to read from it.

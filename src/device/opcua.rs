@@ -1,5 +1,5 @@
 //! An OPC UA device: the [`Device`](super::Device) operations over one
-//! [`UaSession`](crate::transport::opcua::UaSession).
+//! [`UaSession`].
 //!
 //! Points are nodes (a profile's `node` points, or `NodeId`s and browse paths from the command
 //! line), resolved once when the session opens; a round is one batched Read of them all, built
@@ -28,22 +28,34 @@ use super::{
 use crate::{
     outcome::{Fail, Outcome},
     profile::{Point, Profile, Severity},
-    proto::modbus::{value::Value, DataType, WordOrder},
+    proto::{
+        modbus::{value::Value, DataType, WordOrder},
+        opcua::{
+            node::NodeRef,
+            security::{mode_name, Security},
+            variant::{
+                f32_value, status_code_name, status_code_text, variant_from_text, variant_json,
+                variant_type,
+            },
+        },
+        sanitize,
+    },
     report::Rows,
     snapshot::{ProfileRef, SnapPoint, Snapshot},
     target::Target,
     transport::{
         modbus::ErrorKind,
         opcua::{
-            self as ua, cert_info, connect, default_pki, mode_name, sanitize, status_name,
-            status_outcome, status_text, variant_json, variant_type, Identity as UaIdentity,
-            NodeRef, Security, UaConfig, UaSession,
+            self as ua, connect,
+            pki::{cert_info, default_pki},
+            status_outcome, Identity as UaIdentity, UaConfig, UaSession,
         },
     },
 };
 
-/// OPC UA session settings from the command line, checked once: security, identity, trust.
-#[derive(Debug, Clone, Default)]
+/// OPC UA session settings from the command line and the environment, checked once: security,
+/// identity, trust, and the PKI folder.
+#[derive(Debug, Clone)]
 pub struct UaSettings {
     /// Wanted security; `None` = no security if the server offers it.
     pub security: Option<Security>,
@@ -53,6 +65,21 @@ pub struct UaSettings {
     pub cert: Option<(PathBuf, PathBuf)>,
     /// Trust the server's certificate now (`--trust-server`).
     pub trust_server: bool,
+    /// plcprobe's per-user PKI folder (own certificate, trusted and rejected servers).
+    pub pki: PathBuf,
+}
+
+impl Default for UaSettings {
+    /// No security, anonymous, the per-user PKI folder.
+    fn default() -> Self {
+        UaSettings {
+            security: None,
+            user: None,
+            cert: None,
+            trust_server: false,
+            pki: default_pki(),
+        }
+    }
 }
 
 impl UaSettings {
@@ -76,6 +103,7 @@ impl UaSettings {
             user,
             cert: cert.zip(key),
             trust_server,
+            pki: default_pki(),
         })
     }
 }
@@ -96,7 +124,7 @@ pub fn session_config(
         url: target.url(),
         security: ua.security,
         identity,
-        pki: default_pki(),
+        pki: ua.pki.clone(),
         trust_server: ua.trust_server,
         timeout: settings.timeout,
         reconnect,
@@ -425,7 +453,7 @@ impl UaDevice {
                         (_, Some(dv)) => {
                             let sc = dv_status(dv);
                             if sc.is_bad() {
-                                Err(ItemError::Status(status_name(sc)))
+                                Err(ItemError::Status(status_code_name(sc)))
                             } else {
                                 let v = dv.value.as_ref();
                                 let key = v
@@ -579,7 +607,7 @@ impl UaDevice {
                     status_outcome(sc),
                     v,
                     variant_type(dv.value.as_ref()),
-                    status_name(sc),
+                    status_code_name(sc),
                     ts(dv.source_timestamp.as_ref()),
                     ts(dv.server_timestamp.as_ref()),
                 )
@@ -625,12 +653,12 @@ impl UaDevice {
         if dv_status(&before).is_bad() {
             return Err(Fail::critical(format!(
                 "{target}: {r}: cannot read the value before writing: {}",
-                status_text(dv_status(&before))
+                status_code_text(dv_status(&before))
             ))
             .into());
         }
         let like = before.value.clone().unwrap_or(Variant::Empty);
-        let v = ua::variant_from_text(req.value, &like).map_err(|e| {
+        let v = variant_from_text(req.value, &like).map_err(|e| {
             Fail::unknown(format!("{r} holds a {}: {e}", variant_type(Some(&like))))
         })?;
         let wv = WriteValue {
@@ -655,14 +683,14 @@ impl UaDevice {
             variant_json(&v),
             after.value.as_ref().map_or(Json::Null, variant_json),
             json!(variant_type(Some(&v))),
-            json!(status_name(status)),
+            json!(status_code_name(status)),
         ]);
         let (outcome, problems) = if status.is_bad() {
             (
                 Outcome::Critical,
                 vec![format!(
                     "{target}: the server refused the write of {r}: {}",
-                    status_text(status)
+                    status_code_text(status)
                 )],
             )
         } else if after.value.as_ref() != Some(&v) {
@@ -695,7 +723,7 @@ impl UaDevice {
     ) -> anyhow::Result<Table> {
         let url = self.target.url();
         let timeout = self.settings.timeout;
-        let pki = default_pki();
+        let pki = self.settings.ua.pki.clone();
         let client = ua::client(&pki, timeout, false)?;
         // FindServers first: a discovery server lists several; a plain server lists itself.
         let servers = tokio::time::timeout(timeout, client.find_servers(url.as_str(), None, None))
@@ -731,7 +759,7 @@ impl UaDevice {
                         let state = if !i.time_valid {
                             outcome = outcome.worst(Outcome::Warning);
                             "EXPIRED or not yet valid"
-                        } else if ua::is_trusted(&pki, &i, der) {
+                        } else if ua::pki::is_trusted(&pki, &i, der) {
                             "trusted"
                         } else {
                             "not trusted"
@@ -875,7 +903,7 @@ fn to_value(v: Option<&Variant>, scale: f64, offset: f64) -> Value {
     match v {
         None | Some(Variant::Empty) => Value::Text(String::new()),
         Some(Variant::Boolean(b)) => Value::Bool(*b),
-        Some(Variant::Float(x)) => n(ua::f32_value(*x)),
+        Some(Variant::Float(x)) => n(f32_value(*x)),
         Some(Variant::Double(x)) => n(*x),
         Some(v) => match variant_json(v) {
             Json::Number(x) if scale != 1.0 || offset != 0.0 => n(x.as_f64().unwrap_or(0.0)),

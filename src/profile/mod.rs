@@ -300,7 +300,7 @@ impl Profile {
             // UA, and the target's scheme picks which one is read.
             if let Some(n) = &rp.node {
                 n.get_ref()
-                    .parse::<crate::transport::opcua::NodeRef>()
+                    .parse::<crate::proto::opcua::node::NodeRef>()
                     .map_err(|e| cx.err(n.span(), &key("node"), e))?;
             }
             let ty = match &rp.ty {

@@ -3,3 +3,12 @@
 
 pub mod modbus;
 pub mod opcua;
+
+/// Text a device supplied (an FC43 identity object, an OPC UA name, a certificate subject), with
+/// its control characters replaced by U+FFFD, so that it cannot drive the terminal it is
+/// printed on (a device's text is never trusted).
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}

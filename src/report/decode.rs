@@ -1,11 +1,19 @@
 //! The `decode` section of a report: what a capture showed (devices, failed requests, the
 //! slowest transactions, writes, polling regularity, decoder notes), in HTML and Markdown.
+//!
+//! Input: a results document of kind `decode` (`capture`, `totals`, `devices`, the transaction
+//! lists `failures`, `slowest` and `writes`, `polling` and the `decoder` counters). Long lists
+//! are cut (40 devices, 25 transactions, 20 polling series); the JSON results keep them all.
+//! The device and transaction tables are built once and written in both formats; HTML shows a
+//! few more columns (all response-time quantiles, masters, frame numbers).
 
 use std::fmt::Write as _;
 
 use serde_json::Value as Json;
 
-use super::render::{arr, badge, esc, md, s, val};
+use super::markup::{
+    arr, esc, html_heading, md, md_heading, quantiles, s, val, Column, Entry, Table,
+};
 
 /// Device rows, problems first, then the busiest.
 fn devices(doc: &Json) -> Vec<&Json> {
@@ -102,80 +110,93 @@ pub fn tx_detail(x: &Json) -> String {
         .unwrap_or_default()
 }
 
+/// At most 25 transactions: who asked which device what, and what came back.
+fn tx_table(list: &[Json]) -> Table {
+    Table::of(
+        list.iter().take(25),
+        &[
+            (Column::mono("time"), |x| Entry::text(s(x, "time"))),
+            (Column::mono("master"), |x| Entry::text(s(x, "master"))),
+            (Column::mono("device"), |x| Entry::text(s(x, "device"))),
+            (Column::text("function"), |x| {
+                Entry::NumberAnd(val(&x["function"]), s(x, "function_name").into())
+            }),
+            (Column::num("address"), |x| Entry::raw(&x["address"])),
+            (Column::num("count"), |x| Entry::raw(&x["count"])),
+            (Column::text("status"), |x| Entry::text(s(x, "status"))),
+            (Column::num("rt ms"), |x| Entry::raw(&x["rt_ms"])),
+            (Column::num("frames").html_only(), |x| {
+                let response = x.get("response_frame").map(|f| format!("→{}", val(f)));
+                Entry::Raw(val(&x["request_frame"]) + &response.unwrap_or_default())
+            }),
+            (Column::text("detail"), |x| Entry::Text(tx_detail(x))),
+        ],
+    )
+}
+
+/// A transaction list (HTML) under `title`; `total` is how many there were in all.
 fn tx_html(o: &mut String, title: &str, list: &[Json], total: Option<u64>) {
     if list.is_empty() {
         return;
     }
-    let _ = write!(o, "<h3>{}</h3><table><tr><th>time</th><th>master</th><th>device</th><th>function</th><th>address</th><th>count</th><th>status</th><th>rt ms</th><th>frames</th><th>detail</th></tr>", esc(title));
-    for x in list.iter().take(25) {
-        let detail = tx_detail(x);
-        let _ = write!(
-            o,
-            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{} {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
-            esc(s(x, "time")),
-            esc(s(x, "master")),
-            esc(s(x, "device")),
-            val(&x["function"]),
-            esc(s(x, "function_name")),
-            val(x.get("address").unwrap_or(&Json::Null)),
-            val(x.get("count").unwrap_or(&Json::Null)),
-            esc(s(x, "status")),
-            val(x.get("rt_ms").unwrap_or(&Json::Null)),
-            val(&x["request_frame"]),
-            x.get("response_frame").map_or(String::new(), |f| format!("→{}", val(f))),
-            esc(&detail)
-        );
-    }
-    o.push_str("</table>");
+    let _ = write!(o, "<h3>{}</h3>", esc(title));
+    tx_table(list).html(o);
     let total = total.unwrap_or(list.len() as u64);
     if total > 25 {
         let _ = write!(o, "<p class=\"meta\">{total} in all; `plcprobe decode FILE --transactions` or `--writes` lists every one.</p>");
     }
 }
 
+/// At most 40 devices, problems first: requests, failures, response times.
+fn device_table(devs: &[&Json]) -> Table {
+    Table::of(
+        devs.iter().take(40),
+        &[
+            (Column::mono("device"), |d| Entry::text(s(d, "device"))),
+            (Column::text("protocol"), |d| Entry::text(s(d, "proto"))),
+            (Column::num("requests"), |d| Entry::raw(&d["requests"])),
+            (Column::num("answered"), |d| Entry::raw(&d["answered"])),
+            (Column::text("failures"), |d| Entry::Text(failures_text(d))),
+            (Column::num("unanswered"), |d| Entry::raw(&d["unanswered"])),
+            (Column::num("malformed"), |d| Entry::raw(&d["malformed"])),
+            (Column::num("writes"), |d| Entry::raw(&d["writes"])),
+            (
+                Column::num("rt min / p50 / p95 / max ms").html_only(),
+                |d| Entry::Raw(quantiles(&d["rt_ms"], " / ")),
+            ),
+            (Column::num("rt p50 / p95 ms").markdown_only(), |d| {
+                let rt = &d["rt_ms"];
+                Entry::Raw(format!("{} / {}", val(&rt["p50"]), val(&rt["p95"])))
+            }),
+            (Column::mono("masters").html_only(), |d| {
+                let masters: Vec<&str> =
+                    arr(d, "masters").iter().filter_map(Json::as_str).collect();
+                Entry::Text(masters.join(" "))
+            }),
+        ],
+    )
+}
+
 /// HTML section for one decode document.
-pub fn html(o: &mut String, doc: &Json) {
+pub(crate) fn html(o: &mut String, doc: &Json) {
     let c = &doc["capture"];
     let t = &doc["totals"];
-    let _ = write!(
-        o,
-        "<h2>Capture {} <span class=\"mono\">{}</span></h2><p class=\"meta\">{} · {} packets · {} → {} · <code>{}</code></p>",
-        badge(s(doc, "verdict")),
-        esc(s(doc, "file")),
+    let subject = format!("<span class=\"mono\">{}</span>", esc(s(doc, "file")));
+    let meta = format!(
+        "{} · {} packets · {} → {}",
         esc(s(c, "format")),
         val(&c["packets"]),
         esc(s(c, "first")),
-        esc(s(c, "last")),
-        esc(s(doc, "command"))
+        esc(s(c, "last"))
     );
+    html_heading(o, doc, "Capture", &subject, &meta);
     if let Some(tr) = c["truncated"].as_str() {
         let _ = write!(o, "<p><strong>Truncated:</strong> {}</p>", esc(tr));
     }
     let _ = write!(o, "<p>{}</p>", esc(s(doc, "summary")));
     let devs = devices(doc);
     if !devs.is_empty() {
-        o.push_str("<table><tr><th>device</th><th>protocol</th><th>requests</th><th>answered</th><th>failures</th><th>unanswered</th><th>malformed</th><th>writes</th><th>rt min / p50 / p95 / max ms</th><th>masters</th></tr>");
-        for d in devs.iter().take(40) {
-            let rt = &d["rt_ms"];
-            let _ = write!(
-                o,
-                "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {} / {} / {}</td><td class=\"mono\">{}</td></tr>",
-                esc(s(d, "device")),
-                esc(s(d, "proto")),
-                val(&d["requests"]),
-                val(&d["answered"]),
-                esc(&failures_text(d)),
-                val(&d["unanswered"]),
-                val(&d["malformed"]),
-                val(&d["writes"]),
-                val(&rt["min"]),
-                val(&rt["p50"]),
-                val(&rt["p95"]),
-                val(&rt["max"]),
-                esc(&arr(d, "masters").iter().filter_map(Json::as_str).collect::<Vec<_>>().join(" "))
-            );
-        }
-        o.push_str("</table>");
+        device_table(&devs).html(o);
         if devs.len() > 40 {
             let _ = write!(
                 o,
@@ -200,24 +221,23 @@ pub fn html(o: &mut String, doc: &Json) {
     );
     let polls = arr(doc, "polling");
     if !polls.is_empty() {
-        o.push_str("<h3>Polling regularity</h3><table><tr><th>master</th><th>device</th><th>fc</th><th>address</th><th>count</th><th>requests</th><th>interval s</th><th>jitter</th><th>min s</th><th>max s</th></tr>");
-        for p in polls.iter().take(20) {
-            let _ = write!(
-                o,
-                "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                esc(s(p, "master")),
-                esc(s(p, "device")),
-                val(&p["function"]),
-                val(&p["address"]),
-                val(&p["count"]),
-                val(&p["requests"]),
-                round3(&p["interval_s"]),
-                round3(&p["jitter"]),
-                round3(&p["min_interval_s"]),
-                round3(&p["max_interval_s"])
-            );
-        }
-        o.push_str("</table>");
+        o.push_str("<h3>Polling regularity</h3>");
+        Table::of(
+            polls.iter().take(20),
+            &[
+                (Column::mono("master"), |p| Entry::text(s(p, "master"))),
+                (Column::mono("device"), |p| Entry::text(s(p, "device"))),
+                (Column::num("fc"), |p| Entry::raw(&p["function"])),
+                (Column::num("address"), |p| Entry::raw(&p["address"])),
+                (Column::num("count"), |p| Entry::raw(&p["count"])),
+                (Column::num("requests"), |p| Entry::raw(&p["requests"])),
+                (Column::num("interval s"), |p| round3(&p["interval_s"])),
+                (Column::num("jitter"), |p| round3(&p["jitter"])),
+                (Column::num("min s"), |p| round3(&p["min_interval_s"])),
+                (Column::num("max s"), |p| round3(&p["max_interval_s"])),
+            ],
+        )
+        .html(o);
     }
     let notes = notes(doc);
     if !notes.is_empty() {
@@ -229,8 +249,9 @@ pub fn html(o: &mut String, doc: &Json) {
     }
 }
 
-fn round3(v: &Json) -> String {
-    v.as_f64().map_or(String::new(), |x| format!("{x:.3}"))
+/// A number with three decimals (seconds, jitter); nothing if it is not a number.
+fn round3(v: &Json) -> Entry {
+    Entry::Raw(v.as_f64().map_or(String::new(), |x| format!("{x:.3}")))
 }
 
 /// The decoder's counters that are not zero, in words.
@@ -276,67 +297,35 @@ pub fn notes(doc: &Json) -> Vec<String> {
     .collect()
 }
 
+/// A transaction list (Markdown) under `title`.
 fn tx_md(o: &mut String, title: &str, list: &[Json]) {
     if list.is_empty() {
         return;
     }
-    let _ = writeln!(o, "\n### {title}\n\n| time | master | device | function | address | count | status | rt ms | detail |\n|---|---|---|---|---:|---:|---|---:|---|");
-    for x in list.iter().take(25) {
-        let detail = tx_detail(x);
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} {} | {} | {} | {} | {} | {} |",
-            md(s(x, "time")),
-            md(s(x, "master")),
-            md(s(x, "device")),
-            val(&x["function"]),
-            md(s(x, "function_name")),
-            val(x.get("address").unwrap_or(&Json::Null)),
-            val(x.get("count").unwrap_or(&Json::Null)),
-            md(s(x, "status")),
-            val(x.get("rt_ms").unwrap_or(&Json::Null)),
-            md(&detail)
-        );
-    }
+    let _ = write!(o, "\n### {title}\n\n");
+    tx_table(list).markdown(o);
 }
 
 /// Markdown section for one decode document.
-pub fn markdown(o: &mut String, doc: &Json) {
+pub(crate) fn markdown(o: &mut String, doc: &Json) {
     let c = &doc["capture"];
-    let _ = writeln!(
-        o,
-        "\n## Capture `{}` — **{}**\n\n{}, {} packets, {} → {}. Command: `{}`\n\n{}",
-        md(s(doc, "file")),
-        s(doc, "verdict"),
+    let title = format!("Capture `{}`", md(s(doc, "file")));
+    let meta = format!(
+        "{}, {} packets, {} → {}",
         md(s(c, "format")),
         val(&c["packets"]),
         md(s(c, "first")),
-        md(s(c, "last")),
-        s(doc, "command").replace('`', "'"),
-        md(s(doc, "summary"))
+        md(s(c, "last"))
     );
+    md_heading(o, doc, &title, &meta);
+    let _ = writeln!(o, "\n{}", md(s(doc, "summary")));
     if let Some(tr) = c["truncated"].as_str() {
         let _ = writeln!(o, "\n**Truncated:** {}", md(tr));
     }
     let devs = devices(doc);
     if !devs.is_empty() {
-        o.push_str("\n| device | protocol | requests | answered | failures | unanswered | malformed | writes | rt p50 / p95 ms |\n|---|---|---:|---:|---|---:|---:|---:|---:|\n");
-        for d in devs.iter().take(40) {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} |",
-                md(s(d, "device")),
-                md(s(d, "proto")),
-                val(&d["requests"]),
-                val(&d["answered"]),
-                md(&failures_text(d)),
-                val(&d["unanswered"]),
-                val(&d["malformed"]),
-                val(&d["writes"]),
-                val(&d["rt_ms"]["p50"]),
-                val(&d["rt_ms"]["p95"])
-            );
-        }
+        o.push('\n');
+        device_table(&devs).markdown(o);
     }
     tx_md(o, "Failed requests", arr(doc, "failures"));
     tx_md(o, "Slowest transactions", arr(doc, "slowest"));

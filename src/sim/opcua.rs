@@ -33,9 +33,9 @@ use tokio::{
 };
 
 use super::SimState;
-use crate::{
-    proto::modbus::DataType,
-    transport::opcua::{NodeRef, Ns},
+use crate::proto::{
+    modbus::DataType,
+    opcua::node::{NodeRef, Ns},
 };
 
 /// The namespace the simulator's variables live in.

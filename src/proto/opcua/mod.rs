@@ -6,6 +6,10 @@
 //! Encrypted bodies are recognised by not starting with a known service encoding id; what is
 //! visible of them (policy, sizes, sequence numbers) is still reported.
 
+pub mod node;
+pub mod security;
+pub mod variant;
+
 use std::fmt::Write as _;
 
 /// Message types that start a UA TCP message.

@@ -1,0 +1,197 @@
+//! The decode pipeline: a capture file read packet by packet through the capture decoder and
+//! its analysis, rows streamed out as transactions complete (bounded memory whatever the
+//! capture's size), and what the summary needs kept at the end.
+
+use std::{
+    io::{self, Write},
+    path::Path,
+};
+
+use super::rows::{pdu_cells, TxCells, PDU_COLUMNS, PDU_TABLE, TX_COLUMNS, TX_TABLE};
+use crate::{
+    capture::{
+        analysis::{Analysis, Emit, Transaction},
+        reader::{self, ReadStats},
+        Config, Decoder, DeviceFilter, Health, PduEvent,
+    },
+    clock::UtcMicros,
+    report::{Cell, Format, RowWriter},
+};
+
+/// What rows to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The summary at the end (no rows).
+    Summary,
+    /// One row per transaction.
+    Transactions,
+    /// One row per write.
+    Writes,
+    /// One row per PDU / message.
+    Pdus,
+}
+
+/// Everything a decode run found.
+pub struct Decoded {
+    /// Reader statistics.
+    pub stats: ReadStats,
+    /// Decoder counters.
+    pub health: Health,
+    /// Summary material.
+    pub summary: SummaryData,
+}
+
+/// The parts of the analysis a summary shows (owned, after the run).
+pub struct SummaryData {
+    pub(super) devices: Vec<crate::capture::analysis::DeviceStats>,
+    pub(super) polls: Vec<(
+        crate::capture::analysis::PollKey,
+        crate::capture::analysis::PollStats,
+    )>,
+    pub(super) polls_dropped: u64,
+    pub(super) slowest: Vec<Transaction>,
+    pub(super) writes: Vec<Transaction>,
+    pub(super) writes_total: u64,
+    pub(super) failures: Vec<Transaction>,
+    pub(super) failures_total: u64,
+    pub(super) malformed: Vec<crate::capture::analysis::MalformedPdu>,
+    pub(super) modbus_pdus: u64,
+    pub(super) opcua_msgs: u64,
+    pub(super) opcua: crate::capture::analysis::OpcUaTotals,
+    pub(super) span_ns: Option<(i64, i64)>,
+}
+
+/// Decode `path`, streaming rows of `mode` to `out` in `format`; `pb` shows the bytes read.
+///
+/// # Errors
+/// The file is not a capture, or writing fails.
+pub fn decode_file(
+    path: &Path,
+    cfg: Config,
+    filter: Option<DeviceFilter>,
+    mode: Mode,
+    format: Format,
+    out: &mut dyn Write,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<Decoded> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    pb.set_length(size);
+    let mut rows = RowSink::new(out, format, mode);
+    let mut decoder = Decoder::new(cfg);
+    let mut an = Analysis::new(filter, &mut rows);
+    an.want_pdus = mode == Mode::Pdus;
+    an.want_tx = mode == Mode::Transactions;
+    let mut seen = 0u64;
+    let stats = reader::for_each_packet_threaded(path, |p| {
+        decoder.packet(p, &mut an);
+        seen += p.data.len() as u64 + 16;
+        if p.frame.trailing_zeros() >= 16 {
+            pb.set_position(seen.min(size));
+        }
+    })?;
+    decoder.finish(&mut an);
+    an.finish();
+    pb.finish_and_clear();
+    let summary = SummaryData {
+        devices: std::mem::take(&mut an.devices),
+        polls: {
+            // The busiest series first; the summary keeps the first KEEP.
+            let mut v: Vec<_> = an.polls().to_vec();
+            let keep = crate::capture::analysis::KEEP.min(v.len());
+            if keep > 0 && keep < v.len() {
+                v.select_nth_unstable_by(keep - 1, |a, b| b.1.n.cmp(&a.1.n));
+                v.truncate(keep);
+            }
+            v.sort_by(|a, b| b.1.n.cmp(&a.1.n).then(a.0.cmp(&b.0)));
+            v
+        },
+        polls_dropped: an.polls_dropped,
+        slowest: an.slowest(),
+        writes: std::mem::take(&mut an.writes),
+        writes_total: an.writes_total,
+        failures: std::mem::take(&mut an.failures),
+        failures_total: an.failures_total,
+        malformed: std::mem::take(&mut an.malformed),
+        modbus_pdus: an.modbus_pdus,
+        opcua_msgs: an.opcua_msgs,
+        opcua: std::mem::take(&mut an.opcua),
+        span_ns: an.span_ns,
+    };
+    drop(an);
+    rows.finish()?;
+    Ok(Decoded {
+        stats,
+        health: decoder.health,
+        summary,
+    })
+}
+
+/// The analysis's callback: each transaction (or write, or PDU) of the chosen mode becomes a
+/// row of the one row writer. A write error is kept and returned at the end (the analysis
+/// cannot stop), as a closed pipe must end the run quietly.
+struct RowSink<'w> {
+    out: Option<RowWriter<'w>>,
+    mode: Mode,
+    tx: TxCells,
+    clock: UtcMicros,
+    err: Option<io::Error>,
+}
+
+impl<'w> RowSink<'w> {
+    fn new(w: &'w mut dyn Write, format: Format, mode: Mode) -> Self {
+        let (columns, table): (&[&str], &[(&str, usize)]) = match mode {
+            Mode::Summary => (&[], &[]),
+            Mode::Pdus => (&PDU_COLUMNS, &PDU_TABLE),
+            Mode::Transactions | Mode::Writes => (&TX_COLUMNS, &TX_TABLE),
+        };
+        let out = (mode != Mode::Summary).then(|| {
+            let (names, widths): (Vec<&str>, Vec<usize>) = table.iter().copied().unzip();
+            RowWriter::streaming(Box::new(w), format, columns, &widths)
+                .table_columns(&names)
+                .sparse()
+                .flush_each(false)
+        });
+        RowSink {
+            out,
+            mode,
+            tx: TxCells::default(),
+            clock: UtcMicros::default(),
+            err: None,
+        }
+    }
+
+    fn put(&mut self, r: io::Result<()>) {
+        if let (Err(e), None) = (r, &self.err) {
+            self.err = Some(e);
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        self.out.map_or(Ok(()), RowWriter::finish)
+    }
+}
+
+impl Emit for RowSink<'_> {
+    fn transaction(&mut self, t: &Transaction) {
+        let wanted = match self.mode {
+            Mode::Transactions => true,
+            Mode::Writes => t.written.is_some(),
+            _ => false,
+        };
+        if let (true, Some(out), None) = (wanted, self.out.as_mut(), &self.err) {
+            let r = out.row(&self.tx.cells(t));
+            self.put(r);
+        }
+    }
+
+    fn pdu(&mut self, e: &PduEvent<'_>) {
+        if let (Mode::Pdus, Some(out), None) = (self.mode, self.out.as_mut(), &self.err) {
+            let cells = pdu_cells(e, &mut self.clock);
+            let r = out.row(&cells.iter().map(Cell::Json).collect::<Vec<_>>());
+            self.put(r);
+        }
+    }
+}
