@@ -10,13 +10,14 @@
 
 use std::fmt::Write as _;
 
+use rustc_hash::FxHashMap;
 use serde_json::{json, Map, Value as Json};
 
 use crate::{
     capture::{
         analysis::{Transaction, TxStatus, Written},
         link::Addr,
-        PduEvent, Proto,
+        DeviceId, PduEvent, Proto,
     },
     clock::UtcMicros,
     proto::{
@@ -66,23 +67,43 @@ pub const TX_TABLE: [(&str, usize); 11] = [
     ("info", 0),
 ];
 
-/// Turns transactions into cells, reusing its buffers row after row.
+/// Turns transactions into cells, reusing its buffers row after row. The text of a master's
+/// endpoint and of a device is made once and kept (a capture holds few of them, and formatting
+/// IP addresses was the largest cost of a row): at most [`TxCells::NAMES`] of each, then the
+/// cache starts again.
 #[derive(Default)]
 pub struct TxCells {
     clock: UtcMicros,
     time: String,
-    master: Option<Endpoint>,
+    masters: FxHashMap<(Addr, u16), String>,
+    devices: FxHashMap<DeviceId, String>,
     status_code: String,
     values: Json,
     info: String,
 }
 
 impl TxCells {
+    /// Most endpoint or device texts kept.
+    pub const NAMES: usize = 4096;
+
     /// The cells of `t`, in [`TX_COLUMNS`] order.
     pub fn cells<'a>(&'a mut self, t: &'a Transaction) -> [Cell<'a>; 21] {
         self.time.clear();
         self.clock.write(t.req_ts_ns, &mut self.time);
-        self.master = Some(Endpoint(t.master, t.master_port));
+        let key = (t.master, t.master_port);
+        if !self.masters.contains_key(&key) {
+            if self.masters.len() >= Self::NAMES {
+                self.masters.clear();
+            }
+            self.masters
+                .insert(key, Endpoint(t.master, t.master_port).to_string());
+        }
+        if !self.devices.contains_key(&t.device) {
+            if self.devices.len() >= Self::NAMES {
+                self.devices.clear();
+            }
+            self.devices.insert(t.device, t.device.to_string());
+        }
         self.values = t.written.as_ref().map_or(Json::Null, written_value);
         self.status_code.clear();
         self.info.clear();
@@ -121,18 +142,18 @@ impl TxCells {
             _ => None,
         };
         [
-            Cell::Str(&s.time),
-            Cell::Str(proto_word(t.proto)),
-            s.master.as_ref().map_or(Cell::Null, |m| Cell::Show(m)),
-            Cell::Show(&t.device),
+            Cell::Word(&s.time),
+            Cell::Word(proto_word(t.proto)),
+            Cell::Word(&s.masters[&key]),
+            Cell::Word(&s.devices[&t.device]),
             Cell::U(u64::from(t.id)),
             Cell::U(u64::from(t.function)),
-            Cell::Str(t.function_name()),
+            Cell::Word(t.function_name()),
             u(t.address.map(u64::from)),
             u(t.count.map(u64::from)),
             u(t.write.map(|(a, _)| u64::from(a))),
             u(t.write.map(|(_, c)| u64::from(c))),
-            Cell::Str(t.status.word()),
+            Cell::Word(t.status.word()),
             u(exc.map(u64::from)),
             exc.map_or(Cell::Null, |x| Cell::Str(exception_name(x))),
             if s.status_code.is_empty() {
@@ -166,7 +187,7 @@ pub fn tx_object(t: &Transaction) -> Json {
     for (k, c) in TX_COLUMNS.iter().zip(cells) {
         let v = match c {
             Cell::Null | Cell::Json(Json::Null) => continue,
-            Cell::Str(s) => json!(s),
+            Cell::Str(s) | Cell::Word(s) => json!(s),
             Cell::Show(d) => json!(d.to_string()),
             Cell::U(v) => json!(v),
             Cell::I(v) => json!(v),

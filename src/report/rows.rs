@@ -66,7 +66,13 @@ pub enum Cell<'a> {
     Null,
     /// Text.
     Str(&'a str),
-    /// Text made when written (an address, an endpoint).
+    /// Text plcprobe made itself that holds no quote, backslash or control character (a
+    /// function name, an RFC 3339 time): written without escaping, as a stream of millions of
+    /// rows is mostly such words (checked in debug builds).
+    Word(&'a str),
+    /// Text plcprobe formats itself from numbers when it is written (an address, an endpoint):
+    /// like a word, it holds no quote, backslash or control character (checked in debug
+    /// builds). Device-supplied text is a `Str`.
     Show(&'a dyn fmt::Display),
     /// An unsigned integer.
     U(u64),
@@ -95,7 +101,7 @@ impl Cell<'_> {
     fn text(&self, out: &mut String) {
         match self {
             Cell::Null => {}
-            Cell::Str(s) => out.push_str(s),
+            Cell::Str(s) | Cell::Word(s) => out.push_str(s),
             Cell::Show(d) => {
                 let _ = write!(out, "{d}");
             }
@@ -112,15 +118,23 @@ impl Cell<'_> {
         }
     }
 
-    /// The cell as a JSON value, appended to `out`; `scratch` is reused for `Show`.
-    fn json(&self, out: &mut Vec<u8>, scratch: &mut String) -> io::Result<()> {
+    /// The cell as a JSON value, appended to `out`.
+    fn json(&self, out: &mut Vec<u8>) -> io::Result<()> {
         match self {
             Cell::Null => out.extend_from_slice(b"null"),
             Cell::Str(s) => serde_json::to_writer(&mut *out, s)?,
+            Cell::Word(s) => {
+                debug_assert!(!needs_escape(s.as_bytes()), "{s:?} is no word");
+                out.push(b'"');
+                out.extend_from_slice(s.as_bytes());
+                out.push(b'"');
+            }
             Cell::Show(d) => {
-                scratch.clear();
-                let _ = write!(scratch, "{d}");
-                serde_json::to_writer(&mut *out, scratch.as_str())?;
+                let at = out.len();
+                out.push(b'"');
+                let _ = write!(out, "{d}");
+                debug_assert!(!needs_escape(&out[at + 1..]), "{d} is no word");
+                out.push(b'"');
             }
             Cell::U(v) => out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes()),
             Cell::I(v) => out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes()),
@@ -135,6 +149,11 @@ impl Cell<'_> {
         }
         Ok(())
     }
+}
+
+/// True when bytes need JSON string escaping (a quote, a backslash, a control character).
+fn needs_escape(b: &[u8]) -> bool {
+    b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 /// Text of a JSON cell for table and csv.
@@ -178,7 +197,7 @@ pub struct RowWriter<'w> {
     w: Box<dyn Write + 'w>,
     format: Format,
     columns: Vec<String>,
-    /// `"name":` per column, encoded once.
+    /// `,"name":` per column, encoded once (the comma is left out before the first).
     keys: Vec<Vec<u8>>,
     table: TableStyle,
     /// The columns a table shows (all when `None`), by index.
@@ -189,7 +208,6 @@ pub struct RowWriter<'w> {
     flush_each: bool,
     rows: u64,
     line: Vec<u8>,
-    scratch: String,
 }
 
 impl<'w> RowWriter<'w> {
@@ -227,7 +245,8 @@ impl<'w> RowWriter<'w> {
         let keys = columns
             .iter()
             .map(|c| {
-                let mut k = serde_json::to_vec(c).expect("a string serialises");
+                let mut k = vec![b','];
+                serde_json::to_writer(&mut k, c).expect("a string serialises");
                 k.push(b':');
                 k
             })
@@ -245,7 +264,6 @@ impl<'w> RowWriter<'w> {
             flush_each: false,
             rows: 0,
             line: Vec::with_capacity(512),
-            scratch: String::new(),
         }
     }
 
@@ -353,17 +371,14 @@ impl<'w> RowWriter<'w> {
                         .extend_from_slice(if first { b"[\n" } else { b",\n" });
                 }
                 self.line.push(b'{');
-                let mut sep = false;
+                let open = self.line.len();
                 for (k, c) in self.keys.iter().zip(cells) {
                     if self.sparse && c.is_null() {
                         continue;
                     }
-                    if sep {
-                        self.line.push(b',');
-                    }
-                    sep = true;
+                    let k = if self.line.len() == open { &k[1..] } else { k };
                     self.line.extend_from_slice(k);
-                    c.json(&mut self.line, &mut self.scratch)?;
+                    c.json(&mut self.line)?;
                 }
                 self.line.push(b'}');
                 if self.format == Format::Jsonl {
