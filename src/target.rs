@@ -298,25 +298,32 @@ impl Target {
                 }
             }
             Target::Rtu {
-                path,
-                baud,
-                data_bits,
-                parity,
-                stop_bits,
-                unit,
+                path, baud, unit, ..
             } => format!(
-                "rtu://{path}?baud={baud}&frame={data_bits}{}{stop_bits}&unit={unit}",
-                parity_letter(*parity)
+                "rtu://{path}?baud={baud}&frame={}&unit={unit}",
+                self.frame()
             ),
         }
     }
-}
 
-fn parity_letter(p: Parity) -> char {
-    match p {
-        Parity::None => 'N',
-        Parity::Even => 'E',
-        Parity::Odd => 'O',
+    /// An RTU target's frame as `frame=` gives it: data bits, parity, stop bits (`8E1`); empty
+    /// for the other targets.
+    fn frame(&self) -> String {
+        let Target::Rtu {
+            data_bits,
+            parity,
+            stop_bits,
+            ..
+        } = self
+        else {
+            return String::new();
+        };
+        let parity = match parity {
+            Parity::None => 'N',
+            Parity::Even => 'E',
+            Parity::Odd => 'O',
+        };
+        format!("{data_bits}{parity}{stop_bits}")
     }
 }
 
@@ -332,17 +339,8 @@ impl fmt::Display for Target {
             }
             Target::OpcUa { .. } => f.write_str(&self.url()),
             Target::Rtu {
-                path,
-                baud,
-                data_bits,
-                parity,
-                stop_bits,
-                unit,
-            } => write!(
-                f,
-                "rtu:{path} {baud}-{data_bits}{}{stop_bits} unit {unit}",
-                parity_letter(*parity)
-            ),
+                path, baud, unit, ..
+            } => write!(f, "rtu:{path} {baud}-{} unit {unit}", self.frame()),
         }
     }
 }

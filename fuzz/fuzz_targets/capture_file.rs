@@ -3,22 +3,17 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use plcprobe::capture::{
-    analysis::{Analysis, Emit},
+    analysis::Analysis,
     reader::{read_stream, ReadStats},
-    Config, Decoder,
 };
 
-struct Nothing;
-impl Emit for Nothing {}
+mod common;
+use common::Nothing;
 
 fuzz_target!(|data: &[u8]| {
     let mut emit = Nothing;
     let mut an = Analysis::new(None, &mut emit);
-    let mut dec = Decoder::new(Config {
-        opcua_nodes: true,
-        rtu_ports: vec![4001],
-        ..Config::default()
-    });
+    let mut dec = common::decoder();
     let mut stats = ReadStats::default();
     let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
     let _ = read_stream(input, "fuzz", false, &mut stats, &mut |p| dec.packet(p, &mut an), data);

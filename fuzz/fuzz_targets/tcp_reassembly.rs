@@ -3,15 +3,10 @@
 //! order, far ahead) and a payload. Reassembly must never panic, hang or grow without bound.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use plcprobe::capture::{
-    analysis::{Analysis, Emit},
-    reader::Packet,
-    writer::tcp_frame,
-    Config, Decoder,
-};
+use plcprobe::capture::{analysis::Analysis, reader::Packet, writer::tcp_frame};
 
-struct Nothing;
-impl Emit for Nothing {}
+mod common;
+use common::Nothing;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, mut rest)) = data.split_first() else { return };
@@ -20,11 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let server = std::net::SocketAddr::new("10.0.0.2".parse().unwrap(), port);
     let mut emit = Nothing;
     let mut an = Analysis::new(None, &mut emit);
-    let mut dec = Decoder::new(Config {
-        opcua_nodes: true,
-        rtu_ports: vec![4001],
-        ..Config::default()
-    });
+    let mut dec = common::decoder();
     let mut next = [1000u32, 9000u32];
     let mut frame = 0u64;
     while rest.len() >= 4 {

@@ -28,35 +28,52 @@ fn pad4(n: usize) -> usize {
     (4 - n % 4) % 4
 }
 
+/// One pcapng block: its type, its total length, the body (`parts` in order) padded to 32 bits,
+/// and the total length again.
+fn block(block_type: u32, parts: &[&[u8]]) -> io::Result<Vec<u8>> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let pad = pad4(len);
+    let total = u32::try_from(12 + len + pad).map_err(|_| io::Error::other("frame too large"))?;
+    let mut b = Vec::with_capacity(total as usize);
+    b.extend_from_slice(&block_type.to_le_bytes());
+    b.extend_from_slice(&total.to_le_bytes());
+    for p in parts {
+        b.extend_from_slice(p);
+    }
+    b.extend(std::iter::repeat_n(0u8, pad));
+    b.extend_from_slice(&total.to_le_bytes());
+    Ok(b)
+}
+
 impl<W: Write> PcapngWriter<W> {
     /// Write the section header and the interface description.
     ///
     /// # Errors
     /// I/O errors of `w`.
     pub fn new(mut w: W) -> io::Result<Self> {
-        // Section Header Block, no options.
-        let mut shb = Vec::with_capacity(28);
-        shb.extend_from_slice(&0x0A0D_0D0Au32.to_le_bytes());
-        shb.extend_from_slice(&28u32.to_le_bytes());
-        shb.extend_from_slice(&0x1A2B_3C4Du32.to_le_bytes());
-        shb.extend_from_slice(&1u16.to_le_bytes());
-        shb.extend_from_slice(&0u16.to_le_bytes());
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        shb.extend_from_slice(&28u32.to_le_bytes());
-        w.write_all(&shb)?;
-        // Interface Description Block: Ethernet, snaplen 0 (none), if_tsresol = 9 (ns).
-        let mut idb = Vec::with_capacity(32);
-        idb.extend_from_slice(&1u32.to_le_bytes());
-        idb.extend_from_slice(&32u32.to_le_bytes());
-        idb.extend_from_slice(&1u16.to_le_bytes());
-        idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&0u32.to_le_bytes());
-        idb.extend_from_slice(&9u16.to_le_bytes());
-        idb.extend_from_slice(&1u16.to_le_bytes());
-        idb.extend_from_slice(&[9, 0, 0, 0]);
-        idb.extend_from_slice(&0u32.to_le_bytes()); // opt_endofopt
-        idb.extend_from_slice(&32u32.to_le_bytes());
-        w.write_all(&idb)?;
+        // Section Header Block: byte-order magic, version 1.0, section length not given; no
+        // options.
+        let magic = 0x1A2B_3C4Du32.to_le_bytes();
+        let version = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
+        w.write_all(&block(
+            0x0A0D_0D0A,
+            &[&magic, &version, &(-1i64).to_le_bytes()],
+        )?)?;
+        // Interface Description Block: Ethernet (link type 1, reserved 0), snaplen 0 (none),
+        // option if_tsresol (code 9, length 1) = 9 (ns), padded, then opt_endofopt.
+        let link = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
+        let tsresol = [9u16.to_le_bytes(), 1u16.to_le_bytes()].concat();
+        let no_more = 0u32.to_le_bytes();
+        w.write_all(&block(
+            1,
+            &[
+                &link,
+                &0u32.to_le_bytes(),
+                &tsresol,
+                &[9, 0, 0, 0],
+                &no_more,
+            ],
+        )?)?;
         w.flush()?;
         Ok(PcapngWriter { w })
     }
@@ -67,24 +84,14 @@ impl<W: Write> PcapngWriter<W> {
     /// I/O errors of the underlying writer.
     pub fn packet(&mut self, ts_ns: u64, frame: &[u8]) -> io::Result<()> {
         let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
-        let pad = pad4(frame.len());
-        let total = u32::try_from(32 + frame.len() + pad)
-            .map_err(|_| io::Error::other("frame too large"))?;
-        let mut b = Vec::with_capacity(total as usize);
-        b.extend_from_slice(&6u32.to_le_bytes());
-        b.extend_from_slice(&total.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&u32::try_from(ts_ns >> 32).unwrap_or(0).to_le_bytes());
-        b.extend_from_slice(
-            &u32::try_from(ts_ns & 0xffff_ffff)
-                .unwrap_or(0)
-                .to_le_bytes(),
-        );
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend_from_slice(&len.to_le_bytes());
-        b.extend_from_slice(frame);
-        b.extend(std::iter::repeat_n(0u8, pad));
-        b.extend_from_slice(&total.to_le_bytes());
+        // Enhanced Packet Block: interface 0, timestamp (high, low), captured and original
+        // length, the frame.
+        let high = u32::try_from(ts_ns >> 32).unwrap_or(0).to_le_bytes();
+        let low = u32::try_from(ts_ns & 0xffff_ffff)
+            .unwrap_or(0)
+            .to_le_bytes();
+        let len = len.to_le_bytes();
+        let b = block(6, &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame])?;
         self.w.write_all(&b)?;
         self.w.flush()
     }

@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::target::Target;
+use crate::{profile::toml_text::TomlText, target::Target};
 
 /// Thresholds and pacing of a check (plan defaults, or a device's overrides).
 #[derive(Debug, Clone, PartialEq)]
@@ -143,88 +143,66 @@ struct RawPlan {
     device: Vec<Spanned<RawDevice>>,
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    (
-        before.matches('\n').count() + 1,
-        before
-            .rfind('\n')
-            .map_or(before.len(), |p| before.len() - p - 1)
-            + 1,
-    )
-}
-
-struct Cx<'a> {
-    source: String,
-    text: &'a str,
-}
-
-impl Cx<'_> {
-    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
-        let (l, c) = line_col(self.text, span.start);
-        anyhow::anyhow!("{}:{l}:{c}: key `{key}`: {msg}", self.source)
-    }
-
-    fn apply(
-        &self,
-        base: &Thresholds,
-        r: &RawThresholds<'_>,
-        prefix: &str,
-    ) -> anyhow::Result<Thresholds> {
-        let mut t = base.clone();
-        let dur =
-            |v: &Option<Spanned<String>>, key: &str, into: &mut Duration| -> anyhow::Result<()> {
-                if let Some(s) = v {
-                    *into = crate::clock::parse_duration(s.get_ref())
-                        .map_err(|e| self.err(s.span(), &format!("{prefix}{key}"), e))?;
-                }
-                Ok(())
-            };
-        dur(r.timeout, "timeout", &mut t.timeout)?;
-        dur(r.latency_warn, "latency_warn", &mut t.latency_warn)?;
-        dur(r.latency_crit, "latency_crit", &mut t.latency_crit)?;
-        if let Some(p) = r.poll {
-            t.poll = u32::try_from(*p.get_ref())
-                .ok()
-                .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| {
-                    self.err(
-                        p.span(),
-                        &format!("{prefix}poll"),
-                        "must be a whole number of rounds from 1 to 10000",
-                    )
-                })?;
+/// `base` with the thresholds a table of the plan `cx` sets (`[defaults]`, or a device's
+/// overrides; `prefix` is the table's, for messages).
+fn apply(
+    cx: &TomlText<'_>,
+    base: &Thresholds,
+    r: &RawThresholds<'_>,
+    prefix: &str,
+) -> anyhow::Result<Thresholds> {
+    let mut t = base.clone();
+    let dur = |v: &Option<Spanned<String>>, key: &str, into: &mut Duration| -> anyhow::Result<()> {
+        if let Some(s) = v {
+            *into = crate::clock::parse_duration(s.get_ref())
+                .map_err(|e| cx.err(s.span(), &format!("{prefix}{key}"), e))?;
         }
-        if let Some(p) = r.rate {
-            if !(*p.get_ref() > 0.0 && p.get_ref().is_finite()) {
-                return Err(self.err(
+        Ok(())
+    };
+    dur(r.timeout, "timeout", &mut t.timeout)?;
+    dur(r.latency_warn, "latency_warn", &mut t.latency_warn)?;
+    dur(r.latency_crit, "latency_crit", &mut t.latency_crit)?;
+    if let Some(p) = r.poll {
+        t.poll = u32::try_from(*p.get_ref())
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                cx.err(
                     p.span(),
-                    &format!("{prefix}rate"),
-                    "must be a number of requests per second above 0",
+                    &format!("{prefix}poll"),
+                    "must be a whole number of rounds from 1 to 10000",
+                )
+            })?;
+    }
+    if let Some(p) = r.rate {
+        if !(*p.get_ref() > 0.0 && p.get_ref().is_finite()) {
+            return Err(cx.err(
+                p.span(),
+                &format!("{prefix}rate"),
+                "must be a number of requests per second above 0",
+            ));
+        }
+        t.rate = *p.get_ref();
+    }
+    for (v, key, into) in [
+        (r.error_rate_warn, "error_rate_warn", &mut t.error_rate_warn),
+        (r.error_rate_crit, "error_rate_crit", &mut t.error_rate_crit),
+    ] {
+        if let Some(p) = v {
+            if !(0.0..=1.0).contains(p.get_ref()) {
+                return Err(cx.err(
+                    p.span(),
+                    &format!("{prefix}{key}"),
+                    "must be a share from 0 to 1",
                 ));
             }
-            t.rate = *p.get_ref();
+            *into = *p.get_ref();
         }
-        for (v, key, into) in [
-            (r.error_rate_warn, "error_rate_warn", &mut t.error_rate_warn),
-            (r.error_rate_crit, "error_rate_crit", &mut t.error_rate_crit),
-        ] {
-            if let Some(p) = v {
-                if !(0.0..=1.0).contains(p.get_ref()) {
-                    return Err(self.err(
-                        p.span(),
-                        &format!("{prefix}{key}"),
-                        "must be a share from 0 to 1",
-                    ));
-                }
-                *into = *p.get_ref();
-            }
-        }
-        if t.latency_warn > t.latency_crit {
-            anyhow::bail!("{}: {prefix}latency_warn ({:?}) is above latency_crit ({:?}); warn must not exceed crit", self.source, t.latency_warn, t.latency_crit);
-        }
-        Ok(t)
     }
+    if t.latency_warn > t.latency_crit {
+        anyhow::bail!("{}: {prefix}latency_warn ({:?}) is above latency_crit ({:?}); warn must not exceed crit", cx.source, t.latency_warn, t.latency_crit);
+    }
+    Ok(t)
 }
 
 impl Plan {
@@ -232,19 +210,18 @@ impl Plan {
     pub fn load(path: &Path) -> anyhow::Result<Plan> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read plan {}: {e}", path.display()))?;
-        let cx = Cx {
-            source: path.display().to_string(),
+        let source = path.display().to_string();
+        let cx = TomlText {
+            source: &source,
             text: &text,
         };
-        let raw: RawPlan = toml::from_str(&text).map_err(|e| {
-            let (l, c) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
-            anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message().trim_end())
-        })?;
+        let raw: RawPlan = cx.parse()?;
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let defaults = cx.apply(
+        let defaults = apply(
+            &cx,
             &Thresholds::default(),
             &raw.defaults.thresholds(),
             "defaults.",
@@ -266,19 +243,10 @@ impl Plan {
         }
         let mut devices: Vec<PlanDevice> = Vec::with_capacity(raw.device.len());
         for sd in raw.device {
-            let line = line_col(&text, sd.span().start).0;
+            let line = cx.line(sd.span().start);
             let d = sd.into_inner();
-            let name = d.name.get_ref().trim().to_string();
-            if name.is_empty() {
-                return Err(cx.err(d.name.span(), "device.name", "must not be empty"));
-            }
-            if let Some(prev) = devices.iter().find(|p| p.name == name) {
-                return Err(cx.err(
-                    d.name.span(),
-                    "device.name",
-                    format!("`{name}` is already the device on line {}", prev.line),
-                ));
-            }
+            let earlier = devices.iter().map(|p| (p.name.as_str(), p.line));
+            let name = cx.unique_name(&d.name, "device.name", earlier, "the device")?;
             let profile = dir.join(d.profile.get_ref());
             if !profile.is_file() {
                 return Err(cx.err(
@@ -306,7 +274,7 @@ impl Plan {
                         )
                     })?,
             };
-            let thresholds = cx.apply(&defaults, &d.thresholds(), "device.")?;
+            let thresholds = apply(&cx, &defaults, &d.thresholds(), "device.")?;
             devices.push(PlanDevice {
                 name,
                 target,
@@ -360,17 +328,40 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_key() {
+        // One good device; each case adds to it or breaks it.
+        const DEVICE: &str =
+            "[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\n";
         let d = tempfile::tempdir().unwrap();
         for (body, at, needle) in [
-            ("[defaults]\npol = 3\n[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\n", "plan.toml:2:", "pol"),
-            ("[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/nope.toml\"\n", "plan.toml:4:", "does not exist"),
-            ("[[device]]\nname = \"a\"\ntarget = \"modbus//h\"\nprofile = \"profiles/p.toml\"\n", "plan.toml:3:", "device.target"),
-            ("[defaults]\ntimeout = \"soon\"\n[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\n", "plan.toml:2:", "defaults.timeout"),
-            ("[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\npoll = 0\n", "plan.toml:5:", "device.poll"),
-            ("[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\n[[device]]\nname = \"a\"\ntarget = \"modbus://h\"\nprofile = \"profiles/p.toml\"\n", "plan.toml:6:", "already"),
-            ("[[device]]\nname = \"a\"\nprofile = \"profiles/p.toml\"\n", "plan.toml:2:", "no target"),
+            (
+                format!("[defaults]\npol = 3\n{DEVICE}"),
+                "plan.toml:2:",
+                "pol",
+            ),
+            (
+                DEVICE.replace("p.toml", "nope.toml"),
+                "plan.toml:4:",
+                "does not exist",
+            ),
+            (
+                DEVICE.replace("modbus://h", "modbus//h"),
+                "plan.toml:3:",
+                "device.target",
+            ),
+            (
+                format!("[defaults]\ntimeout = \"soon\"\n{DEVICE}"),
+                "plan.toml:2:",
+                "defaults.timeout",
+            ),
+            (format!("{DEVICE}poll = 0\n"), "plan.toml:5:", "device.poll"),
+            (DEVICE.repeat(2), "plan.toml:6:", "already"),
+            (
+                DEVICE.replace("target = \"modbus://h\"\n", ""),
+                "plan.toml:2:",
+                "no target",
+            ),
         ] {
-            let p = write(d.path(), body);
+            let p = write(d.path(), &body);
             let e = format!("{:#}", Plan::load(&p).unwrap_err());
             assert!(e.contains(at) && e.contains(needle), "{body}\n→ {e}");
         }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use opcua::types::{AttributeId, BrowseDirection, NodeClass, NodeId, ObjectId, Variant};
+use opcua::types::{
+    AttributeId, BrowseDirection, DataTypeId, NodeClass, NodeId, ObjectId, ReferenceTypeId, Variant,
+};
 use serde_json::{json, Value as Json};
 
 use super::{Ctx, Fail, Outcome};
@@ -55,7 +57,7 @@ pub async fn run(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
         for r in &refs {
             rows.push(vec![
                 json!(if r.is_forward { "forward" } else { "inverse" }),
-                json!(reference_name(&r.reference_type_id)),
+                json!(standard_name::<ReferenceTypeId>(&r.reference_type_id)),
                 json!(qname(&r.browse_name)),
                 json!(r.node_id.node_id.to_string()),
                 json!(class_name(r.node_class)),
@@ -153,7 +155,7 @@ pub async fn run(ctx: &Ctx, args: &BrowseArgs) -> anyhow::Result<Outcome> {
         let (dt, v) = if r.class == NodeClass::Variable {
             let (dv, t) = vi.next().expect("one per variable");
             let dt = match t.value {
-                Some(Variant::NodeId(n)) => data_type_name(&n),
+                Some(Variant::NodeId(n)) => standard_name::<DataTypeId>(&n),
                 _ => String::new(),
             };
             let v = match (dv_status(&dv), &dv.value) {
@@ -218,10 +220,12 @@ fn tree_order(parents: &[usize]) -> Vec<usize> {
     order
 }
 
-fn data_type_name(n: &NodeId) -> String {
+/// The name of a standard node (namespace 0) from the table `T` of its ids (`DataTypeId`,
+/// `ReferenceTypeId`), else the node id as text.
+fn standard_name<T: TryFrom<u32> + std::fmt::Debug>(n: &NodeId) -> String {
     if n.namespace == 0 {
         if let opcua::types::Identifier::Numeric(x) = n.identifier {
-            if let Ok(t) = opcua::types::DataTypeId::try_from(x) {
+            if let Ok(t) = T::try_from(x) {
                 return format!("{t:?}");
             }
         }
@@ -229,18 +233,6 @@ fn data_type_name(n: &NodeId) -> String {
     n.to_string()
 }
 
-fn reference_name(n: &NodeId) -> String {
-    if n.namespace == 0 {
-        if let opcua::types::Identifier::Numeric(x) = n.identifier {
-            if let Ok(t) = opcua::types::ReferenceTypeId::try_from(x) {
-                return format!("{t:?}");
-            }
-        }
-    }
-    n.to_string()
-}
-
-/// A target that must be OPC UA.
 /// A target that must be OPC UA.
 pub fn opc_target(text: &str) -> anyhow::Result<Target> {
     let t: Target = text.parse()?;

@@ -780,18 +780,14 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
         }
         Format::Table => {
             let rows = device_rows(&devices, ctx.quiet);
-            if !rows.rows.is_empty() {
-                write_rows(&mut out, Format::Table, &rows, ctx.color)?;
-            }
-            if !(ctx.quiet && outcome == Outcome::Ok) {
-                writeln!(
-                    out,
+            super::write_table_verdict(&mut out, ctx, &rows, outcome, || {
+                format!(
                     "PLCPROBE {}: {} in {:.1}s",
                     verdict_name(outcome),
                     summary(&devices),
                     t0.elapsed().as_secs_f64()
-                )?;
-            }
+                )
+            })?;
             if let Some(p) = &args.report {
                 if !ctx.quiet {
                     writeln!(out, "report: {}", p.display())?;

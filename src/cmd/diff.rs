@@ -183,19 +183,15 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
                 )?;
             }
             let rows = diff_rows(&d, args.all || ctx.verbose > 0);
-            if !rows.rows.is_empty() {
-                write_rows(&mut out, Format::Table, &rows, ctx.color)?;
-            }
-            if !(ctx.quiet && outcome == Outcome::Ok) {
-                writeln!(
-                    out,
+            super::write_table_verdict(&mut out, ctx, &rows, outcome, || {
+                format!(
                     "{} vs baseline of {}: {} → {}",
                     d.baseline_target,
                     d.baseline_taken_at,
                     summary(&d),
                     report::verdict_name(outcome)
-                )?;
-            }
+                )
+            })?;
         }
         f => write_rows(&mut out, f, &diff_rows(&d, args.all), false)?,
     }

@@ -25,7 +25,7 @@ use crate::{
     cli::{ColorChoice, GlobalArgs, PointsArgs, TypeOrderArgs},
     device::{opcua::UaSettings, Settings},
     proto::modbus::{DataType, WordOrder},
-    report::Format,
+    report::{write_rows, Format, Rows},
     target::Target,
 };
 pub use crate::{
@@ -100,6 +100,24 @@ impl Ctx {
         pb.set_message(what.to_string());
         pb
     }
+}
+
+/// The table of a command with a verdict (`diff`, `check`): the rows, if any, then the verdict
+/// line, which `-q` leaves out when all is well.
+pub fn write_table_verdict(
+    out: &mut dyn std::io::Write,
+    ctx: &Ctx,
+    rows: &Rows,
+    outcome: Outcome,
+    verdict: impl FnOnce() -> String,
+) -> std::io::Result<()> {
+    if !rows.rows.is_empty() {
+        write_rows(out, Format::Table, rows, ctx.color)?;
+    }
+    if !(ctx.quiet && outcome == Outcome::Ok) {
+        writeln!(out, "{}", verdict())?;
+    }
+    Ok(())
 }
 
 /// `--type` and `--order`, parsed.

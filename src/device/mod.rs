@@ -100,43 +100,6 @@ pub struct RequestOutcome {
     pub connect_failed: bool,
 }
 
-/// A snapshot from results already read (one per spec, in order).
-pub(crate) fn snapshot_of(
-    specs: &[SnapPoint],
-    results: &[ItemResult],
-    identity: Identity,
-    profile: ProfileRef,
-    taken_at: String,
-    target: String,
-) -> Snapshot {
-    let points = specs
-        .iter()
-        .zip(results)
-        .map(|(spec, r)| {
-            let mut p = spec.clone();
-            p.raw.clone_from(&r.raw);
-            p.value = r.value.as_ref().map_or(Json::Null, |v| {
-                serde_json::to_value(v).unwrap_or(Json::Null)
-            });
-            p.status = match &r.value {
-                Ok(_) => "ok".into(),
-                Err(e) => e.status().into(),
-            };
-            p
-        })
-        .collect();
-    Snapshot {
-        format: FORMAT.into(),
-        taken_at,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        target,
-        identity: identity.0,
-        identity_status: identity.1,
-        profile,
-        points,
-    }
-}
-
 /// Split a command line's positional items into targets and what to read from them (addresses
 /// or nodes). A Modbus address never holds '/' or three dots, so such an item is a target (or a
 /// target missing its scheme, which the target error explains); after an `opc.tcp://` target
@@ -204,6 +167,18 @@ pub struct Table {
     pub problems: Vec<String>,
 }
 
+impl Table {
+    /// `rows` and their verdict, with no notes.
+    fn new(rows: Rows, outcome: Outcome, problems: Vec<String>) -> Table {
+        Table {
+            notes: vec![],
+            rows,
+            outcome,
+            problems,
+        }
+    }
+}
+
 /// One device, whatever it speaks. Built by [`Device::new`]; each variant lives in its own file.
 pub enum Device {
     /// Modbus TCP (boxed like the others: a device lives as long as the command).
@@ -251,7 +226,13 @@ impl Device {
         ty: Option<DataType>,
         order: Option<WordOrder>,
     ) -> anyhow::Result<()> {
-        each!(self, d => d.select_items(items, ty, order))
+        match self {
+            Device::Modbus(d) => d.select_items(items, ty, order),
+            Device::OpcUa(_) if ty.is_some() || order.is_some() => anyhow::bail!(
+                "--type and --order are for Modbus registers; OPC UA values carry their own type"
+            ),
+            Device::OpcUa(d) => d.select_nodes(items),
+        }
     }
 
     /// Read the points of a baseline (`source` names it in errors), as `diff` of a live device.
@@ -328,7 +309,8 @@ impl Device {
         each!(self, d => d.connects())
     }
 
-    /// A snapshot of `results` (one per selected point).
+    /// A snapshot of `results` (one per selected point): each point as selected, with its raw
+    /// words, value and status (OPC UA: and the data type last read).
     pub fn snapshot(
         &self,
         results: &[ItemResult],
@@ -336,16 +318,55 @@ impl Device {
         profile: ProfileRef,
         taken_at: String,
     ) -> Snapshot {
-        each!(self, d => d.snapshot(results, identity, profile, taken_at))
+        let points = self
+            .specs()
+            .iter()
+            .zip(results)
+            .map(|(spec, r)| {
+                let mut p = spec.clone();
+                p.raw.clone_from(&r.raw);
+                p.value = r.value.as_ref().map_or(Json::Null, |v| {
+                    serde_json::to_value(v).unwrap_or(Json::Null)
+                });
+                p.status = match &r.value {
+                    Ok(_) => "ok".into(),
+                    Err(e) => e.status().into(),
+                };
+                p
+            })
+            .collect();
+        let mut snapshot = Snapshot {
+            format: FORMAT.into(),
+            taken_at,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            target: self.target().url(),
+            identity: identity.0,
+            identity_status: identity.1,
+            profile,
+            points,
+        };
+        if let Device::OpcUa(d) = self {
+            d.retype(&mut snapshot.points);
+        }
+        snapshot
     }
 
     /// Open, read the identity and every point once, close: a snapshot, or `Unreachable` when
     /// nothing at all answered (then nothing should be written).
     pub async fn take_snapshot(
-        self,
+        mut self,
         profile: ProfileRef,
     ) -> anyhow::Result<Result<Snapshot, Unreachable>> {
-        each!(self, d => d.take_snapshot(profile).await)
+        let taken_at = crate::clock::now_rfc3339();
+        let read = match &mut self {
+            Device::Modbus(d) => Ok(d.read_once().await),
+            Device::OpcUa(d) => d.read_once().await,
+        };
+        let snapshot = read.map(|read| {
+            read.map(|identity| self.snapshot(&self.results(), identity, profile, taken_at))
+        });
+        self.close().await;
+        snapshot
     }
 
     /// Columns of a `read` of the selected points (`device` first when several are read).
@@ -362,7 +383,11 @@ impl Device {
         rows: &mut Rows,
         problems: &mut Vec<String>,
     ) -> anyhow::Result<Outcome> {
-        each!(self, d => d.read_rows(several, quiet, rows, problems))
+        match self {
+            Device::Modbus(d) => Ok(d.read_rows(several, quiet, rows, problems)),
+            // A round that failed as a whole is the command's error.
+            Device::OpcUa(d) => d.read_rows(several, quiet, rows),
+        }
     }
 
     /// One raw value under every type and order (`read --guess`); Modbus registers only.
@@ -389,7 +414,10 @@ impl Device {
         progress: &indicatif::ProgressBar,
         verbose: bool,
     ) -> anyhow::Result<Table> {
-        each!(self, d => d.scan(units, progress, verbose).await)
+        match self {
+            Device::Modbus(d) => d.scan(units, progress, verbose).await,
+            Device::OpcUa(d) => d.scan().await,
+        }
     }
 
     /// Close the connection or session.

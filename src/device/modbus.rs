@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::{
     read_plan::{raw_text, Fetched, Item, ReadPlan},
-    refuse_write, snapshot_of, Identity, ItemError, ItemResult, PointLabel, RequestOutcome,
-    Settings, Table, Unreachable, WriteRequest,
+    refuse_write, Identity, ItemError, ItemResult, PointLabel, RequestOutcome, Settings, Table,
+    Unreachable, WriteRequest,
 };
 use crate::{
     outcome::{Fail, Outcome},
@@ -31,7 +31,7 @@ use crate::{
         sanitize,
     },
     report::Rows,
-    snapshot::{ProfileRef, SnapPoint, Snapshot, IDENTITY_NAMES},
+    snapshot::{SnapPoint, Snapshot, IDENTITY_NAMES},
     target::{parse_units, Target},
     transport::modbus::{Answer, Data, LinkError, ModbusLink},
 };
@@ -178,47 +178,24 @@ impl ModbusDevice {
         self.link.connects
     }
 
-    pub(super) fn snapshot(
-        &self,
-        results: &[ItemResult],
-        identity: Identity,
-        profile: ProfileRef,
-        taken_at: String,
-    ) -> Snapshot {
-        snapshot_of(
-            &self.specs,
-            results,
-            identity,
-            profile,
-            taken_at,
-            self.link.target().url(),
-        )
-    }
-
-    pub(super) async fn take_snapshot(
-        mut self,
-        profile: ProfileRef,
-    ) -> anyhow::Result<Result<Snapshot, Unreachable>> {
-        let taken_at = crate::clock::now_rfc3339();
-        let identity = match self.identity().await {
-            Ok(i) => i,
-            Err(u) => return Ok(Err(u)),
-        };
+    /// The identity, then one round: `Unreachable` when nothing at all came back (no identity,
+    /// every point a link failure).
+    pub(super) async fn read_once(&mut self) -> Result<Identity, Unreachable> {
+        let identity = self.identity().await?;
         self.round().await;
-        let results = self.results();
-        // Nothing at all came back (no identity, every point a link failure): not a snapshot.
         if identity.0.is_none() {
+            let results = self.results();
             let mut links = results.iter().map(|r| match &r.value {
                 Err(ItemError::Link(_, m)) => Some(m.clone()),
                 _ => None,
             });
             if let Some(Some(first)) = links.next() {
                 if links.all(|m| m.is_some()) {
-                    return Ok(Err(Unreachable(first)));
+                    return Err(Unreachable(first));
                 }
             }
         }
-        Ok(Ok(self.snapshot(&results, identity, profile, taken_at)))
+        Ok(identity)
     }
 
     pub(super) fn read_columns(&self, several: bool) -> Vec<&'static str> {
@@ -239,14 +216,13 @@ impl ModbusDevice {
         c
     }
 
-    #[allow(clippy::unnecessary_wraps)] // one signature for every device
     pub(super) fn read_rows(
         &self,
         several: bool,
         quiet: bool,
         rows: &mut Rows,
         problems: &mut Vec<String>,
-    ) -> anyhow::Result<Outcome> {
+    ) -> Outcome {
         let t = self.link.target();
         let mut outcome = Outcome::Ok;
         for (item, r) in self.plan.items.iter().zip(self.results()) {
@@ -264,7 +240,7 @@ impl ModbusDevice {
             }
             rows.push(read_row(self.plan.named, item, &r, several.then_some(t)));
         }
-        Ok(outcome)
+        outcome
     }
 
     pub(super) async fn guess(&mut self, addr: &str) -> anyhow::Result<Table> {
@@ -287,12 +263,8 @@ impl ModbusDevice {
             );
         }
         let mut rows = Rows::new(&["address", "modicon", "registers", "type", "order", "value"]);
-        let failed = |problem: String, rows: Rows| Table {
-            notes: vec![],
-            rows,
-            outcome: Outcome::Critical,
-            problems: vec![problem],
-        };
+        let failed =
+            |problem: String, rows: Rows| Table::new(rows, Outcome::Critical, vec![problem]);
         let words = match self.link.read(a, MAX_READ_REGISTERS, MAX_READ_BITS).await {
             Err(e) => return Ok(failed(format!("{target}: {e}"), rows)),
             Ok(Err(code)) => {
@@ -336,12 +308,7 @@ impl ModbusDevice {
                 ]);
             }
         }
-        Ok(Table {
-            notes: vec![],
-            rows,
-            outcome: Outcome::Ok,
-            problems: vec![],
-        })
+        Ok(Table::new(rows, Outcome::Ok, vec![]))
     }
 
     /// Reads the current value, writes (FC05/FC06 for one value, FC15/FC16 for several or with
@@ -404,20 +371,17 @@ impl ModbusDevice {
         let mut rows = Rows::new(&[
             "address", "modicon", "type", "function", "before", "written", "after", "status",
         ]);
-        let fail = |e: LinkError, rows: Rows| Table {
-            notes: vec![],
-            rows,
-            outcome: Outcome::Critical,
-            problems: vec![format!("{target}: {e}")],
+        let fail = |e: LinkError, rows: Rows| {
+            Table::new(rows, Outcome::Critical, vec![format!("{target}: {e}")])
         };
         let before = match link.read(range, MAX_READ_REGISTERS, MAX_READ_BITS).await {
             Err(e) => return Ok(fail(e, rows)),
             Ok(b) => b,
         };
         let written: Answer<()> = match if a.table.is_bits() {
-            link.write_coils(a.start, &bits, req.fc16).await
+            link.write(a.start, &bits, req.fc16).await
         } else {
-            link.write_registers(a.start, &words, req.fc16).await
+            link.write(a.start, &words, req.fc16).await
         } {
             Err(e) => return Ok(fail(e, rows)),
             Ok(w) => w,
@@ -480,12 +444,7 @@ impl ModbusDevice {
                 json!(status),
             ]);
         }
-        Ok(Table {
-            notes: vec![],
-            rows,
-            outcome,
-            problems: vec![],
-        })
+        Ok(Table::new(rows, outcome, vec![]))
     }
 
     /// Which unit IDs answer behind this host and port: FC43 identity, else a one-register
@@ -541,16 +500,12 @@ impl ModbusDevice {
                 ]);
             }
         }
-        Ok(Table {
-            notes: vec![],
-            rows,
-            outcome: if found > 0 {
-                Outcome::Ok
-            } else {
-                Outcome::Critical
-            },
-            problems: vec![],
-        })
+        let outcome = if found > 0 {
+            Outcome::Ok
+        } else {
+            Outcome::Critical
+        };
+        Ok(Table::new(rows, outcome, vec![]))
     }
 
     #[allow(clippy::unused_async)] // the same signature as the devices that hold a session

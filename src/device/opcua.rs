@@ -22,14 +22,14 @@ use opcua::{
 use serde_json::{json, Value as Json};
 
 use super::{
-    refuse_write, snapshot_of, Identity, ItemError, ItemResult, PointLabel, RequestOutcome,
-    Settings, Table, Unreachable, WriteRequest,
+    refuse_write, Identity, ItemError, ItemResult, PointLabel, RequestOutcome, Settings, Table,
+    Unreachable, WriteRequest,
 };
 use crate::{
     outcome::{Fail, Outcome},
     profile::{Point, Profile, Severity},
     proto::{
-        modbus::{value::Value, DataType, WordOrder},
+        modbus::value::Value,
         opcua::{
             node::NodeRef,
             security::{mode_name, Security},
@@ -41,7 +41,7 @@ use crate::{
         sanitize,
     },
     report::Rows,
-    snapshot::{ProfileRef, SnapPoint, Snapshot},
+    snapshot::{SnapPoint, Snapshot},
     target::Target,
     transport::{
         modbus::ErrorKind,
@@ -272,17 +272,8 @@ impl UaDevice {
         self.set_specs(specs, true, &format!("{}: ", p.source))
     }
 
-    pub(super) fn select_items(
-        &mut self,
-        items: &[String],
-        ty: Option<DataType>,
-        order: Option<WordOrder>,
-    ) -> anyhow::Result<()> {
-        if ty.is_some() || order.is_some() {
-            anyhow::bail!(
-                "--type and --order are for Modbus registers; OPC UA values carry their own type"
-            );
-        }
+    /// Nodes from the command line: `NodeId`s and browse paths.
+    pub(super) fn select_nodes(&mut self, items: &[String]) -> anyhow::Result<()> {
         if items.is_empty() {
             return Err(Fail::unknown(format!(
                 "nothing to read: give nodes after the target, e.g. plcprobe read {} \"ns=2;s=Line1.Speed\" i=2258",
@@ -507,47 +498,27 @@ impl UaDevice {
 
     /// Each point's type is the OPC UA data type last read (so a type changed on the server
     /// shows as type-changed against a baseline), or the spec's when it has not been read.
-    pub(super) fn snapshot(
-        &self,
-        results: &[ItemResult],
-        identity: Identity,
-        profile: ProfileRef,
-        taken_at: String,
-    ) -> Snapshot {
-        let mut snap = snapshot_of(
-            &self.specs,
-            results,
-            identity,
-            profile,
-            taken_at,
-            self.target.url(),
-        );
-        for (p, (t, _)) in snap.points.iter_mut().zip(&self.types) {
+    pub(super) fn retype(&self, points: &mut [SnapPoint]) {
+        for (p, (t, _)) in points.iter_mut().zip(&self.types) {
             if !t.is_empty() {
                 p.ty = t.as_str().into();
             }
         }
-        snap
     }
 
-    pub(super) async fn take_snapshot(
-        mut self,
-        profile: ProfileRef,
-    ) -> anyhow::Result<Result<Snapshot, Unreachable>> {
-        let taken_at = crate::clock::now_rfc3339();
+    /// Open the session, read the identity (a server without one is still read) and one round:
+    /// `Unreachable` when the session does not open or the round fails.
+    pub(super) async fn read_once(&mut self) -> anyhow::Result<Result<Identity, Unreachable>> {
         if let Err(u) = self.open(false).await? {
             return Ok(Err(u));
         }
         let identity = self.identity().await.unwrap_or_else(|u| (None, u.0));
         self.round().await;
-        let snap = self.snapshot(&self.results, identity, profile, taken_at);
-        let failed = self.outcomes.iter().all(|o| o.error.is_some());
-        let err = self.error.take();
-        self.close().await;
-        if failed {
-            return Ok(Err(Unreachable(err.unwrap_or_else(|| "no answer".into()))));
+        if self.outcomes.iter().all(|o| o.error.is_some()) {
+            let why = self.error.take().unwrap_or_else(|| "no answer".into());
+            return Ok(Err(Unreachable(why)));
         }
-        Ok(Ok(snap))
+        Ok(Ok(identity))
     }
 
     pub(super) fn read_columns(&self, several: bool) -> Vec<&'static str> {
@@ -571,7 +542,6 @@ impl UaDevice {
         several: bool,
         quiet: bool,
         rows: &mut Rows,
-        _problems: &mut Vec<String>,
     ) -> anyhow::Result<Outcome> {
         if let (Some(o), Some(open)) = (self.outcomes.first(), &self.open) {
             if o.error.is_some() {
@@ -705,22 +675,12 @@ impl UaDevice {
         } else {
             (Outcome::Ok, vec![])
         };
-        Ok(Table {
-            notes: vec![],
-            rows,
-            outcome,
-            problems,
-        })
+        Ok(Table::new(rows, outcome, problems))
     }
 
     /// `FindServers` and `GetEndpoints`: policies, modes, user tokens and the server
     /// certificate's subject, thumbprint, validity and whether it is trusted.
-    pub(super) async fn scan(
-        &mut self,
-        _units: &str,
-        _progress: &indicatif::ProgressBar,
-        _verbose: bool,
-    ) -> anyhow::Result<Table> {
+    pub(super) async fn scan(&mut self) -> anyhow::Result<Table> {
         let url = self.target.url();
         let timeout = self.settings.timeout;
         let pki = self.settings.ua.pki.clone();
@@ -806,9 +766,7 @@ impl UaDevice {
             .collect();
         Ok(Table {
             notes,
-            rows,
-            outcome,
-            problems: vec![],
+            ..Table::new(rows, outcome, vec![])
         })
     }
 

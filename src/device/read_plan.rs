@@ -318,16 +318,15 @@ pub fn raw_text(item: &Item, raw: &[u16]) -> String {
 mod tests {
     use super::*;
 
+    /// The plan of one address from the command line, within the Modbus limits (125
+    /// registers, 2000 bits a request).
+    fn plan(address: &str, ty: Option<DataType>) -> anyhow::Result<ReadPlan> {
+        ReadPlan::from_addresses(&[address.into()], ty, WordOrder::Abcd, 125, 2000)
+    }
+
     #[test]
     fn long_ranges_split_at_value_boundaries() {
-        let p = ReadPlan::from_addresses(
-            &["hr:0..300".into()],
-            Some(DataType::F32),
-            WordOrder::Abcd,
-            125,
-            2000,
-        )
-        .unwrap();
+        let p = plan("hr:0..300", Some(DataType::F32)).unwrap();
         assert_eq!(p.items.len(), 150);
         let sizes: Vec<u16> = p.requests.iter().map(|(r, _)| r.count).collect();
         assert_eq!(
@@ -337,8 +336,7 @@ mod tests {
         );
         let carried: usize = p.requests.iter().map(|(_, i)| i.len()).sum();
         assert_eq!(carried, 150);
-        let p = ReadPlan::from_addresses(&["co:0..5000".into()], None, WordOrder::Abcd, 125, 2000)
-            .unwrap();
+        let p = plan("co:0..5000", None).unwrap();
         assert_eq!(
             p.requests.iter().map(|(r, _)| r.count).collect::<Vec<_>>(),
             vec![2000, 2000, 1000]
@@ -347,23 +345,9 @@ mod tests {
 
     #[test]
     fn refuses_partial_values() {
-        let e = ReadPlan::from_addresses(
-            &["hr:0..3".into()],
-            Some(DataType::F32),
-            WordOrder::Abcd,
-            125,
-            2000,
-        )
-        .unwrap_err();
+        let e = plan("hr:0..3", Some(DataType::F32)).unwrap_err();
         assert!(e.to_string().contains("whole number"), "{e}");
-        let e = ReadPlan::from_addresses(
-            &["co:0".into()],
-            Some(DataType::F32),
-            WordOrder::Abcd,
-            125,
-            2000,
-        )
-        .unwrap_err();
+        let e = plan("co:0", Some(DataType::F32)).unwrap_err();
         assert!(e.to_string().contains("single bits"), "{e}");
     }
 

@@ -4,7 +4,7 @@
 //! Loading is strict: unknown keys, bad types, bad addresses and overlapping points are errors that
 //! name the file, the line and the key, so a technician can fix the map rather than guess.
 
-use std::{fmt::Write as _, ops::Range, path::Path};
+use std::{fmt::Write as _, path::Path};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -13,6 +13,10 @@ use crate::{
     proto::modbus::{parse_address, AddressRange, DataType, WordOrder},
     target::Target,
 };
+
+pub(crate) mod toml_text;
+
+use toml_text::TomlText;
 
 /// A loaded, validated profile.
 #[derive(Debug, Clone)]
@@ -180,29 +184,6 @@ struct RawSim {
     ramp: f64,
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |p| before.len() - p - 1)
-        + 1;
-    (line, col)
-}
-
-struct Ctx<'a> {
-    source: &'a str,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn err(&self, span: Range<usize>, key: &str, msg: impl std::fmt::Display) -> anyhow::Error {
-        let (line, col) = line_col(self.text, span.start);
-        anyhow::anyhow!("{}:{line}:{col}: key `{key}`: {msg}", self.source)
-    }
-}
-
 impl Profile {
     /// Load and validate a profile file.
     pub fn load(path: &Path) -> anyhow::Result<Profile> {
@@ -217,11 +198,8 @@ impl Profile {
 
     /// Parse and validate profile text; `source` names it in messages.
     pub fn parse(source: &str, text: &str) -> anyhow::Result<Profile> {
-        let cx = Ctx { source, text };
-        let raw: RawProfile = toml::from_str(text).map_err(|e| {
-            let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-            anyhow::anyhow!("{source}:{line}:{col}: {}", e.message().trim_end())
-        })?;
+        let cx = TomlText { source, text };
+        let raw: RawProfile = cx.parse()?;
         let dev_span = raw.device.span();
         let rd = raw.device.into_inner();
         let target = match rd.target {
@@ -265,22 +243,10 @@ impl Profile {
         let mut points: Vec<Point> = Vec::with_capacity(raw.point.len());
         for sp in raw.point {
             let span = sp.span();
-            let line = line_col(text, span.start).0;
+            let line = cx.line(span.start);
             let rp = sp.into_inner();
-            let name = rp.name.get_ref().trim().to_string();
-            if name.is_empty() {
-                return Err(cx.err(rp.name.span(), "point.name", "must not be empty"));
-            }
-            if let Some(prev) = points.iter().find(|p| p.name == name) {
-                return Err(cx.err(
-                    rp.name.span(),
-                    "point.name",
-                    format!(
-                        "`{name}` is already used by the point on line {}",
-                        prev.line
-                    ),
-                ));
-            }
+            let earlier = points.iter().map(|p| (p.name.as_str(), p.line));
+            let name = cx.unique_name(&rp.name, "point.name", earlier, "used by the point")?;
             let key = |k: &str| format!("point.{k} (point `{name}`)");
             let addr = match &rp.address {
                 None => None,

@@ -177,18 +177,24 @@ fn device_table(devs: &[&Json]) -> Table {
     )
 }
 
+/// The line under a capture's heading: its format, packets and first and last time, each
+/// separated by `sep`, the texts escaped with `escape` (HTML or Markdown).
+fn capture_meta(capture: &Json, sep: &str, escape: fn(&str) -> String) -> String {
+    format!(
+        "{}{sep}{} packets{sep}{} → {}",
+        escape(s(capture, "format")),
+        val(&capture["packets"]),
+        escape(s(capture, "first")),
+        escape(s(capture, "last"))
+    )
+}
+
 /// HTML section for one decode document.
 pub(crate) fn html(o: &mut String, doc: &Json) {
     let c = &doc["capture"];
     let t = &doc["totals"];
     let subject = format!("<span class=\"mono\">{}</span>", esc(s(doc, "file")));
-    let meta = format!(
-        "{} · {} packets · {} → {}",
-        esc(s(c, "format")),
-        val(&c["packets"]),
-        esc(s(c, "first")),
-        esc(s(c, "last"))
-    );
+    let meta = capture_meta(c, " · ", esc);
     html_heading(o, doc, "Capture", &subject, &meta);
     if let Some(tr) = c["truncated"].as_str() {
         let _ = write!(o, "<p><strong>Truncated:</strong> {}</p>", esc(tr));
@@ -310,13 +316,7 @@ fn tx_md(o: &mut String, title: &str, list: &[Json]) {
 pub(crate) fn markdown(o: &mut String, doc: &Json) {
     let c = &doc["capture"];
     let title = format!("Capture `{}`", md(s(doc, "file")));
-    let meta = format!(
-        "{}, {} packets, {} → {}",
-        md(s(c, "format")),
-        val(&c["packets"]),
-        md(s(c, "first")),
-        md(s(c, "last"))
-    );
+    let meta = capture_meta(c, ", ", md);
     md_heading(o, doc, &title, &meta);
     let _ = writeln!(o, "\n{}", md(s(doc, "summary")));
     if let Some(tr) = c["truncated"].as_str() {

@@ -198,14 +198,23 @@ impl SimState {
         self.roll(p)
     }
 
-    fn read_words(
+    /// `count` values of `table` from `start` as `unit` serves them (the value written there,
+    /// else its point's), each made a `T` by `cell` (a register as it is, a bit as `!= 0`); an
+    /// address no point covers is an exception, and so is a count past the spec's limit.
+    fn read<T>(
         &self,
         unit: u8,
         table: Table,
         start: u16,
         count: u16,
-    ) -> Result<Vec<u16>, ExceptionCode> {
-        if count == 0 || count > MAX_READ_REGISTERS {
+        cell: fn(u16) -> T,
+    ) -> Result<Vec<T>, ExceptionCode> {
+        let max = if table.is_bits() {
+            MAX_READ_BITS
+        } else {
+            MAX_READ_REGISTERS
+        };
+        if count == 0 || count > max {
             return Err(ExceptionCode::IllegalDataValue);
         }
         let written = self.written.lock().expect("written");
@@ -219,42 +228,15 @@ impl SimState {
                 .locate(table, addr)
                 .ok_or(ExceptionCode::IllegalDataAddress)?;
             if let Some(w) = written.get(&(unit, table, addr)) {
-                out.push(*w);
+                out.push(cell(*w));
                 continue;
             }
             if cache.as_ref().is_none_or(|(c, _)| *c != pi) {
                 cache = Some((pi, self.point_words(pi)));
             }
-            out.push(cache.as_ref().expect("set").1[usize::from(off)]);
+            out.push(cell(cache.as_ref().expect("set").1[usize::from(off)]));
         }
         Ok(out)
-    }
-
-    fn read_bits(
-        &self,
-        unit: u8,
-        table: Table,
-        start: u16,
-        count: u16,
-    ) -> Result<Vec<bool>, ExceptionCode> {
-        if count == 0 || count > MAX_READ_BITS {
-            return Err(ExceptionCode::IllegalDataValue);
-        }
-        let written = self.written.lock().expect("written");
-        (0..count)
-            .map(|i| {
-                let addr = start
-                    .checked_add(i)
-                    .ok_or(ExceptionCode::IllegalDataAddress)?;
-                let (pi, _) = self
-                    .locate(table, addr)
-                    .ok_or(ExceptionCode::IllegalDataAddress)?;
-                Ok(match written.get(&(unit, table, addr)) {
-                    Some(w) => *w != 0,
-                    None => self.point_words(pi)[0] != 0,
-                })
-            })
-            .collect()
     }
 
     fn write(
@@ -323,18 +305,18 @@ impl SimState {
             return Err(ExceptionCode::GatewayTargetDevice);
         }
         let unit = if unit == 0xFF { self.units[0] } else { unit };
+        let words = |table, a: &u16, n: &u16| self.read(unit, table, *a, *n, |w| w);
+        let bits = |table, a: &u16, n: &u16| self.read(unit, table, *a, *n, |b| b != 0);
         Ok(match req {
-            Request::ReadHoldingRegisters(a, n) => Response::ReadHoldingRegisters(
-                self.read_words(unit, Table::HoldingRegister, *a, *n)?,
-            ),
+            Request::ReadHoldingRegisters(a, n) => {
+                Response::ReadHoldingRegisters(words(Table::HoldingRegister, a, n)?)
+            }
             Request::ReadInputRegisters(a, n) => {
-                Response::ReadInputRegisters(self.read_words(unit, Table::InputRegister, *a, *n)?)
+                Response::ReadInputRegisters(words(Table::InputRegister, a, n)?)
             }
-            Request::ReadCoils(a, n) => {
-                Response::ReadCoils(self.read_bits(unit, Table::Coil, *a, *n)?)
-            }
+            Request::ReadCoils(a, n) => Response::ReadCoils(bits(Table::Coil, a, n)?),
             Request::ReadDiscreteInputs(a, n) => {
-                Response::ReadDiscreteInputs(self.read_bits(unit, Table::DiscreteInput, *a, *n)?)
+                Response::ReadDiscreteInputs(bits(Table::DiscreteInput, a, n)?)
             }
             Request::WriteSingleRegister(a, w) => {
                 self.write(unit, Table::HoldingRegister, *a, &[*w])?;
@@ -591,22 +573,22 @@ mod tests {
             (401, 4),
         ] {
             assert_eq!(
-                st.read_words(1, Table::HoldingRegister, a, n),
+                st.read(1, Table::HoldingRegister, a, n, |w| w),
                 Err(ExceptionCode::IllegalDataAddress),
                 "hr:{a}+{n}"
             );
         }
         assert_eq!(
-            st.read_bits(1, Table::Coil, 1, 1),
+            st.read(1, Table::Coil, 1, 1, |b| b != 0),
             Err(ExceptionCode::IllegalDataAddress)
         );
         assert_eq!(
-            st.read_words(1, Table::HoldingRegister, 100, 3)
+            st.read(1, Table::HoldingRegister, 100, 3, |w| w)
                 .map(|w| w.len()),
             Ok(3)
         );
         assert_eq!(
-            st.read_words(1, Table::HoldingRegister, 100, 126),
+            st.read(1, Table::HoldingRegister, 100, 126, |w| w),
             Err(ExceptionCode::IllegalDataValue)
         );
     }
@@ -616,11 +598,11 @@ mod tests {
         let st = state();
         st.write(1, Table::HoldingRegister, 300, &[0x4142]).unwrap();
         assert_eq!(
-            st.read_words(1, Table::HoldingRegister, 300, 1),
+            st.read(1, Table::HoldingRegister, 300, 1, |w| w),
             Ok(vec![0x4142])
         );
         assert_ne!(
-            st.read_words(2, Table::HoldingRegister, 300, 1),
+            st.read(2, Table::HoldingRegister, 300, 1, |w| w),
             Ok(vec![0x4142])
         );
         // hr:303 is mapped, hr:304 is not: nothing of the write may land.
@@ -629,7 +611,7 @@ mod tests {
             Err(ExceptionCode::IllegalDataAddress)
         );
         assert_eq!(
-            st.read_words(1, Table::HoldingRegister, 303, 1),
+            st.read(1, Table::HoldingRegister, 303, 1, |w| w),
             Ok(vec![0x3100])
         );
     }

@@ -395,6 +395,14 @@ mod tests {
         }
     }
 
+    /// Each listed point's verdict, by name.
+    fn verdicts(d: &DiffReport) -> HashMap<&str, Verdict> {
+        d.rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.verdict))
+            .collect()
+    }
+
     #[test]
     fn tolerance_edges() {
         let b = snap(vec![
@@ -408,11 +416,7 @@ mod tests {
             point("zero", json!(3), None),
         ]);
         let d = diff_with(&b, &c, true);
-        let v: HashMap<_, _> = d
-            .rows
-            .iter()
-            .map(|r| (r.name.as_str(), r.verdict))
-            .collect();
+        let v = verdicts(&d);
         assert_eq!(
             v["eq"],
             Verdict::Unchanged,
@@ -455,11 +459,7 @@ mod tests {
         r2.status = "timeout".into();
         let c = snap(vec![vol2, warn2, t2, r2, point("fresh", json!(5), None)]);
         let d = diff_with(&b, &c, true);
-        let v: HashMap<_, _> = d
-            .rows
-            .iter()
-            .map(|r| (r.name.as_str(), r.verdict))
-            .collect();
+        let v = verdicts(&d);
         assert_eq!(v["counter"], Verdict::Ignored);
         assert_eq!(v["soft"], Verdict::Changed);
         assert_eq!(v["gone"], Verdict::Missing);

@@ -16,7 +16,9 @@ use tokio_modbus::{
 };
 
 use crate::{
-    proto::modbus::{AddressRange, Table, MAX_READ_BITS, MAX_READ_REGISTERS},
+    proto::modbus::{
+        AddressRange, Table, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_BITS, MAX_WRITE_REGISTERS,
+    },
     target::Target,
 };
 
@@ -332,67 +334,53 @@ impl ModbusLink {
         Ok(Ok(objects))
     }
 
-    /// Write holding registers at `start`: FC06 for one unless `force_multiple`, else FC16
-    /// (split at 123 registers per request).
-    pub async fn write_registers(
-        &mut self,
-        start: u16,
-        words: &[u16],
-        force_multiple: bool,
-    ) -> Result<Answer<()>, LinkError> {
-        let max = crate::proto::modbus::MAX_WRITE_REGISTERS;
-        self.write_run(
-            start,
-            words,
-            force_multiple,
-            max,
-            Request::WriteSingleRegister,
-            |a, w| Request::WriteMultipleRegisters(a, w.into()),
-        )
-        .await
-    }
-
-    /// Write coils at `start`: FC05 for one unless `force_multiple`, else FC15 (split at 1968).
-    pub async fn write_coils(
-        &mut self,
-        start: u16,
-        bits: &[bool],
-        force_multiple: bool,
-    ) -> Result<Answer<()>, LinkError> {
-        let max = crate::proto::modbus::MAX_WRITE_BITS;
-        self.write_run(
-            start,
-            bits,
-            force_multiple,
-            max,
-            Request::WriteSingleCoil,
-            |a, b| Request::WriteMultipleCoils(a, b.into()),
-        )
-        .await
-    }
-
-    /// One value with the single-item function, else consecutive multiple-item requests of at
-    /// most `max` items; stops at the first exception.
-    async fn write_run<T: Copy>(
+    /// Write holding registers (`u16` words) or coils (`bool` bits) at `start`: the
+    /// single-item function (FC06, FC05) for one value unless `force_multiple`, else consecutive
+    /// multiple-item requests (FC16 split at 123 registers, FC15 at 1968 coils); stops at the
+    /// first exception.
+    pub async fn write<T: WriteItem>(
         &mut self,
         start: u16,
         items: &[T],
         force_multiple: bool,
-        max: u16,
-        single: impl Fn(u16, T) -> Request<'static>,
-        multiple: impl for<'a> Fn(u16, &'a [T]) -> Request<'a>,
     ) -> Result<Answer<()>, LinkError> {
         if let ([one], false) = (items, force_multiple) {
-            return Ok(self.call(single(start, *one)).await?.map(|_| ()));
+            return Ok(self.call((T::SINGLE)(start, *one)).await?.map(|_| ()));
         }
-        let max = usize::from(max);
+        let max = usize::from(T::MAX_PER_REQUEST);
         for (i, chunk) in items.chunks(max).enumerate() {
-            if let Err(code) = self.call(multiple(start + (i * max) as u16, chunk)).await? {
+            let first = start + (i * max) as u16;
+            if let Err(code) = self.call((T::MULTIPLE)(first, chunk)).await? {
                 return Ok(Err(code));
             }
         }
         Ok(Ok(()))
     }
+}
+
+/// What [`ModbusLink::write`] writes: a register (`u16`) or a coil (`bool`), and the requests
+/// that carry it.
+pub trait WriteItem: Copy + 'static {
+    /// Most items one multiple-item request carries.
+    const MAX_PER_REQUEST: u16;
+    /// The single-item request (FC06, FC05): address, value.
+    const SINGLE: fn(u16, Self) -> Request<'static>;
+    /// The multiple-item request (FC16, FC15): first address, values.
+    const MULTIPLE: for<'a> fn(u16, &'a [Self]) -> Request<'a>;
+}
+
+impl WriteItem for u16 {
+    const MAX_PER_REQUEST: u16 = MAX_WRITE_REGISTERS;
+    const SINGLE: fn(u16, u16) -> Request<'static> = Request::WriteSingleRegister;
+    const MULTIPLE: for<'a> fn(u16, &'a [u16]) -> Request<'a> =
+        |a, words| Request::WriteMultipleRegisters(a, words.into());
+}
+
+impl WriteItem for bool {
+    const MAX_PER_REQUEST: u16 = MAX_WRITE_BITS;
+    const SINGLE: fn(u16, bool) -> Request<'static> = Request::WriteSingleCoil;
+    const MULTIPLE: for<'a> fn(u16, &'a [bool]) -> Request<'a> =
+        |a, bits| Request::WriteMultipleCoils(a, bits.into());
 }
 
 fn describe_io(e: &io::Error, addr: SocketAddr) -> String {

@@ -314,22 +314,15 @@ mod tests {
 
     #[test]
     fn prefixed_forms() {
-        assert_eq!(
-            parse_address("hr:100").unwrap(),
-            AddressRange::single(Table::HoldingRegister, 100)
-        );
-        assert_eq!(
-            parse_address("ir:0..10").unwrap(),
-            AddressRange::new(Table::InputRegister, 0, 10)
-        );
-        assert_eq!(
-            parse_address("co:7+8").unwrap(),
-            AddressRange::new(Table::Coil, 7, 8)
-        );
-        assert_eq!(
-            parse_address("DI:0x10").unwrap(),
-            AddressRange::single(Table::DiscreteInput, 16)
-        );
+        use Table::{Coil, DiscreteInput, HoldingRegister, InputRegister};
+        for (text, want) in [
+            ("hr:100", AddressRange::single(HoldingRegister, 100)),
+            ("ir:0..10", AddressRange::new(InputRegister, 0, 10)),
+            ("co:7+8", AddressRange::new(Coil, 7, 8)),
+            ("DI:0x10", AddressRange::single(DiscreteInput, 16)),
+        ] {
+            assert_eq!(parse_address(text).unwrap(), want, "{text}");
+        }
         assert_eq!(
             parse_address("hr:65535").unwrap().start,
             65535,
@@ -340,87 +333,45 @@ mod tests {
 
     #[test]
     fn modicon_forms() {
-        assert_eq!(
-            parse_address("40101").unwrap(),
-            AddressRange::single(Table::HoldingRegister, 100)
-        );
-        assert_eq!(
-            parse_address("400101").unwrap(),
-            AddressRange::single(Table::HoldingRegister, 100)
-        );
-        assert_eq!(
-            parse_address("30001").unwrap(),
-            AddressRange::single(Table::InputRegister, 0)
-        );
-        assert_eq!(
-            parse_address("10001").unwrap(),
-            AddressRange::single(Table::DiscreteInput, 0)
-        );
-        assert_eq!(
-            parse_address("00001").unwrap(),
-            AddressRange::single(Table::Coil, 0)
-        );
-        assert_eq!(
-            parse_address("465536").unwrap(),
-            AddressRange::single(Table::HoldingRegister, 65535)
-        );
-        assert_eq!(
-            parse_address("40101..40111").unwrap(),
-            AddressRange::new(Table::HoldingRegister, 100, 10)
-        );
-        assert_eq!(
-            parse_address("40101+10").unwrap(),
-            AddressRange::new(Table::HoldingRegister, 100, 10)
-        );
+        use Table::{Coil, DiscreteInput, HoldingRegister, InputRegister};
+        for (text, want) in [
+            ("40101", AddressRange::single(HoldingRegister, 100)),
+            ("400101", AddressRange::single(HoldingRegister, 100)),
+            ("30001", AddressRange::single(InputRegister, 0)),
+            ("10001", AddressRange::single(DiscreteInput, 0)),
+            ("00001", AddressRange::single(Coil, 0)),
+            ("465536", AddressRange::single(HoldingRegister, 65535)),
+            ("40101..40111", AddressRange::new(HoldingRegister, 100, 10)),
+            ("40101+10", AddressRange::new(HoldingRegister, 100, 10)),
+        ] {
+            assert_eq!(parse_address(text).unwrap(), want, "{text}");
+        }
     }
 
     #[test]
     fn errors_say_what_is_expected() {
-        assert_eq!(parse_address(""), Err(AddressError::Empty));
-        assert!(matches!(
-            parse_address("xx:1"),
-            Err(AddressError::UnknownTable(_))
-        ));
-        assert!(matches!(
-            parse_address("hr:70000"),
-            Err(AddressError::BadNumber(_))
-        ));
-        assert!(matches!(
-            parse_address("hr:-1"),
-            Err(AddressError::BadNumber(_))
-        ));
-        assert!(matches!(
-            parse_address("50001"),
-            Err(AddressError::BadModicon(_))
-        ));
-        assert!(matches!(
-            parse_address("4001"),
-            Err(AddressError::BadModicon(_))
-        ));
-        assert!(matches!(
-            parse_address("40000"),
-            Err(AddressError::ModiconZero(..))
-        ));
-        assert!(matches!(
-            parse_address("465537"),
-            Err(AddressError::BadModicon(_))
-        ));
-        assert!(matches!(
-            parse_address("hr:10..10"),
-            Err(AddressError::EmptyRange(_))
-        ));
-        assert!(matches!(
-            parse_address("hr:10..5"),
-            Err(AddressError::EmptyRange(_))
-        ));
-        assert!(matches!(
-            parse_address("hr:65530+10"),
-            Err(AddressError::PastEnd(_))
-        ));
-        assert!(matches!(
-            parse_address("40101..30111"),
-            Err(AddressError::BadModicon(_))
-        ));
+        use AddressError::{
+            BadModicon, BadNumber, Empty, EmptyRange, ModiconZero, PastEnd, UnknownTable,
+        };
+        let kind = std::mem::discriminant::<AddressError>;
+        let s = String::new;
+        for (text, want) in [
+            ("", Empty),
+            ("xx:1", UnknownTable(s())),
+            ("hr:70000", BadNumber(s())),
+            ("hr:-1", BadNumber(s())),
+            ("50001", BadModicon(s())),
+            ("4001", BadModicon(s())),
+            ("40000", ModiconZero(s(), s())),
+            ("465537", BadModicon(s())),
+            ("hr:10..10", EmptyRange(s())),
+            ("hr:10..5", EmptyRange(s())),
+            ("hr:65530+10", PastEnd(s())),
+            ("40101..30111", BadModicon(s())),
+        ] {
+            let got = parse_address(text).unwrap_err();
+            assert_eq!(kind(&got), kind(&want), "{text}: {got:?}");
+        }
         let msg = parse_address("40000").unwrap_err().to_string();
         assert!(msg.contains("40001"), "{msg}");
     }

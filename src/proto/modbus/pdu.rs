@@ -134,6 +134,22 @@ impl<'a> Cur<'a> {
     }
 }
 
+/// The byte count field (into `p`), then the bytes it counts (fewer if the PDU ends first).
+fn byte_counted<'a>(p: &mut Pdu<'a>, c: &mut Cur<'a>) -> &'a [u8] {
+    p.byte_count = c.u8().map(u16::from);
+    c.take(usize::from(p.byte_count.unwrap_or(0)))
+}
+
+/// The values of a read or write function: packed bits for coils and discrete inputs (1, 2,
+/// 15), registers for the others.
+fn items(fc: u8, bytes: &[u8]) -> Data<'_> {
+    if matches!(fc, 1 | 2 | 15) {
+        Data::Bits(bytes)
+    } else {
+        Data::Registers(bytes)
+    }
+}
+
 /// Decode a PDU (`pdu[0]` is the function code). Never fails: what is missing is left `None`
 /// and the PDU marked malformed.
 #[must_use]
@@ -160,18 +176,11 @@ pub fn decode_pdu(pdu: &[u8], dir: Direction) -> Pdu<'_> {
             p.address = c.u16();
             p.count = c.u16();
         }
-        (1 | 2, Direction::Response) => {
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Bits(c.take(n));
-        }
-        (3 | 4 | 23, Direction::Response) => {
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Registers(c.take(n));
-            if n % 2 == 1 {
-                p.malformed = true;
-            }
+        (1..=4 | 23, Direction::Response) => {
+            p.data = items(fc_raw, byte_counted(&mut p, &mut c));
+            // Registers take two bytes each.
+            let registers = matches!(p.data, Data::Registers(_));
+            p.malformed |= registers && p.byte_count.is_some_and(|n| n % 2 == 1);
         }
         (5 | 6, _) => {
             p.address = c.u16();
@@ -189,44 +198,27 @@ pub fn decode_pdu(pdu: &[u8], dir: Direction) -> Pdu<'_> {
             p.value = c.u16();
             p.count = c.u16();
         }
-        (12 | 17, Direction::Response) => {
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Raw(c.take(n));
-        }
-        (15, Direction::Query) => {
+        (12 | 17, Direction::Response) => p.data = Data::Raw(byte_counted(&mut p, &mut c)),
+        (15 | 16, Direction::Query) => {
             p.address = c.u16();
             p.count = c.u16();
-            p.byte_count = c.u8().map(u16::from);
+            p.data = items(fc_raw, byte_counted(&mut p, &mut c));
+            // The byte count is what the quantity takes: 8 coils a byte, 2 bytes a register.
             let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Bits(c.take(n));
-            if let Some(q) = p.count {
-                if usize::from(q).div_ceil(8) != n {
-                    p.malformed = true;
+            let need = |q: u16| {
+                if fc_raw == 15 {
+                    usize::from(q).div_ceil(8)
+                } else {
+                    usize::from(q) * 2
                 }
-            }
-        }
-        (16, Direction::Query) => {
-            p.address = c.u16();
-            p.count = c.u16();
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Registers(c.take(n));
-            if let Some(q) = p.count {
-                if usize::from(q) * 2 != n {
-                    p.malformed = true;
-                }
-            }
+            };
+            p.malformed |= p.count.is_some_and(|q| need(q) != n);
         }
         (15 | 16, Direction::Response) => {
             p.address = c.u16();
             p.count = c.u16();
         }
-        (20 | 21, _) => {
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Raw(c.take(n));
-        }
+        (20 | 21, _) => p.data = Data::Raw(byte_counted(&mut p, &mut c)),
         (22, _) => {
             p.address = c.u16();
             p.and_mask = c.u16();
@@ -237,9 +229,7 @@ pub fn decode_pdu(pdu: &[u8], dir: Direction) -> Pdu<'_> {
             p.count = c.u16();
             p.write_address = c.u16();
             p.write_count = c.u16();
-            p.byte_count = c.u8().map(u16::from);
-            let n = usize::from(p.byte_count.unwrap_or(0));
-            p.data = Data::Registers(c.take(n));
+            p.data = Data::Registers(byte_counted(&mut p, &mut c));
         }
         (24, Direction::Query) => p.address = c.u16(),
         (24, Direction::Response) => {

@@ -254,30 +254,37 @@ impl<'a> R<'a> {
         Ok(t)
     }
 
-    /// `DataValue` → (value text, status).
+    /// `DataValue` → (value text, status); its timestamps are skipped.
     fn data_value(&mut self, depth: u8) -> Res<(Option<String>, Option<u32>)> {
         let mask = self.u8()?;
-        let mut v = None;
-        let mut st = None;
-        if mask & 0x01 != 0 {
-            v = Some(self.variant(depth)?);
-        }
-        if mask & 0x02 != 0 {
-            st = Some(self.u32()?);
-        }
-        if mask & 0x04 != 0 {
-            self.u64()?;
-        }
-        if mask & 0x10 != 0 {
-            self.u16()?;
-        }
-        if mask & 0x08 != 0 {
-            self.u64()?;
-        }
-        if mask & 0x20 != 0 {
-            self.u16()?;
+        let v = (mask & 0x01 != 0)
+            .then(|| self.variant(depth))
+            .transpose()?;
+        let st = (mask & 0x02 != 0).then(|| self.u32()).transpose()?;
+        // Source timestamp and picoseconds, server timestamp and picoseconds, in this order.
+        for (bit, len) in [(0x04, 8), (0x10, 2), (0x08, 8), (0x20, 2)] {
+            if mask & bit != 0 {
+                self.bytes(len)?;
+            }
         }
         Ok((v, st))
+    }
+
+    /// The `NodeId`, `AttributeId` and `IndexRange` a `ReadValueId` and a `WriteValue` start
+    /// with: the node as text and the attribute.
+    fn node_attribute(&mut self) -> Res<(String, Option<u32>)> {
+        let node = self.node_id()?.to_string();
+        let attribute = Some(self.u32()?);
+        self.bstr()?;
+        Ok((node, attribute))
+    }
+
+    /// An array: its length, then `item` that many times, each result added to `out`.
+    fn array<T>(&mut self, out: &mut Vec<T>, mut item: impl FnMut(&mut Self) -> Res<T>) -> Res<()> {
+        for _ in 0..self.array_len()? {
+            out.push(item(self)?);
+        }
+        Ok(())
     }
 
     fn variant(&mut self, depth: u8) -> Res<String> {
@@ -576,37 +583,31 @@ fn service(m: &mut Message, r: &mut R<'_>, with_nodes: bool) -> Res<()> {
                 r.u32()?;
                 m.security_mode = Some(r.u32()?);
             }
+            // ReadRequest: maxAge, timestampsToReturn, then the ReadValueIds.
             631 if with_nodes => {
                 r.u64()?;
                 r.u32()?;
-                let n = r.array_len()?;
-                for _ in 0..n {
-                    let node = r.node_id()?.to_string();
-                    let attribute = Some(r.u32()?);
-                    r.bstr()?;
+                r.array(&mut m.nodes, |r| {
+                    let (node, attribute) = r.node_attribute()?;
                     r.qualified_name()?;
-                    m.nodes.push(NodeValue {
+                    Ok(NodeValue {
                         node,
                         attribute,
                         ..NodeValue::default()
-                    });
-                }
+                    })
+                })?;
             }
-            673 if with_nodes => {
-                let n = r.array_len()?;
-                for _ in 0..n {
-                    let node = r.node_id()?.to_string();
-                    let attribute = Some(r.u32()?);
-                    r.bstr()?;
-                    let (value, status) = r.data_value(0)?;
-                    m.nodes.push(NodeValue {
-                        node,
-                        attribute,
-                        value,
-                        status,
-                    });
-                }
-            }
+            // WriteRequest: the WriteValues.
+            673 if with_nodes => r.array(&mut m.nodes, |r| {
+                let (node, attribute) = r.node_attribute()?;
+                let (value, status) = r.data_value(0)?;
+                Ok(NodeValue {
+                    node,
+                    attribute,
+                    value,
+                    status,
+                })
+            })?,
             _ => {}
         }
     } else {
@@ -621,27 +622,23 @@ fn service(m: &mut Message, r: &mut R<'_>, with_nodes: bool) -> Res<()> {
         }
         r.extension_object()?;
         match id {
-            634 if with_nodes => {
-                let n = r.array_len()?;
-                for _ in 0..n {
-                    let (value, status) = r.data_value(0)?;
-                    m.nodes.push(NodeValue {
-                        value,
-                        status,
-                        ..NodeValue::default()
-                    });
-                }
-            }
-            676 if with_nodes => {
-                let n = r.array_len()?;
-                for _ in 0..n {
-                    let status = Some(r.u32()?);
-                    m.nodes.push(NodeValue {
-                        status,
-                        ..NodeValue::default()
-                    });
-                }
-            }
+            // ReadResponse: the DataValues.
+            634 if with_nodes => r.array(&mut m.nodes, |r| {
+                let (value, status) = r.data_value(0)?;
+                Ok(NodeValue {
+                    value,
+                    status,
+                    ..NodeValue::default()
+                })
+            })?,
+            // WriteResponse: a status code per WriteValue.
+            676 if with_nodes => r.array(&mut m.nodes, |r| {
+                let status = Some(r.u32()?);
+                Ok(NodeValue {
+                    status,
+                    ..NodeValue::default()
+                })
+            })?,
             _ => {}
         }
     }
