@@ -1,9 +1,15 @@
-# Shared by the benchmark scripts (source it): build the release binary, a work folder removed on
-# exit with any simulator started here, medians, and a simulator on loopback ports.
+# Shared by the benchmark scripts (source it): build the benchmark binary (the `fast` profile:
+# fat LTO, one codegen unit; docs/PERFORMANCE.md) unless PLCPROBE_BIN names one, a work folder removed on exit with any
+# simulator started here, medians, and a simulator on loopback ports.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-cargo build --release --quiet
-B=$PWD/target/release/plcprobe
+# PLCPROBE_BIN=PATH measures that binary instead (e.g. one built from another commit).
+if [ -n "${PLCPROBE_BIN:-}" ]; then
+  B=$PLCPROBE_BIN
+else
+  cargo build --profile fast --quiet
+  B=$PWD/target/fast/plcprobe
+fi
 work=$(mktemp -d)
 bench_pids=()
 bench_cleanup() { for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

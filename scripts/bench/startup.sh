@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v hyperfine >/dev/null || { if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq hyperfine >/dev/null; else sudo apt-get install -y -qq hyperfine >/dev/null; fi; }
-cargo build --release --quiet
-hyperfine -N --warmup 20 --runs 300 "$PWD/target/release/plcprobe --version" "$PWD/target/release/plcprobe --help"
+cargo build --profile fast --quiet
+hyperfine -N --warmup 20 --runs 300 "$PWD/target/fast/plcprobe --version" "$PWD/target/fast/plcprobe --help"
