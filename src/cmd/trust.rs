@@ -7,15 +7,12 @@ use super::{browse::opc_target, Ctx, Fail, Outcome};
 use crate::{
     cli::TrustArgs,
     report::{write_rows, Rows},
-    transport::opcua::{
-        self as ua,
-        pki::{cert_info, default_pki},
-    },
+    transport::opcua::{self as ua, pki::cert_info},
 };
 
 /// `trust`.
 pub async fn run(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<Outcome> {
-    let pki = default_pki();
+    let pki = ctx.device.ua.pki.clone();
     if args.list {
         let dir = pki.join("trusted");
         let mut rows = Rows::new(&["subject", "thumbprint", "not_before", "not_after", "file"]);
