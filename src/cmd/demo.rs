@@ -15,12 +15,13 @@
 
 use std::{io::Write as _, path::PathBuf, time::Duration};
 
-use super::{
-    check::{results_doc, run_plan, summary, write_report},
-    snapshot, Ctx, Outcome,
-};
+use super::{snapshot, Ctx, Outcome};
 use crate::{
-    check::{Plan, PlanDevice, Thresholds},
+    check::{
+        output::{results_doc, write_report},
+        plan::{Plan, PlanDevice, Thresholds},
+        run::{run_plan, summary},
+    },
     cli::DemoArgs,
     device::Device,
     profile::{Profile, DEMO_PROFILE},
