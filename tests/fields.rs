@@ -200,3 +200,123 @@ fn decode_rows_keep_their_fields() {
         ]
     );
 }
+
+#[test]
+fn diff_check_and_opcua_rows_keep_their_fields() {
+    let sim = Sim::start("demo-line.toml", &[]);
+    let t = sim.target(1);
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let profile = util::profile("demo-line.toml");
+    let r = run(&[
+        "snapshot",
+        &t,
+        "--profile",
+        &profile,
+        "-o",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // diff: rows in jsonl and csv; json is the results document.
+    let rows = run(&[
+        "diff",
+        base.to_str().unwrap(),
+        &t,
+        "--all",
+        "--format",
+        "jsonl",
+    ])
+    .jsonl();
+    assert_eq!(rows.len(), 12, "one row per point with --all");
+    for row in &rows {
+        assert_eq!(
+            keys(row),
+            [
+                "verdict",
+                "name",
+                "address",
+                "baseline",
+                "current",
+                "delta",
+                "tolerance",
+                "unit",
+                "severity",
+                "note"
+            ]
+        );
+    }
+    let doc = run(&["diff", base.to_str().unwrap(), &t, "--format", "json"]).json();
+    assert_eq!(doc["format"], "plcprobe.results/1");
+    assert_eq!(doc["kind"], "diff");
+    // check: one row per device.
+    let plan = crate::health::plan(dir.path(), "rate = 1000", &[("press", &t, None)]);
+    let rows = run(&["check", plan.to_str().unwrap(), "--format", "jsonl"]).jsonl();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        keys(&rows[0]),
+        [
+            "status",
+            "device",
+            "target",
+            "rtt_p50_ms",
+            "errors",
+            "problems"
+        ]
+    );
+    let doc = run(&["check", plan.to_str().unwrap(), "--format", "json"]).json();
+    assert_eq!(doc["kind"], "check");
+    // OPC UA read and browse of the simulator.
+    let port = util::free_port();
+    let _ua = util::Guard(
+        util::bin()
+            .args(["sim", &profile, "--no-modbus", "--opcua"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sim --opcua"),
+    );
+    assert!(util::wait_port(port, std::time::Duration::from_secs(30)));
+    let url = format!("opc.tcp://127.0.0.1:{port}");
+    let ua = |args: &[&str]| {
+        let mut c = util::bin();
+        c.env("PLCPROBE_PKI", dir.path().join("pki"));
+        util::run_cmd(c, args)
+    };
+    let rows = ua(&[
+        "read",
+        &url,
+        "ns=2;s=Line1.press.pressure",
+        "--timeout",
+        "5s",
+        "--format",
+        "jsonl",
+    ])
+    .jsonl();
+    assert_eq!(
+        keys(&rows[0]),
+        [
+            "node",
+            "value",
+            "type",
+            "status",
+            "source_time",
+            "server_time"
+        ]
+    );
+    let rows = ua(&["browse", &url, "--timeout", "5s", "--format", "jsonl"]).jsonl();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(
+            keys(row),
+            [
+                "browse_name",
+                "node",
+                "class",
+                "data_type",
+                "value",
+                "depth"
+            ]
+        );
+    }
+}
