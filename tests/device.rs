@@ -12,7 +12,7 @@ use plcprobe::{
     target::Target,
 };
 
-use crate::util::{self, free_port, python, PyModbus, Sim};
+use crate::util::{self, free_port, python, Peer, PyModbus, Sim, UaSim};
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -148,25 +148,9 @@ fn a_modbus_device_over_pymodbus() {
 fn an_opcua_device_over_the_simulator_and_the_asyncua_server() {
     let pki = tempfile::tempdir().unwrap();
     let profile = demo_profile();
-    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_plcprobe"));
-    sim.args([
-        "sim",
-        &util::profile("demo-line.toml"),
-        "--no-modbus",
-        "--opcua",
-    ]);
-    let port = free_port();
-    let sim = util::Guard(
-        sim.arg(format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sim"),
-    );
-    assert!(util::wait_port(port, std::time::Duration::from_secs(30)));
+    let sim = UaSim::start("127.0.0.1:0", &[]);
     block_on(async {
-        let url = format!("opc.tcp://127.0.0.1:{port}");
-        let mut d = device(&url, pki.path());
+        let mut d = device(&sim.url, pki.path());
         d.select_profile(&profile, "read").unwrap();
         assert_eq!(d.points().len(), 12, "every point with a node");
         assert_eq!(d.requests_per_round(), 1, "one batched Read");
@@ -181,22 +165,9 @@ fn an_opcua_device_over_the_simulator_and_the_asyncua_server() {
     });
     drop(sim);
     let Some(py) = python() else { return };
-    let port = free_port();
-    let _peer = util::Guard(
-        std::process::Command::new(&py)
-            .arg(util::root().join("tests/peers/asyncua_server.py"))
-            .arg(port.to_string())
-            .arg(pki.path().join("peer-pki"))
-            .args(["--cert", "valid"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("asyncua server"),
-    );
-    assert!(util::wait_port(port, std::time::Duration::from_secs(30)));
+    let peer = Peer::start(&py, pki.path(), "valid");
     block_on(async {
-        let url = format!("opc.tcp://127.0.0.1:{port}/peer/");
-        let mut d = device(&url, pki.path());
+        let mut d = device(&peer.url, pki.path());
         d.select_items(
             &items(&[
                 "ns=2;s=Line1.Speed",

@@ -266,18 +266,8 @@ fn diff_check_and_opcua_rows_keep_their_fields() {
     let doc = run(&["check", plan.to_str().unwrap(), "--format", "json"]).json();
     assert_eq!(doc["kind"], "check");
     // OPC UA read and browse of the simulator.
-    let port = util::free_port();
-    let _ua = util::Guard(
-        util::bin()
-            .args(["sim", &profile, "--no-modbus", "--opcua"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("sim --opcua"),
-    );
-    assert!(util::wait_port(port, std::time::Duration::from_secs(30)));
-    let url = format!("opc.tcp://127.0.0.1:{port}");
+    let sim_ua = util::UaSim::start("127.0.0.1:0", &[]);
+    let url = sim_ua.url.clone();
     let ua = |args: &[&str]| {
         let mut c = util::bin();
         c.env("PLCPROBE_PKI", dir.path().join("pki"));

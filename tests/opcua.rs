@@ -3,86 +3,12 @@
 //! the simulator. Everything on loopback, each test with its own PKI folder.
 
 use std::{
-    io::{BufRead, BufReader},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
 
-use crate::util::{self, bin, free_port, python, wait_port, Guard};
-
-/// `plcprobe sim PROFILE --no-modbus --opcua ADDR` behind a drop guard.
-struct UaSim {
-    _guard: Guard,
-    url: String,
-}
-
-impl UaSim {
-    fn start(listen: &str, extra: &[&str]) -> UaSim {
-        let mut child = bin()
-            .args([
-                "sim",
-                &util::profile("demo-line.toml"),
-                "--no-modbus",
-                "--opcua",
-                listen,
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn sim");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = loop {
-            let line = lines.next().expect("sim prints its address").expect("utf8");
-            if let Some(rest) = line.strip_prefix("listening on opc.tcp://") {
-                break format!(
-                    "opc.tcp://{}",
-                    rest.split_whitespace().next().expect("addr")
-                );
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        UaSim {
-            _guard: Guard(child),
-            url,
-        }
-    }
-}
-
-/// The asyncua server of tests/peers on a free port.
-struct Peer {
-    _guard: Guard,
-    url: String,
-    cert: PathBuf,
-}
-
-impl Peer {
-    fn start(py: &Path, dir: &Path, cert: &str) -> Peer {
-        let port = free_port();
-        let pki = dir.join("peer-pki");
-        let child = Command::new(py)
-            .arg(util::root().join("tests/peers/asyncua_server.py"))
-            .arg(port.to_string())
-            .arg(&pki)
-            .args(["--cert", cert])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start asyncua server");
-        let guard = Guard(child);
-        assert!(
-            wait_port(port, Duration::from_secs(30)),
-            "asyncua server did not come up on {port}"
-        );
-        Peer {
-            _guard: guard,
-            url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
-            cert: pki.join("server.der"),
-        }
-    }
-}
+use crate::util::{self, bin, free_port, python, Peer, UaSim};
 
 /// Run plcprobe with a PKI folder and optional password. Unless a test sets its own, the
 /// timeout is 5 s: the Python peer's RSA work for a secured session can take over the default

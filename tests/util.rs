@@ -258,3 +258,82 @@ pub fn silent_listener() -> SocketAddr {
     });
     addr
 }
+
+/// `plcprobe sim PROFILE --no-modbus --opcua ADDR` behind a drop guard.
+pub struct UaSim {
+    _guard: Guard,
+    /// `opc.tcp://…` as the simulator printed it.
+    pub url: String,
+}
+
+impl UaSim {
+    /// Start it on `listen` (`127.0.0.1:0` for any free port) with extra args (faults).
+    pub fn start(listen: &str, extra: &[&str]) -> UaSim {
+        let mut child = bin()
+            .args([
+                "sim",
+                &profile("demo-line.toml"),
+                "--no-modbus",
+                "--opcua",
+                listen,
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sim");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = loop {
+            let line = lines.next().expect("sim prints its address").expect("utf8");
+            if let Some(rest) = line.strip_prefix("listening on opc.tcp://") {
+                break format!(
+                    "opc.tcp://{}",
+                    rest.split_whitespace().next().expect("addr")
+                );
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        UaSim {
+            _guard: Guard(child),
+            url,
+        }
+    }
+}
+
+/// The asyncua server of tests/peers on a free port.
+pub struct Peer {
+    _guard: Guard,
+    /// Its endpoint URL.
+    pub url: String,
+    /// The server certificate it wrote (DER), to trust.
+    pub cert: PathBuf,
+}
+
+impl Peer {
+    /// Start it with `py` (the venv's Python), its PKI under `dir`, and certificate kind `cert`
+    /// (`valid`, `expired`, `wronghost`).
+    pub fn start(py: &Path, dir: &Path, cert: &str) -> Peer {
+        let port = free_port();
+        let pki = dir.join("peer-pki");
+        let child = Command::new(py)
+            .arg(root().join("tests/peers/asyncua_server.py"))
+            .arg(port.to_string())
+            .arg(&pki)
+            .args(["--cert", cert])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start asyncua server");
+        let guard = Guard(child);
+        assert!(
+            wait_port(port, Duration::from_secs(30)),
+            "asyncua server did not come up on {port}"
+        );
+        Peer {
+            _guard: guard,
+            url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
+            cert: pki.join("server.der"),
+        }
+    }
+}
