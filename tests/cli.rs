@@ -80,6 +80,16 @@ fn bad_targets_addresses_and_types() {
         (&["read", "hr:0"], "no target"),
         (&["read", "rtu:///dev/ttyUSB0", "hr:0"], "not supported yet"),
         (
+            &[
+                "read",
+                "modbus://127.0.0.1:1/1",
+                "opc.tcp://127.0.0.1:1",
+                "--profile",
+                "profiles/demo-line.toml",
+            ],
+            "read into different columns",
+        ),
+        (
             &["read", "opc.tcp://127.0.0.1", "hr:0"],
             "is not a NodeId or browse path",
         ),

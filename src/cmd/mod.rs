@@ -19,7 +19,7 @@ pub mod trust;
 pub mod watch;
 pub mod write;
 
-use std::{io::IsTerminal, time::Duration};
+use std::io::IsTerminal;
 
 use crate::{
     cli::{ColorChoice, GlobalArgs, PointsArgs, TypeOrderArgs},
@@ -40,8 +40,6 @@ pub struct Ctx {
     pub format: Format,
     /// Colour on stdout.
     pub color: bool,
-    /// Per-request timeout (also in `device`).
-    pub timeout: Duration,
     /// `-q`: only problems.
     pub quiet: bool,
     /// `-v` count.
@@ -76,7 +74,6 @@ impl Ctx {
         Ok(Ctx {
             format: g.format,
             color,
-            timeout: g.timeout,
             quiet: g.quiet > 0,
             verbose: g.verbose,
             progress: !g.no_progress && std::io::stderr().is_terminal(),
@@ -163,7 +160,7 @@ pub fn points_devices(ctx: &Ctx, args: &PointsArgs) -> anyhow::Result<Vec<crate:
     }
     // Every device is built and its points selected before any traffic: a bad target or
     // address fails first.
-    targets
+    let devices = targets
         .iter()
         .map(|t: &Target| {
             let mut d = crate::device::Device::new(t, &ctx.device)?;
@@ -173,5 +170,22 @@ pub fn points_devices(ctx: &Ctx, args: &PointsArgs) -> anyhow::Result<Vec<crate:
             }
             Ok(d)
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // One table holds one kind of row: devices that read into other columns (Modbus beside
+    // OPC UA) are read apart.
+    if devices
+        .windows(2)
+        .any(|w| w[0].read_columns(false) != w[1].read_columns(false))
+    {
+        anyhow::bail!(
+            "{} and {} read into different columns; read Modbus devices and OPC UA servers in separate commands",
+            devices[0].target(),
+            devices
+                .iter()
+                .find(|d| d.read_columns(false) != devices[0].read_columns(false))
+                .expect("one differs")
+                .target()
+        );
+    }
+    Ok(devices)
 }

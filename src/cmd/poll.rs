@@ -20,7 +20,7 @@ use crate::{
     target::Target,
 };
 
-/// A poll to run: what `demo` and `poll` share.
+/// A poll to run: a device, opened, and how long and where its rows go.
 pub struct PollJob<'a> {
     /// Device.
     pub target: &'a Target,
@@ -156,8 +156,10 @@ pub async fn run_poll(
                 progress.suspend(|| super::warn(format!("{target}: poll {seq}: {msg}")));
             }
         }
-        if let Some(rec) = record.as_mut().filter(|r| r.wants(seq)) {
-            let results = source.results();
+        // The values, decoded once, only when this round is recorded or printed.
+        let recorded = record.as_ref().is_some_and(|r| r.wants(seq));
+        let results = (recorded || rows.is_some()).then(|| source.results());
+        if let (Some(rec), Some(results)) = (record.as_mut().filter(|_| recorded), &results) {
             let error = source.first_error();
             let values = results.iter().map(|r| {
                 r.value
@@ -172,8 +174,7 @@ pub async fn run_poll(
                 values,
             );
         }
-        if let Some(stream) = rows.as_mut() {
-            let results = source.results();
+        if let (Some(stream), Some(results)) = (rows.as_mut(), &results) {
             let status = results
                 .iter()
                 .find_map(|r| r.value.as_ref().err())

@@ -21,32 +21,59 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
     let several = devices.len() > 1;
     let pb = ctx.progress_bar(devices.len() as u64, "reading");
     let pb_ref = &pb;
-    let mut done: Vec<(usize, Device, Option<String>)> =
+    let mut opened: Vec<anyhow::Result<(usize, Device, Option<String>)>> =
         futures_util::stream::iter(devices.into_iter().enumerate())
             .map(|(i, mut dev)| async move {
-                let unreachable = match dev.open(false).await {
-                    Err(e) => return Err(e),
-                    Ok(Err(u)) => Some(u.0),
-                    Ok(Ok(())) => {
-                        dev.round().await;
-                        None
-                    }
+                let unreachable = if let Err(u) = dev.open(false).await? {
+                    Some(u.0)
+                } else {
+                    dev.round().await;
+                    None
                 };
                 pb_ref.inc(1);
                 Ok((i, dev, unreachable))
             })
             .buffer_unordered(args.concurrency.max(1))
-            .collect::<Vec<anyhow::Result<_>>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
+            .collect()
+            .await;
     pb.finish_and_clear();
-    done.sort_by_key(|(i, _, _)| *i);
+    opened.sort_by_key(|r| r.as_ref().map_or(0, |(i, _, _)| *i));
+    let failed = opened
+        .iter()
+        .position(Result::is_err)
+        .map(|i| opened.remove(i));
+    let done: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
+    // Rows are made before any session closes (OPC UA rows need the values read); every device
+    // that opened is closed, whatever happened.
+    let table = match failed {
+        Some(Err(e)) => Err(e),
+        _ => table(ctx, several, &done),
+    };
+    for (_, dev, _) in done {
+        dev.close().await;
+    }
+    let (rows, outcome, problems) = table?;
+    let mut out = std::io::stdout().lock();
+    if !(ctx.quiet && rows.rows.is_empty()) {
+        write_rows(&mut out, ctx.format, &rows, ctx.color)?;
+    }
+    out.flush()?;
+    for p in problems {
+        super::warn(p);
+    }
+    Ok(outcome)
+}
 
+/// The rows of every device read, their verdict and the problems to tell.
+fn table(
+    ctx: &Ctx,
+    several: bool,
+    done: &[(usize, Device, Option<String>)],
+) -> anyhow::Result<(Rows, Outcome, Vec<String>)> {
     let mut rows = Rows::new(&done[0].1.read_columns(several));
     let mut outcome = Outcome::Ok;
     let mut problems = Vec::new();
-    for (_, dev, unreachable) in &done {
+    for (_, dev, unreachable) in done {
         if let Some(why) = unreachable {
             // Nothing answered: the device's verdict, told once; the others still show.
             if !several {
@@ -58,18 +85,7 @@ pub async fn run(ctx: &Ctx, args: &ReadArgs) -> anyhow::Result<Outcome> {
         }
         outcome = outcome.worst(dev.read_rows(several, ctx.quiet, &mut rows, &mut problems)?);
     }
-    for (_, dev, _) in done {
-        dev.close().await;
-    }
-    let mut out = std::io::stdout().lock();
-    if !(ctx.quiet && rows.rows.is_empty()) {
-        write_rows(&mut out, ctx.format, &rows, ctx.color)?;
-    }
-    out.flush()?;
-    for p in problems {
-        super::warn(p);
-    }
-    Ok(outcome)
+    Ok((rows, outcome, problems))
 }
 
 /// `--guess`: one raw value under every type and order.

@@ -38,8 +38,8 @@ pub async fn run(ctx: &Ctx, args: &TrustArgs) -> anyhow::Result<Outcome> {
     let src = args.source.as_deref().expect("clap requires it");
     let ders: Vec<(String, Vec<u8>)> = if src.contains("://") {
         let target = opc_target(src)?;
-        let client = ua::client(&pki, ctx.timeout, false)?;
-        let eps = ua::get_endpoints(&client, &pki, &target.url(), ctx.timeout).await?;
+        let client = ua::client(&pki, ctx.device.timeout, false)?;
+        let eps = ua::get_endpoints(&client, &pki, &target.url(), ctx.device.timeout).await?;
         let mut v: Vec<(String, Vec<u8>)> = Vec::new();
         for e in &eps {
             let der = e.server_certificate.as_ref().to_vec();

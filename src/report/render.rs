@@ -19,12 +19,9 @@ use serde_json::{json, Value as Json};
 
 use super::{
     check, decode, diff,
-    markup::{badge, md_command, s, CSS, VERDICTS},
+    markup::{badge, esc, md, md_command, s, CSS, VERDICTS},
     poll,
 };
-
-// Kept at their old paths (`report::render::esc`, …) for users of the library.
-pub use super::markup::{esc, md, svg_chart, ChartFrame};
 
 /// How a kind's section is written: to HTML, and to Markdown.
 type Section = (fn(&mut String, &Json), fn(&mut String, &Json));

@@ -21,7 +21,7 @@ use std::{
 };
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Color, ContentArrangement, Table};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::Format;
 
@@ -47,15 +47,6 @@ impl Rows {
     pub fn push(&mut self, row: Vec<Json>) {
         debug_assert_eq!(row.len(), self.columns.len());
         self.rows.push(row);
-    }
-
-    /// One row as a JSON object.
-    pub fn object(&self, row: &[Json]) -> Json {
-        let mut m = Map::with_capacity(self.columns.len());
-        for (k, v) in self.columns.iter().zip(row) {
-            m.insert(k.clone(), v.clone());
-        }
-        Json::Object(m)
     }
 }
 
@@ -310,16 +301,6 @@ impl<'w> RowWriter<'w> {
     pub fn flush_each(mut self, on: bool) -> Self {
         self.flush_each = on;
         self
-    }
-
-    /// The columns, in order.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
-
-    /// Rows written so far.
-    pub fn count(&self) -> u64 {
-        self.rows
     }
 
     /// Write one row (the header before the first); `cells` has one cell per column.
