@@ -31,6 +31,21 @@ pub struct GlobalArgs {
     /// OPC UA session settings.
     #[command(flatten)]
     pub ua: UaArgs,
+    /// Serial adapter settings.
+    #[command(flatten)]
+    pub serial: SerialArgs,
+}
+
+/// How a serial adapter is driven (rtu:// targets), accepted by every command.
+#[derive(Debug, Args, Clone, Copy, Default)]
+#[command(next_help_heading = "Serial (rtu://)")]
+pub struct SerialArgs {
+    /// The adapter echoes what it sends (RS-485 local echo): read and check the echo, then the answer.
+    #[arg(long, global = true)]
+    pub echo: bool,
+    /// Raise RTS while sending, for adapters without automatic direction control.
+    #[arg(long, global = true)]
+    pub rts: bool,
 }
 
 /// OPC UA session settings (opc.tcp:// targets), accepted by every command.
@@ -361,13 +376,20 @@ pub struct SimArgs {
     /// Profile whose points are served.
     pub profile: PathBuf,
     /// Modbus TCP listen address; repeat, or give a port range (127.0.0.1:20000-20499) for many
-    /// devices. Port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:5020")]
+    /// devices. Port 0 picks a free port. Default 127.0.0.1:5020 unless --rtu or --rtu-tcp is given.
+    #[arg(long)]
     pub modbus: Vec<String>,
+    /// Serve Modbus RTU on this serial port (or one end of a pty pair): a path, 19200 8E1, or
+    /// `rtu:///dev/pts/3?baud=9600&frame=8N1` (Linux ptys accept no parity only: use 8N1).
+    #[arg(long, value_name = "DEVICE")]
+    pub rtu: Vec<String>,
+    /// Listen as an RTU-over-TCP gateway (RTU frames with CRC over TCP), e.g. 127.0.0.1:4001.
+    #[arg(long, value_name = "ADDR")]
+    pub rtu_tcp: Vec<String>,
     /// Unit IDs served, e.g. 1 or 1-3 or 1,5,7.
     #[arg(long, default_value = "1")]
     pub units: String,
-    /// Fault injection, repeatable: `delay=200ms[@P]` `drop=P` `exception=0xCC[@P]` `disconnect-every=N` `garbage=P`; OPC UA: `bad-status=NAME[@P]` `session-timeout=2s`.
+    /// Fault injection, repeatable: `delay=200ms[@P]` `drop=P` `exception=0xCC[@P]` `disconnect-every=N` `garbage=P`; RTU: `crc=P` `silence=P` `wrong-unit=P`; OPC UA: `bad-status=NAME[@P]` `session-timeout=2s`.
     #[arg(long = "fault", value_name = "K=V")]
     pub faults: Vec<String>,
     /// Seed for noise and faults (same seed, same run).

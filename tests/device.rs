@@ -26,6 +26,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 fn settings(pki: &Path) -> Settings {
     Settings {
         timeout: std::time::Duration::from_secs(5),
+        serial: plcprobe::transport::rtu::SerialOptions::default(),
         ua: UaSettings {
             pki: pki.to_path_buf(),
             ..UaSettings::default()

@@ -17,7 +17,6 @@ use serde_json::{json, Value as Json};
 use super::plan::{Plan, PlanDevice};
 use crate::{
     device::{
-        opcua::UaSettings,
         stats::{Latency, LinkStats},
         Device, ItemError, Settings,
     },
@@ -192,11 +191,11 @@ pub async fn check_device(
     dev: &PlanDevice,
     profile: &LoadedProfile,
     force: bool,
-    ua: &UaSettings,
+    base: &Settings,
 ) -> DeviceCheck {
     let t0 = Instant::now();
     let mut dc = DeviceCheck::new(dev);
-    check_into(dev, profile, force, ua, &mut dc, t0).await;
+    check_into(dev, profile, force, base, &mut dc, t0).await;
     dc.duration_ms = ms(t0.elapsed());
     dc
 }
@@ -205,7 +204,7 @@ async fn check_into(
     dev: &PlanDevice,
     profile: &LoadedProfile,
     force: bool,
-    ua: &UaSettings,
+    base: &Settings,
     dc: &mut DeviceCheck,
     t0: Instant,
 ) {
@@ -241,7 +240,7 @@ async fn check_into(
     }
     let settings = Settings {
         timeout: th.timeout,
-        ua: ua.clone(),
+        ..base.clone()
     };
     let mut device = match Device::new(&dev.target, &settings)
         .and_then(|mut d| d.select_profile(profile, "check").map(|()| d))
@@ -451,7 +450,7 @@ async fn check_into(
 pub async fn run_plan(
     plan: &Plan,
     force: bool,
-    ua: &UaSettings,
+    base: &Settings,
     progress: &indicatif::ProgressBar,
 ) -> Vec<DeviceCheck> {
     // Fleets share a few profiles: load and hash each once, not once per device.
@@ -466,7 +465,7 @@ pub async fn run_plan(
     let mut done: Vec<(usize, DeviceCheck)> =
         futures_util::stream::iter(plan.devices.iter().enumerate())
             .map(|(i, d)| async move {
-                let r = check_device(d, &profiles[d.profile.as_path()], force, ua).await;
+                let r = check_device(d, &profiles[d.profile.as_path()], force, base).await;
                 progress.inc(1);
                 (i, r)
             })

@@ -31,7 +31,7 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let devices = run_plan(&plan, args.force, &ctx.device.ua, &pb).await;
+    let devices = run_plan(&plan, args.force, &ctx.device, &pb).await;
     pb.finish_and_clear();
     let outcome = devices
         .iter()

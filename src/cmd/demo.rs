@@ -54,6 +54,8 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
         let h = sim::start(SimConfig {
             profile: profile.clone(),
             listen: vec!["127.0.0.1:0".parse()?],
+            rtu: Vec::new(),
+            rtu_tcp: Vec::new(),
             units: vec![1],
             faults: Faults::default(),
             seed: 7 + i as u64,
@@ -157,7 +159,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let started = super::now_rfc3339();
     let t0 = std::time::Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
-    let checked = run_plan(&plan, false, &ctx.device.ua, &pb).await;
+    let checked = run_plan(&plan, false, &ctx.device, &pb).await;
     pb.finish_and_clear();
     let verdict = checked
         .iter()

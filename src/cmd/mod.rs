@@ -63,6 +63,10 @@ impl Ctx {
         let ua = &g.ua;
         let device = Settings {
             timeout: g.timeout,
+            serial: crate::transport::rtu::SerialOptions {
+                echo: g.serial.echo,
+                rts: g.serial.rts,
+            },
             ua: UaSettings::new(
                 ua.security.as_deref(),
                 ua.user.clone(),

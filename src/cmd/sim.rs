@@ -36,6 +36,37 @@ pub fn parse_listen(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
         .collect()
 }
 
+/// `--rtu`: a serial port path (19200 8E1) or an `rtu://` URL with baud and frame.
+fn serial_port(text: &str) -> anyhow::Result<(String, crate::transport::rtu::LineSettings)> {
+    let url = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("rtu://{text}")
+    };
+    match url.parse::<crate::target::Target>() {
+        Ok(crate::target::Target::Rtu {
+            path,
+            baud,
+            data_bits,
+            parity,
+            stop_bits,
+            ..
+        }) => Ok((
+            path,
+            crate::transport::rtu::LineSettings {
+                baud,
+                data_bits,
+                parity,
+                stop_bits,
+            },
+        )),
+        Ok(_) => anyhow::bail!(
+            "--rtu {text}: give a serial port, e.g. /dev/ttyUSB1 or rtu:///dev/pts/3?frame=8N1"
+        ),
+        Err(e) => Err(anyhow::anyhow!("--rtu: {e}")),
+    }
+}
+
 /// Run `sim`.
 pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     let profile = Profile::load(&args.profile)?;
@@ -44,6 +75,17 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
         for m in &args.modbus {
             listen.extend(parse_listen(m)?);
         }
+        if args.modbus.is_empty() && args.rtu.is_empty() && args.rtu_tcp.is_empty() {
+            listen.extend(parse_listen("127.0.0.1:5020")?);
+        }
+    }
+    let mut rtu = Vec::new();
+    for r in &args.rtu {
+        rtu.push(serial_port(r)?);
+    }
+    let mut rtu_tcp = Vec::new();
+    for a in &args.rtu_tcp {
+        rtu_tcp.extend(parse_listen(a)?);
     }
     let ua_addr = match &args.opcua {
         Some(a) => {
@@ -58,6 +100,7 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     for (flag, a) in listen
         .iter()
         .map(|a| ("--modbus", a))
+        .chain(rtu_tcp.iter().map(|a| ("--rtu-tcp", a)))
         .chain(ua_addr.iter().map(|a| ("--opcua", a)))
     {
         if !a.ip().is_loopback() && !args.allow_remote {
@@ -81,6 +124,8 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     let handle = sim::start(SimConfig {
         profile: profile.clone(),
         listen,
+        rtu: rtu.clone(),
+        rtu_tcp,
         units: units.clone(),
         faults,
         seed: args.seed,
@@ -113,6 +158,20 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
         )?;
         for a in &handle.addrs {
             writeln!(out, "listening on modbus://{a}")?;
+        }
+        for (path, line) in &rtu {
+            let t = crate::target::Target::Rtu {
+                path: path.clone(),
+                baud: line.baud,
+                data_bits: line.data_bits,
+                parity: line.parity,
+                stop_bits: line.stop_bits,
+                unit: units[0],
+            };
+            writeln!(out, "listening on {}", t.url())?;
+        }
+        for a in &handle.rtu_tcp_addrs {
+            writeln!(out, "listening on rtu+tcp://{a}")?;
         }
         if let Some(ua) = &ua {
             writeln!(

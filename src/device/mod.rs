@@ -42,6 +42,8 @@ use crate::{
 pub struct Settings {
     /// Bound of every connect and request.
     pub timeout: Duration,
+    /// Serial adapter driving (echo, RTS) for rtu:// targets.
+    pub serial: crate::transport::rtu::SerialOptions,
     /// OPC UA security, identity and trust.
     pub ua: opcua::UaSettings,
 }

@@ -51,7 +51,7 @@ pub struct ModbusDevice {
 impl ModbusDevice {
     pub(super) fn new(target: &Target, settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            link: ModbusLink::new(target, settings.timeout)?,
+            link: ModbusLink::new(target, settings.timeout, settings.serial)?,
             timeout: settings.timeout,
             plan: ReadPlan::batched(Vec::new(), MAX_READ_REGISTERS, MAX_READ_BITS),
             specs: Vec::new(),
@@ -126,12 +126,25 @@ impl ModbusDevice {
         self.plan.requests.len().max(1)
     }
 
-    #[allow(clippy::unused_async)] // the same signature as the devices that connect here
     pub(super) async fn open(
         &mut self,
         _reconnect: bool,
     ) -> anyhow::Result<Result<(), Unreachable>> {
-        // The link connects on its first request and reconnects after any failure.
+        // A TCP link connects on its first request and reconnects after any failure. A serial
+        // port is opened now: a port that cannot be opened (missing, busy, permission, a
+        // setting refused) is a problem with the command, not a device that does not answer.
+        if let Target::Rtu { .. } = self.link.target() {
+            if let Err(e) = self.link.connect().await {
+                let why = match e {
+                    LinkError::Connect(why) => why,
+                    other => other.to_string(),
+                };
+                return Err(Fail::unknown(why).into());
+            }
+            if let Some(a) = self.link.advice.take() {
+                eprintln!("plcprobe: {a}");
+            }
+        }
         Ok(Ok(()))
     }
 
@@ -461,7 +474,11 @@ impl ModbusDevice {
         let mut found = 0;
         for u in list {
             let t = self.link.target().with_unit(u);
-            let mut link = ModbusLink::new(&t, self.timeout)?;
+            let mut link = ModbusLink::new(
+                &t,
+                self.timeout,
+                crate::transport::rtu::SerialOptions::default(),
+            )?;
             let (present, identity, probe) = match link.read_identity().await {
                 Ok(Ok(objs)) => (
                     true,

@@ -4,6 +4,9 @@
 //! - `exception=0x06@0.05`: answer 5% of requests with exception 0x06,
 //! - `disconnect-every=100`: close the connection instead of the 100th reply on it,
 //! - `garbage=0.01`: 1% of replies malformed (function code does not match the request),
+//! - `crc=0.05` (RTU): 5% of answers with a corrupted CRC,
+//! - `silence=0.1` (RTU): 10% of requests never answered (a device that misses frames),
+//! - `wrong-unit=0.05` (RTU): 5% of answers carry another unit ID (two devices, one address),
 //! - `bad-status=BadSensorFailure@0.2` (OPC UA): 20% of value reads answer that status code,
 //! - `session-timeout=2s` (OPC UA): the longest session timeout the server grants (default 60 s),
 //!   so a client silent for longer (a laptop asleep, a stopped process) finds its session expired.
@@ -26,6 +29,12 @@ pub struct Faults {
     pub disconnect_every: u64,
     /// Share of replies made malformed.
     pub garbage: f64,
+    /// RTU: share of answers whose CRC is corrupted.
+    pub crc: f64,
+    /// RTU: share of requests left unanswered.
+    pub silence: f64,
+    /// RTU: share of answers sent with another unit ID.
+    pub wrong_unit: f64,
     /// OPC UA status code (by value) and the share of value reads answered with it.
     pub bad_status: Option<(u32, f64)>,
     /// OPC UA: the longest session timeout granted (None = the simulator's 60 s).
@@ -46,7 +55,7 @@ fn probability(key: &str, v: &str) -> anyhow::Result<f64> {
 /// Parse one `--fault K=V` into `faults`.
 pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
     let Some((key, v)) = text.split_once('=') else {
-        anyhow::bail!("--fault `{text}` is not KEY=VALUE; use delay=200ms, drop=0.1, exception=0x06@0.05, disconnect-every=100, garbage=0.01, bad-status=BadSensorFailure or session-timeout=2s");
+        anyhow::bail!("--fault `{text}` is not KEY=VALUE; use delay=200ms, drop=0.1, exception=0x06@0.05, disconnect-every=100, garbage=0.01, crc=0.05, silence=0.1, wrong-unit=0.05, bad-status=BadSensorFailure or session-timeout=2s");
     };
     let key = key.trim();
     match key {
@@ -58,6 +67,9 @@ pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
         }
         "drop" => faults.drop = probability(key, v)?,
         "garbage" => faults.garbage = probability(key, v)?,
+        "crc" => faults.crc = probability(key, v)?,
+        "silence" => faults.silence = probability(key, v)?,
+        "wrong-unit" => faults.wrong_unit = probability(key, v)?,
         "exception" => {
             let (c, p) = v.split_once('@').unwrap_or((v, "1"));
             let c = c.trim();
@@ -100,7 +112,7 @@ pub fn parse_fault(faults: &mut Faults, text: &str) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--fault session-timeout={v}: give a duration of at least 100ms, e.g. session-timeout=2s"))?;
             faults.session_timeout = Some(d);
         }
-        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every, garbage, bad-status or session-timeout"),
+        other => anyhow::bail!("--fault: unknown fault `{other}`; use delay, drop, exception, disconnect-every, garbage, crc, silence, wrong-unit, bad-status or session-timeout"),
     }
     Ok(())
 }
@@ -118,6 +130,9 @@ mod tests {
             "exception=0x06@0.05",
             "disconnect-every=100",
             "garbage=0.01",
+            "crc=0.2",
+            "silence=0.3",
+            "wrong-unit=0.4",
         ] {
             parse_fault(&mut f, t).unwrap();
         }
@@ -129,6 +144,9 @@ mod tests {
                 exception: Some((6, 0.05)),
                 disconnect_every: 100,
                 garbage: 0.01,
+                crc: 0.2,
+                silence: 0.3,
+                wrong_unit: 0.4,
                 bad_status: None,
                 session_timeout: None,
             }

@@ -1,5 +1,6 @@
 //! The built-in simulated device: serves a profile's points over Modbus TCP (tokio-modbus
-//! server), on loopback by default, for one or more unit IDs, with fault injection.
+//! server), on loopback by default, over Modbus RTU on a serial port and as an RTU-over-TCP
+//! gateway (`rtu.rs`), for one or more unit IDs, with fault injection.
 //!
 //! Values are computed at request time from each point's `sim` spec (start value, noise, ramp per
 //! second), so counters move and `poll` shows movement. Writes to holding registers and coils
@@ -13,6 +14,7 @@
 
 mod faults;
 pub mod opcua;
+mod rtu;
 
 use std::{
     collections::HashMap,
@@ -56,6 +58,10 @@ pub struct SimConfig {
     pub profile: Profile,
     /// Addresses to listen on (each a separate device).
     pub listen: Vec<SocketAddr>,
+    /// Serial ports to serve Modbus RTU on, with their line settings.
+    pub rtu: Vec<(String, crate::transport::rtu::LineSettings)>,
+    /// Addresses to listen on as an RTU-over-TCP gateway.
+    pub rtu_tcp: Vec<SocketAddr>,
     /// Unit IDs served.
     pub units: Vec<u8>,
     /// Fault injection.
@@ -477,6 +483,8 @@ impl AsyncWrite for FaultStream {
 pub struct SimHandle {
     /// Where each device listens (port 0 in the config is resolved here).
     pub addrs: Vec<SocketAddr>,
+    /// Where each RTU-over-TCP gateway listens.
+    pub rtu_tcp_addrs: Vec<SocketAddr>,
     /// Shared state (request counter).
     pub state: Arc<SimState>,
     tasks: Vec<JoinHandle<()>>,
@@ -537,8 +545,18 @@ pub async fn start(cfg: SimConfig) -> anyhow::Result<SimHandle> {
             let _ = server.serve(&on_connected, |_err| {}).await;
         }));
     }
+    for (path, line) in &cfg.rtu {
+        tasks.push(rtu::start_serial(path, *line, &state)?);
+    }
+    let mut rtu_tcp_addrs = Vec::with_capacity(cfg.rtu_tcp.len());
+    for addr in &cfg.rtu_tcp {
+        let (local, task) = rtu::start_tcp(*addr, &state, cfg.record.clone()).await?;
+        rtu_tcp_addrs.push(local);
+        tasks.push(task);
+    }
     Ok(SimHandle {
         addrs,
+        rtu_tcp_addrs,
         state,
         tasks,
     })
@@ -553,6 +571,8 @@ mod tests {
         SimState::new(&SimConfig {
             profile,
             listen: vec![],
+            rtu: Vec::new(),
+            rtu_tcp: Vec::new(),
             units: vec![1, 2],
             faults: Faults::default(),
             seed: 1,

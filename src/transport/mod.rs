@@ -3,3 +3,4 @@
 
 pub mod modbus;
 pub mod opcua;
+pub mod rtu;

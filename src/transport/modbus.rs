@@ -1,13 +1,19 @@
-//! A Modbus client link to one device, over tokio-modbus.
+//! A Modbus client link to one device: Modbus TCP over tokio-modbus, or Modbus RTU (a serial
+//! port, or RTU frames over TCP to a gateway) over plcprobe's own [`RtuWire`]. The same
+//! `Request`/`Response` values travel either way; [`ModbusLink::new`] is the one place that
+//! chooses the wire from the target.
 //!
 //! tokio-modbus has no request timeout (upstream issue #113) and, after a timeout, a late reply
 //! could be taken as the answer to the next request. So every call here runs under
 //! `tokio::time::timeout`, and after a timeout, a transport error or a protocol error the context is
 //! dropped: the next call reconnects on a fresh socket, and a late reply can never be mistaken for
-//! the next answer. A Modbus exception is a value (`Ok(Err(code))`), not a link error.
+//! the next answer. On a serial line there is nothing to reconnect: the wire drains late bytes
+//! and waits for a quiet line instead (`transport::rtu`). A Modbus exception is a value
+//! (`Ok(Err(code))`), not a link error.
 
 use std::{fmt, io, net::SocketAddr, time::Duration};
 
+use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio_modbus::{
     client::{Client, Context},
@@ -15,9 +21,12 @@ use tokio_modbus::{
     Request, Response,
 };
 
+use super::rtu::{open_serial, LineSettings, RtuError, RtuWire, SerialOptions};
 use crate::{
     proto::modbus::{
-        AddressRange, Table, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_BITS, MAX_WRITE_REGISTERS,
+        rtu::{encode_request, Timing},
+        AddressRange, Table, MAX_READ_BITS, MAX_READ_REGISTERS, MAX_WRITE_BITS,
+        MAX_WRITE_REGISTERS,
     },
     target::Target,
 };
@@ -27,12 +36,18 @@ use crate::{
 pub enum LinkError {
     /// No answer within the timeout.
     Timeout(Duration),
+    /// RTU: nothing at all received within the timeout (what to check on a bus).
+    Silence(String),
     /// Could not connect (refused, unreachable, name not resolved, connect timed out).
     Connect(String),
     /// The connection broke during a request.
     Connection(String),
     /// An answer arrived but was not a valid answer to the request.
     Protocol(String),
+    /// RTU: bytes arrived, but no answer with a valid CRC.
+    Crc(String),
+    /// RTU: a valid answer from another unit ID.
+    WrongUnit(String),
 }
 
 /// The kinds `poll` statistics count errors by.
@@ -44,6 +59,10 @@ pub enum ErrorKind {
     Connection,
     /// See [`LinkError::Protocol`].
     Protocol,
+    /// See [`LinkError::Crc`].
+    Crc,
+    /// See [`LinkError::WrongUnit`].
+    WrongUnit,
 }
 
 impl ErrorKind {
@@ -53,6 +72,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connection => "connection",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Crc => "crc",
+            ErrorKind::WrongUnit => "wrong-unit",
         }
     }
 }
@@ -61,9 +82,11 @@ impl LinkError {
     /// Statistics bucket.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LinkError::Timeout(_) => ErrorKind::Timeout,
+            LinkError::Timeout(_) | LinkError::Silence(_) => ErrorKind::Timeout,
             LinkError::Connect(_) | LinkError::Connection(_) => ErrorKind::Connection,
             LinkError::Protocol(_) => ErrorKind::Protocol,
+            LinkError::Crc(_) => ErrorKind::Crc,
+            LinkError::WrongUnit(_) => ErrorKind::WrongUnit,
         }
     }
 }
@@ -79,6 +102,9 @@ impl fmt::Display for LinkError {
             LinkError::Connect(e) => write!(f, "cannot connect: {e}"),
             LinkError::Connection(e) => write!(f, "connection lost: {e}"),
             LinkError::Protocol(e) => write!(f, "malformed or mismatched reply: {e}"),
+            LinkError::Crc(e) | LinkError::WrongUnit(e) | LinkError::Silence(e) => {
+                write!(f, "{e}")
+            }
         }
     }
 }
@@ -105,36 +131,53 @@ impl Data {
 /// The answer to a request: data or a Modbus exception code.
 pub type Answer<T> = Result<T, u8>;
 
-/// One device's link. Connects lazily, reconnects after any failure.
+/// What a link talks over once open.
+enum Wire {
+    /// Modbus TCP (MBAP), tokio-modbus's client.
+    Tcp(Context),
+    /// RTU frames on a serial line or a TCP stream.
+    Rtu(RtuWire),
+}
+
+/// One device's link. Connects lazily, reconnects after any failure (TCP) or resettles the line
+/// (serial).
 pub struct ModbusLink {
     target: Target,
-    host_port: String,
     unit: u8,
     timeout: Duration,
-    ctx: Option<Context>,
-    /// How many TCP connections were opened (for statistics).
+    serial: SerialOptions,
+    wire: Option<Wire>,
+    /// How many connections were opened (TCP) or times the port was opened (serial).
     pub connects: u64,
+    /// Advice found when the port was opened (an FTDI latency timer), said once.
+    pub advice: Option<String>,
 }
 
 impl ModbusLink {
-    /// A link to a `modbus://` target. RTU targets are refused until their transport lands.
-    pub fn new(target: &Target, timeout: Duration) -> anyhow::Result<Self> {
-        match target {
-            Target::ModbusTcp { unit, .. } => Ok(Self {
-                target: target.clone(),
-                host_port: target.socket_text().expect("tcp target"),
-                unit: *unit,
-                timeout,
-                ctx: None,
-                connects: 0,
-            }),
-            Target::Rtu { .. } | Target::RtuOverTcp { .. } => anyhow::bail!(
-                "{target}: Modbus RTU (serial and RTU over TCP) is not supported yet; this build speaks Modbus TCP (modbus://)"
-            ),
+    /// A link to a Modbus target: `modbus://` (TCP), `rtu://` (serial) or `rtu+tcp://`.
+    pub fn new(target: &Target, timeout: Duration, serial: SerialOptions) -> anyhow::Result<Self> {
+        let unit = match target {
+            Target::ModbusTcp { unit, .. }
+            | Target::Rtu { unit, .. }
+            | Target::RtuOverTcp { unit, .. } => *unit,
             Target::OpcUa { .. } => anyhow::bail!(
                 "{target}: an OPC UA server, not a Modbus device; the device layer opens it over OPC UA"
             ),
+        };
+        if unit > 247 && !matches!(target, Target::ModbusTcp { .. }) {
+            anyhow::bail!(
+                "{target}: unit {unit} is reserved on a serial line (Modbus over Serial Line §2.2); use 1 to 247"
+            );
         }
+        Ok(Self {
+            target: target.clone(),
+            unit,
+            timeout,
+            serial,
+            wire: None,
+            connects: 0,
+            advice: None,
+        })
     }
 
     /// The device this link talks to.
@@ -142,19 +185,96 @@ impl ModbusLink {
         &self.target
     }
 
-    /// Open the connection if there is none.
+    /// The link's timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Change the timeout (scans adapt it to the measured answer time).
+    pub fn set_timeout(&mut self, t: Duration) {
+        self.timeout = t;
+    }
+
+    /// Talk to another unit ID on the same wire (scans walk them without reopening the port).
+    pub fn set_unit(&mut self, unit: u8) {
+        self.unit = unit;
+        self.target = self.target.with_unit(unit);
+        if let Some(Wire::Tcp(ctx)) = &mut self.wire {
+            use tokio_modbus::slave::SlaveContext as _;
+            ctx.set_slave(Slave(unit));
+        }
+    }
+
+    /// Bytes the RTU wire drained before requests (late answers, noise); 0 over Modbus TCP.
+    pub fn late_bytes(&self) -> u64 {
+        match &self.wire {
+            Some(Wire::Rtu(w)) => w.counts.late_bytes,
+            _ => 0,
+        }
+    }
+
+    /// Open the connection or port if there is none.
     pub async fn connect(&mut self) -> Result<(), LinkError> {
-        if self.ctx.is_some() {
+        if self.wire.is_some() {
             return Ok(());
         }
+        let wire = match &self.target {
+            Target::Rtu {
+                path,
+                baud,
+                data_bits,
+                parity,
+                stop_bits,
+                ..
+            } => {
+                let line = LineSettings {
+                    baud: *baud,
+                    data_bits: *data_bits,
+                    parity: *parity,
+                    stop_bits: *stop_bits,
+                };
+                let port = open_serial(path, line).map_err(LinkError::Connect)?;
+                if self.connects == 0 {
+                    self.advice = super::rtu::latency_advice(path);
+                }
+                Wire::Rtu(RtuWire::new(Box::new(port), line.timing(), self.serial))
+            }
+            Target::RtuOverTcp { .. } => {
+                let stream = self.tcp_connect().await?;
+                // The gateway keeps the serial line's timing; on the socket there is none.
+                let timing = Timing {
+                    char_time: Duration::ZERO,
+                    t35: Duration::ZERO,
+                };
+                Wire::Rtu(RtuWire::new(
+                    Box::new(stream),
+                    timing,
+                    SerialOptions::default(),
+                ))
+            }
+            _ => {
+                let stream = self.tcp_connect().await?;
+                Wire::Tcp(tokio_modbus::client::tcp::attach_slave(
+                    stream,
+                    Slave(self.unit),
+                ))
+            }
+        };
+        self.wire = Some(wire);
+        self.connects += 1;
+        Ok(())
+    }
+
+    async fn tcp_connect(&self) -> Result<TcpStream, LinkError> {
         let deadline = self.timeout;
-        let host_port = self.host_port.clone();
+        let host_port = self.target.socket_text().expect("a TCP target");
+        let hp = host_port.clone();
         let connect = async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&host_port)
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&hp)
                 .await
-                .map_err(|e| format!("cannot resolve {host_port}: {e}"))?
+                .map_err(|e| format!("cannot resolve {hp}: {e}"))?
                 .collect();
-            let mut last = format!("{host_port} resolves to no address");
+            let mut last = format!("{hp} resolves to no address");
             for addr in addrs {
                 match TcpStream::connect(addr).await {
                     Ok(s) => return Ok(s),
@@ -166,8 +286,7 @@ impl ModbusLink {
         let stream = match tokio::time::timeout(deadline, connect).await {
             Err(_) => {
                 return Err(LinkError::Connect(format!(
-                    "no TCP answer from {} within {} (host down, wrong address, or a firewall dropping packets)",
-                    self.host_port,
+                    "no TCP answer from {host_port} within {} (host down, wrong address, or a firewall dropping packets)",
                     humantime::format_duration(deadline)
                 )))
             }
@@ -176,38 +295,67 @@ impl ModbusLink {
         };
         // Small requests and replies: do not let Nagle hold them back.
         let _ = stream.set_nodelay(true);
-        self.ctx = Some(tokio_modbus::client::tcp::attach_slave(
-            stream,
-            Slave(self.unit),
-        ));
-        self.connects += 1;
-        Ok(())
+        Ok(stream)
     }
 
     /// Send one request and wait for its answer, at most `timeout`.
     pub async fn call(&mut self, req: Request<'_>) -> Result<Answer<Response>, LinkError> {
         self.connect().await?;
-        let ctx = self.ctx.as_mut().expect("connected above");
-        let result = tokio::time::timeout(self.timeout, ctx.call(req)).await;
-        match result {
-            Err(_) => {
-                self.ctx = None;
-                Err(LinkError::Timeout(self.timeout))
-            }
-            Ok(Err(tokio_modbus::Error::Transport(e))) => {
-                self.ctx = None;
-                if e.kind() == io::ErrorKind::InvalidData {
-                    Err(LinkError::Protocol(e.to_string()))
-                } else {
-                    Err(LinkError::Connection(connection_text(&e)))
+        match self.wire.as_mut().expect("connected above") {
+            Wire::Tcp(ctx) => {
+                let result = tokio::time::timeout(self.timeout, ctx.call(req)).await;
+                match result {
+                    Err(_) => {
+                        self.wire = None;
+                        Err(LinkError::Timeout(self.timeout))
+                    }
+                    Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                        self.wire = None;
+                        if e.kind() == io::ErrorKind::InvalidData {
+                            Err(LinkError::Protocol(e.to_string()))
+                        } else {
+                            Err(LinkError::Connection(connection_text(&e)))
+                        }
+                    }
+                    Ok(Err(tokio_modbus::Error::Protocol(p))) => {
+                        self.wire = None;
+                        Err(LinkError::Protocol(p.to_string()))
+                    }
+                    Ok(Ok(Err(exc))) => Ok(Err(u8::from(exc))),
+                    Ok(Ok(Ok(rsp))) => Ok(Ok(rsp)),
                 }
             }
-            Ok(Err(tokio_modbus::Error::Protocol(p))) => {
-                self.ctx = None;
-                Err(LinkError::Protocol(p.to_string()))
+            Wire::Rtu(w) => {
+                let pdu = encode_request(&req);
+                let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
+                match w.transact(self.unit, &pdu, self.timeout).await {
+                    Ok(rsp) if rsp.first().is_some_and(|fc| fc & 0x80 != 0) => {
+                        Ok(Err(rsp.get(1).copied().unwrap_or(0)))
+                    }
+                    Ok(rsp) => Response::try_from(Bytes::from(rsp))
+                        .map(Ok)
+                        .map_err(|e| LinkError::Protocol(e.to_string())),
+                    Err(e) => {
+                        // A gateway's socket is reopened after any failure, as for Modbus TCP;
+                        // a serial port only when the port itself failed.
+                        if over_tcp || matches!(e, RtuError::Io(_)) {
+                            self.wire = None;
+                        }
+                        Err(match e {
+                            RtuError::Silence(_) => {
+                                LinkError::Silence(RtuError::Silence(self.timeout).to_string())
+                            }
+                            RtuError::BadCrc { .. } => LinkError::Crc(e.to_string()),
+                            RtuError::WrongUnit { .. } => LinkError::WrongUnit(e.to_string()),
+                            RtuError::WrongFunction { .. } | RtuError::Echo { .. } => {
+                                LinkError::Protocol(e.to_string())
+                            }
+                            RtuError::Rts(_) => LinkError::Connect(e.to_string()),
+                            RtuError::Io(io) => LinkError::Connection(connection_text(&io)),
+                        })
+                    }
+                }
             }
-            Ok(Ok(Err(exc))) => Ok(Err(u8::from(exc))),
-            Ok(Ok(Ok(rsp))) => Ok(Ok(rsp)),
         }
     }
 
@@ -228,7 +376,7 @@ impl ModbusLink {
             Response::ReadCoils(mut b) | Response::ReadDiscreteInputs(mut b) => {
                 // Bits come padded to whole bytes; keep exactly what was asked for.
                 if b.len() < usize::from(r.count) {
-                    self.ctx = None;
+                    self.wire = None;
                     return Err(LinkError::Protocol(format!(
                         "asked for {} bits, got {}",
                         r.count,
@@ -240,7 +388,7 @@ impl ModbusLink {
             }
             Response::ReadInputRegisters(w) | Response::ReadHoldingRegisters(w) => {
                 if w.len() != usize::from(r.count) {
-                    self.ctx = None;
+                    self.wire = None;
                     return Err(LinkError::Protocol(format!(
                         "asked for {} registers, got {}",
                         r.count,
@@ -250,7 +398,7 @@ impl ModbusLink {
                 Data::Words(w)
             }
             other => {
-                self.ctx = None;
+                self.wire = None;
                 return Err(LinkError::Protocol(format!("unexpected reply {other:?}")));
             }
         };
@@ -309,7 +457,7 @@ impl ModbusLink {
                 Ok(r) => r,
             };
             let Response::ReadDeviceIdentification(id) = rsp else {
-                self.ctx = None;
+                self.wire = None;
                 return Err(LinkError::Protocol(
                     "FC43 answered with another function".into(),
                 ));

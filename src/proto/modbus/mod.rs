@@ -5,6 +5,7 @@
 pub mod address;
 pub mod exception;
 pub mod pdu;
+pub mod rtu;
 pub mod value;
 
 pub use address::{parse_address, AddressError, AddressRange, Table};

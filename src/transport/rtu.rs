@@ -1,0 +1,684 @@
+//! A Modbus RTU wire: request/answer transactions over a serial port (tokio-serial) or a TCP
+//! stream to an RTU-over-TCP gateway.
+//!
+//! tokio-serial opens and configures the port; the framing is plcprobe's own
+//! (`proto::modbus::rtu`), because tokio-modbus's RTU client has no timeout, no t3.5 silence, no
+//! echo handling and resynchronises poorly after garbage (its issues #60, #183, #324). One
+//! transaction here:
+//!
+//! 1. the line must have been quiet for t3.5 since the last byte seen; after a failure it must
+//!    stay quiet for half the timeout (at least t3.5), and whatever arrives meanwhile is drained
+//!    and counted as late bytes, so a late reply is never taken for the next answer;
+//! 2. RTS raised if `--rts` (adapters without automatic direction control), the frame written,
+//!    RTS lowered once the UART has sent the last bit;
+//! 3. with `--echo` (adapters that hear what they send), the echo is read and compared first;
+//! 4. the answer is read until its header says it is complete, under one timeout, and checked:
+//!    CRC, unit ID (an answer from another unit is named), function code.
+//!
+//! Failures say what a technician checks: nothing received (wiring, A/B swapped, unit ID,
+//! baud), bytes with a bad CRC (baud or parity mismatch, noise, termination), another unit
+//! answering (two devices with one address).
+
+use std::{
+    fmt, io,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio_serial::SerialPort as _;
+
+use crate::{
+    proto::modbus::{
+        pdu::rtu_crc_ok,
+        rtu::{adu, answer_len, bits_per_char, Timing},
+    },
+    target::Parity,
+};
+
+/// How a serial adapter must be driven.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SerialOptions {
+    /// The adapter echoes what it sends (RS-485 local echo): read and check it before the answer.
+    pub echo: bool,
+    /// Raise RTS while sending (adapters without automatic direction control).
+    pub rts: bool,
+}
+
+/// A byte stream an RTU wire runs over: a serial port, a TCP socket, or (in tests) any duplex.
+pub trait Port: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Set RTS (serial ports only).
+    fn set_rts(&mut self, _on: bool) -> io::Result<()> {
+        Err(io::Error::other("this link has no RTS line"))
+    }
+    /// Bytes still queued for the UART to send (serial ports only; 0 otherwise).
+    fn unsent(&self) -> usize {
+        0
+    }
+}
+
+impl Port for tokio_serial::SerialStream {
+    fn set_rts(&mut self, on: bool) -> io::Result<()> {
+        self.write_request_to_send(on).map_err(io::Error::from)
+    }
+    fn unsent(&self) -> usize {
+        self.bytes_to_write().map_or(0, |n| n as usize)
+    }
+}
+
+impl Port for tokio::net::TcpStream {}
+impl Port for tokio::io::DuplexStream {}
+
+/// Why an RTU transaction failed.
+#[derive(Debug)]
+pub enum RtuError {
+    /// Nothing at all arrived within the timeout.
+    Silence(Duration),
+    /// Bytes arrived but no CRC-valid answer: how many, and the first of them.
+    BadCrc {
+        /// Bytes received.
+        got: Vec<u8>,
+    },
+    /// A CRC-valid answer from another unit ID.
+    WrongUnit {
+        /// The unit ID in the answer.
+        got: u8,
+    },
+    /// A CRC-valid answer with another function code.
+    WrongFunction {
+        /// The function code in the answer.
+        got: u8,
+    },
+    /// The echo the adapter should return did not match the request.
+    Echo {
+        /// What came back instead.
+        got: Vec<u8>,
+    },
+    /// RTS could not be set.
+    Rts(io::Error),
+    /// The port or socket failed.
+    Io(io::Error),
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s: String = b
+        .iter()
+        .take(16)
+        .map(|x| format!("{x:02X} "))
+        .collect::<String>();
+    s.pop();
+    if b.len() > 16 {
+        s.push_str(" …");
+    }
+    s
+}
+
+impl fmt::Display for RtuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RtuError::Silence(d) => write!(
+                f,
+                "nothing received within {}: check the wiring (A/B swapped?), the unit ID, the baud rate and framing, or raise --timeout",
+                humantime::format_duration(*d)
+            ),
+            RtuError::BadCrc { got } => write!(
+                f,
+                "{} byte(s) received but no answer with a valid CRC ({}): a baud rate or parity mismatch, noise, or missing termination",
+                got.len(),
+                hex(got)
+            ),
+            RtuError::WrongUnit { got } => write!(
+                f,
+                "unit {got} answered instead: two devices with one address, or a late answer from another unit"
+            ),
+            RtuError::WrongFunction { got } => {
+                write!(f, "the answer has function code {got}, not the request's")
+            }
+            RtuError::Echo { got } => write!(
+                f,
+                "the adapter's echo did not match the request (got {}): a collision on the bus, or an adapter that does not echo (drop --echo)",
+                hex(got)
+            ),
+            RtuError::Rts(e) => write!(
+                f,
+                "cannot set RTS ({e}); this port has no RTS control (pseudo-terminals have none): drop --rts"
+            ),
+            RtuError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Counters of what the wire saw besides answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireCounts {
+    /// Bytes drained before a request (late replies, noise).
+    pub late_bytes: u64,
+}
+
+/// An RTU transaction runner over one port.
+pub struct RtuWire {
+    port: Box<dyn Port>,
+    timing: Timing,
+    opts: SerialOptions,
+    /// When the line was last busy (a byte sent or received).
+    last_busy: Instant,
+    /// After a failure: how long the line must stay quiet before the next request.
+    settle: Option<Duration>,
+    buf: Vec<u8>,
+    /// See [`WireCounts`].
+    pub counts: WireCounts,
+}
+
+impl RtuWire {
+    /// A wire over `port` with the line's timing.
+    pub fn new(port: Box<dyn Port>, timing: Timing, opts: SerialOptions) -> Self {
+        Self {
+            port,
+            timing,
+            opts,
+            last_busy: Instant::now(),
+            settle: None,
+            buf: Vec::with_capacity(260),
+            counts: WireCounts::default(),
+        }
+    }
+
+    /// The line's timing.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// Wait until the line has been quiet long enough, discarding what arrives.
+    async fn quiet(&mut self) -> Result<(), RtuError> {
+        let need = self
+            .settle
+            .take()
+            .unwrap_or(Duration::ZERO)
+            .max(self.timing.t35);
+        let mut scratch = [0u8; 256];
+        loop {
+            // Whatever already arrived is drained without waiting.
+            loop {
+                match tokio::time::timeout(Duration::ZERO, self.port.read(&mut scratch)).await {
+                    Ok(Ok(0)) => {
+                        return Err(RtuError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the connection was closed",
+                        )))
+                    }
+                    Ok(Ok(n)) => {
+                        self.counts.late_bytes += n as u64;
+                        self.last_busy = Instant::now();
+                    }
+                    Ok(Err(e)) => return Err(RtuError::Io(e)),
+                    Err(_) => break,
+                }
+            }
+            let quiet_until = self.last_busy + need;
+            let now = Instant::now();
+            if now >= quiet_until {
+                return Ok(());
+            }
+            match tokio::time::timeout(quiet_until - now, self.port.read(&mut scratch)).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(RtuError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection was closed",
+                    )))
+                }
+                Ok(Ok(n)) => {
+                    self.counts.late_bytes += n as u64;
+                    self.last_busy = Instant::now();
+                }
+                Ok(Err(e)) => return Err(RtuError::Io(e)),
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &[u8]) -> Result<(), RtuError> {
+        if self.opts.rts {
+            self.port.set_rts(true).map_err(RtuError::Rts)?;
+        }
+        self.port.write_all(frame).await.map_err(RtuError::Io)?;
+        self.port.flush().await.map_err(RtuError::Io)?;
+        if self.opts.rts {
+            // Keep driving the line until the UART has shifted out the last stop bit.
+            let started = Instant::now();
+            let limit = self.timing.wire(frame.len()) * 2 + Duration::from_millis(5);
+            while self.port.unsent() > 0 && started.elapsed() < limit {
+                tokio::time::sleep(self.timing.char_time).await;
+            }
+            tokio::time::sleep(self.timing.char_time).await;
+            self.port.set_rts(false).map_err(RtuError::Rts)?;
+        }
+        self.last_busy = Instant::now();
+        Ok(())
+    }
+
+    /// One transaction: send `pdu` to `unit`, return the answer's PDU (exceptions included)
+    /// within `timeout`. After any failure the next transaction first waits for a quiet line.
+    pub async fn transact(
+        &mut self,
+        unit: u8,
+        pdu: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RtuError> {
+        let r = self.transact_inner(unit, pdu, timeout).await;
+        if r.is_err() {
+            self.settle = Some((timeout / 2).max(self.timing.t35));
+        }
+        r
+    }
+
+    async fn transact_inner(
+        &mut self,
+        unit: u8,
+        pdu: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RtuError> {
+        self.quiet().await?;
+        let frame = adu(unit, pdu);
+        self.send(&frame).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.buf.clear();
+        if self.opts.echo {
+            self.read_until(frame.len(), deadline).await?;
+            if self.buf[..frame.len().min(self.buf.len())] != frame[..] {
+                return Err(RtuError::Echo {
+                    got: std::mem::take(&mut self.buf),
+                });
+            }
+            self.buf.drain(..frame.len());
+        }
+        if unit == 0 {
+            return Ok(Vec::new()); // broadcast: nobody answers
+        }
+        // Read until the header tells the length and that many bytes are in.
+        let mut want = 2;
+        loop {
+            if let Err(e) = self.read_until(want, deadline).await {
+                return Err(match e {
+                    RtuError::Silence(_) if !self.buf.is_empty() => RtuError::BadCrc {
+                        got: std::mem::take(&mut self.buf),
+                    },
+                    e => e,
+                });
+            }
+            match answer_len(&self.buf) {
+                None => want = self.buf.len() + 1,
+                Some(0) => {
+                    // No length in the header: take what arrives until the line goes quiet.
+                    self.read_quiet(deadline).await?;
+                    break;
+                }
+                Some(n) if self.buf.len() >= n => {
+                    if rtu_crc_ok(&self.buf[..n]) {
+                        self.buf.truncate(n);
+                        break;
+                    }
+                    // Bad CRC at the expected length: misaligned behind noise, or corrupt.
+                    // Wait for the line to go quiet, then look for a valid frame inside.
+                    self.read_quiet(deadline).await?;
+                    if let Some(f) = crate::proto::modbus::rtu::find_frames(&self.buf)
+                        .into_iter()
+                        .find(|f| f.dir == crate::proto::modbus::pdu::Direction::Response)
+                    {
+                        self.counts.late_bytes += f.start as u64;
+                        self.buf.drain(..f.start);
+                        self.buf.truncate(f.len);
+                        break;
+                    }
+                    return Err(RtuError::BadCrc {
+                        got: std::mem::take(&mut self.buf),
+                    });
+                }
+                Some(n) => want = n,
+            }
+        }
+        if !rtu_crc_ok(&self.buf) {
+            return Err(RtuError::BadCrc {
+                got: std::mem::take(&mut self.buf),
+            });
+        }
+        if self.buf[0] != unit {
+            return Err(RtuError::WrongUnit { got: self.buf[0] });
+        }
+        if self.buf[1] & 0x7F != pdu[0] {
+            return Err(RtuError::WrongFunction { got: self.buf[1] });
+        }
+        let n = self.buf.len();
+        Ok(self.buf[1..n - 2].to_vec())
+    }
+
+    /// Read until `buf` holds `want` bytes or the deadline passes.
+    async fn read_until(
+        &mut self,
+        want: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), RtuError> {
+        let mut chunk = [0u8; 256];
+        while self.buf.len() < want {
+            match tokio::time::timeout_at(deadline, self.port.read(&mut chunk)).await {
+                Err(_) => {
+                    return Err(RtuError::Silence(
+                        deadline.duration_since(tokio::time::Instant::now()),
+                    ))
+                }
+                Ok(Ok(0)) => {
+                    return Err(RtuError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection was closed",
+                    )))
+                }
+                Ok(Ok(n)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.last_busy = Instant::now();
+                }
+                Ok(Err(e)) => return Err(RtuError::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Read until the line has been quiet for t3.5 (a frame's end) or the deadline passes.
+    async fn read_quiet(&mut self, deadline: tokio::time::Instant) -> Result<(), RtuError> {
+        let mut chunk = [0u8; 256];
+        // USB adapters deliver in bursts; give them a little more than t3.5.
+        let gap = self.timing.t35.max(Duration::from_millis(3));
+        loop {
+            let until = (tokio::time::Instant::now() + gap).min(deadline);
+            match tokio::time::timeout_at(until, self.port.read(&mut chunk)).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(RtuError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection was closed",
+                    )))
+                }
+                Ok(Ok(n)) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.last_busy = Instant::now();
+                    if self.buf.len() > 512 {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(e)) => return Err(RtuError::Io(e)),
+            }
+        }
+    }
+}
+
+/// A serial line's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineSettings {
+    /// Baud rate.
+    pub baud: u32,
+    /// Data bits (7 or 8).
+    pub data_bits: u8,
+    /// Parity.
+    pub parity: Parity,
+    /// Stop bits (1 or 2).
+    pub stop_bits: u8,
+}
+
+impl LineSettings {
+    /// The line's timing.
+    pub fn timing(&self) -> Timing {
+        Timing::new(
+            self.baud,
+            bits_per_char(self.data_bits, self.parity != Parity::None, self.stop_bits),
+        )
+    }
+
+    /// `19200-8E1`.
+    pub fn text(&self) -> String {
+        let p = match self.parity {
+            Parity::None => 'N',
+            Parity::Even => 'E',
+            Parity::Odd => 'O',
+        };
+        format!("{}-{}{p}{}", self.baud, self.data_bits, self.stop_bits)
+    }
+}
+
+/// Open a serial port for RTU, configured, with errors a technician can act on.
+pub fn open_serial(path: &str, line: LineSettings) -> Result<tokio_serial::SerialStream, String> {
+    use tokio_serial::{DataBits, StopBits};
+    let data_bits = match line.data_bits {
+        5 => DataBits::Five,
+        6 => DataBits::Six,
+        7 => DataBits::Seven,
+        _ => DataBits::Eight,
+    };
+    let parity = match line.parity {
+        Parity::None => tokio_serial::Parity::None,
+        Parity::Even => tokio_serial::Parity::Even,
+        Parity::Odd => tokio_serial::Parity::Odd,
+    };
+    let stop = if line.stop_bits == 2 {
+        StopBits::Two
+    } else {
+        StopBits::One
+    };
+    if !Path::new(path).exists() {
+        return Err(format!(
+            "{path}: no such serial port. Is the adapter plugged in? `ls /dev/serial/by-id/` lists the ports this machine has"
+        ));
+    }
+    let builder = tokio_serial::new(path, line.baud)
+        .data_bits(data_bits)
+        .parity(parity)
+        .stop_bits(stop)
+        .flow_control(tokio_serial::FlowControl::None);
+    let port =
+        tokio_serial::SerialStream::open(&builder).map_err(|e| describe_open(path, line, &e))?;
+    Ok(port)
+}
+
+fn is_pty(path: &str) -> bool {
+    std::fs::canonicalize(path)
+        .ok()
+        .and_then(|p| p.to_str().map(|s| s.starts_with("/dev/pts/")))
+        .unwrap_or(false)
+}
+
+fn describe_open(path: &str, line: LineSettings, e: &tokio_serial::Error) -> String {
+    use tokio_serial::ErrorKind as K;
+    match e.kind {
+        K::Io(io::ErrorKind::PermissionDenied) => format!(
+            "{path}: permission denied. Serial ports belong to the `dialout` group: `sudo usermod -aG dialout $USER`, then log in again (or run with sudo once to confirm)"
+        ),
+        K::Io(io::ErrorKind::NotFound) => format!(
+            "{path}: no such serial port. Is the adapter plugged in? `ls /dev/serial/by-id/` lists the ports this machine has"
+        ),
+        K::NoDevice => {
+            let holders = holders_of(path);
+            if holders.is_empty() {
+                format!("{path}: the port is busy (another program has it open); close it and try again")
+            } else {
+                format!(
+                    "{path}: the port is busy, held by {}; stop it (or use the same program for both jobs) and try again",
+                    holders.join(", ")
+                )
+            }
+        }
+        _ if line.parity != Parity::None && is_pty(path) => format!(
+            "{path}: this port refuses parity {} ({}). Linux pseudo-terminals accept no parity only: use frame=8N1 (or 8N2) on a pty",
+            line.text(),
+            e.description
+        ),
+        _ => format!(
+            "{path}: cannot open or configure the port at {} ({}); check that the adapter supports this setting",
+            line.text(),
+            e.description
+        ),
+    }
+}
+
+/// Processes that hold `path` open, as `/proc/*/fd` shows them (`name (pid N)`); empty where
+/// the OS does not tell (other users' processes without root).
+pub fn holders_of(path: &str) -> Vec<String> {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.flatten() {
+        let pid = p.file_name().to_string_lossy().to_string();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target))
+        {
+            let name = std::fs::read_to_string(p.path().join("comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default();
+            out.push(format!("{name} (pid {pid})"));
+        }
+    }
+    out
+}
+
+/// An FTDI USB adapter's latency timer, which merges frames and delays every answer by up to
+/// its value: the advice to give when it is above 1 ms, after lowering it where permitted
+/// (writing 1 is what the kernel's `ASYNC_LOW_LATENCY` flag does for FTDI chips).
+pub fn latency_advice(path: &str) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok()?;
+    let name = real.file_name()?.to_str()?.to_string();
+    let file = format!("/sys/bus/usb-serial/devices/{name}/latency_timer");
+    let ms: u32 = std::fs::read_to_string(&file).ok()?.trim().parse().ok()?;
+    if ms <= 1 {
+        return None;
+    }
+    if std::fs::write(&file, "1").is_ok() {
+        return Some(format!(
+            "{path}: lowered the USB adapter's latency timer from {ms} ms to 1 ms ({file})"
+        ));
+    }
+    Some(format!(
+        "{path}: the USB adapter's latency timer is {ms} ms, which merges frames and adds up to {ms} ms to every answer; lower it: `echo 1 | sudo tee {file}`"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::modbus::rtu::{encode_request, encode_response};
+    use tokio_modbus::{Request, Response};
+
+    fn fast() -> Timing {
+        Timing::new(115_200, 10)
+    }
+
+    async fn answer(dev: &mut tokio::io::DuplexStream, reply: &[u8]) -> Vec<u8> {
+        let mut req = [0u8; 8];
+        dev.read_exact(&mut req).await.unwrap();
+        dev.write_all(reply).await.unwrap();
+        req.to_vec()
+    }
+
+    #[tokio::test]
+    async fn reads_an_answer_and_names_another_unit() {
+        let (a, mut dev) = tokio::io::duplex(1024);
+        let mut w = RtuWire::new(Box::new(a), fast(), SerialOptions::default());
+        let pdu = encode_request(&Request::ReadHoldingRegisters(0, 2));
+        let ok = adu(
+            3,
+            &encode_response(&Response::ReadHoldingRegisters(vec![1, 2])),
+        );
+        let (got, req) = tokio::join!(
+            w.transact(3, &pdu, Duration::from_secs(1)),
+            answer(&mut dev, &ok)
+        );
+        assert_eq!(req, adu(3, &pdu));
+        assert_eq!(got.unwrap(), ok[1..ok.len() - 2]);
+        let other = adu(
+            4,
+            &encode_response(&Response::ReadHoldingRegisters(vec![1, 2])),
+        );
+        let (got, _) = tokio::join!(
+            w.transact(3, &pdu, Duration::from_secs(1)),
+            answer(&mut dev, &other)
+        );
+        assert!(
+            matches!(got, Err(RtuError::WrongUnit { got: 4 })),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_late_reply_is_drained_not_taken() {
+        let (a, mut dev) = tokio::io::duplex(1024);
+        let mut w = RtuWire::new(Box::new(a), fast(), SerialOptions::default());
+        let pdu = encode_request(&Request::ReadHoldingRegisters(0, 1));
+        let late = adu(
+            1,
+            &encode_response(&Response::ReadHoldingRegisters(vec![111])),
+        );
+        let good = adu(
+            1,
+            &encode_response(&Response::ReadHoldingRegisters(vec![222])),
+        );
+        // First request: the device answers after the timeout.
+        let t = Duration::from_millis(60);
+        let (first, ()) = tokio::join!(w.transact(1, &pdu, t), async {
+            let mut req = [0u8; 8];
+            dev.read_exact(&mut req).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            dev.write_all(&late).await.unwrap();
+        });
+        assert!(matches!(first, Err(RtuError::Silence(_))), "{first:?}");
+        let (second, _) = tokio::join!(w.transact(1, &pdu, t), answer(&mut dev, &good));
+        assert_eq!(
+            second.unwrap(),
+            good[1..good.len() - 2],
+            "the late 111 was drained"
+        );
+        assert_eq!(w.counts.late_bytes, late.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn bad_crc_and_echo_are_named() {
+        let (a, mut dev) = tokio::io::duplex(1024);
+        let mut w = RtuWire::new(Box::new(a), fast(), SerialOptions::default());
+        let pdu = encode_request(&Request::ReadHoldingRegisters(0, 1));
+        let mut bad = adu(
+            1,
+            &encode_response(&Response::ReadHoldingRegisters(vec![5])),
+        );
+        let n = bad.len();
+        bad[n - 1] ^= 0xFF;
+        let (got, _) = tokio::join!(
+            w.transact(1, &pdu, Duration::from_millis(200)),
+            answer(&mut dev, &bad)
+        );
+        assert!(matches!(got, Err(RtuError::BadCrc { .. })), "{got:?}");
+
+        let (a, mut dev) = tokio::io::duplex(1024);
+        let opts = SerialOptions {
+            echo: true,
+            rts: false,
+        };
+        let mut w = RtuWire::new(Box::new(a), fast(), opts);
+        let good = adu(
+            1,
+            &encode_response(&Response::ReadHoldingRegisters(vec![9])),
+        );
+        let (got, ()) = tokio::join!(w.transact(1, &pdu, Duration::from_millis(500)), async {
+            let mut req = [0u8; 8];
+            dev.read_exact(&mut req).await.unwrap();
+            dev.write_all(&req).await.unwrap(); // the echo
+            dev.write_all(&good).await.unwrap();
+        });
+        assert_eq!(got.unwrap(), good[1..good.len() - 2]);
+    }
+}
