@@ -491,11 +491,37 @@ pub struct WatchArgs {
 /// `scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// An `opc.tcp://…` server, or `modbus://HOST[:PORT]` for a unit-ID scan.
+    /// An `opc.tcp://…` server; `modbus://HOST[:PORT]`, `rtu+tcp://HOST:PORT` or
+    /// `rtu:///dev/ttyUSB0` for a unit-ID scan.
     pub target: String,
     /// Modbus: unit IDs to try, e.g. 1-247 or 1,2,5.
-    #[arg(long, default_value = "1-10")]
+    #[arg(long, default_value = "1-247")]
     pub units: String,
+    /// Serial: baud rates to sweep, e.g. 9600,19200,38400,115200 (default: the target's).
+    #[arg(long, value_delimiter = ',', value_name = "BAUDS")]
+    pub baud: Vec<u32>,
+    /// Serial: framings to sweep, e.g. 8E1,8N1,8N2,8O1 (default: the target's).
+    #[arg(long, value_delimiter = ',', value_name = "FRAMES")]
+    pub frame: Vec<String>,
+    /// Serial sweep: try every setting, not only up to the first that answers.
+    #[arg(long)]
+    pub all: bool,
+    /// Serial: send nothing; listen this long (e.g. 10s) and report which baud and framing make
+    /// valid frames and which units the bus's master polls.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", conflicts_with = "registers")]
+    pub listen: Option<std::time::Duration>,
+    /// Modbus: also find which register ranges of the target's unit answer reads (gently, see --rate).
+    #[arg(long)]
+    pub registers: bool,
+    /// With --registers: write a starting profile of what answered (points named by address, u16).
+    #[arg(long, value_name = "FILE.toml", requires = "registers")]
+    pub emit_profile: Option<PathBuf>,
+    /// With --registers: most requests per second.
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Modbus TCP: connections at once while scanning unit IDs behind a gateway.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
 }
 
 /// `trust`.

@@ -144,6 +144,11 @@ fn parse_host_port_unit(
     Ok((host.to_string(), port.unwrap_or(default_port), unit))
 }
 
+/// A serial framing as `frame=` gives it (`8E1`): data bits, parity, stop bits.
+pub fn parse_frame_text(f: &str) -> Option<(u8, Parity, u8)> {
+    parse_frame("", f).ok()
+}
+
 fn parse_frame(text: &str, f: &str) -> Result<(u8, Parity, u8), TargetError> {
     let b = f.as_bytes();
     let bad = || {

@@ -18,9 +18,12 @@
 //! request or device never stops the others.
 
 pub mod modbus;
+pub mod modbus_scan;
 pub mod opcua;
 pub mod read_plan;
 pub mod stats;
+
+pub use modbus_scan::ScanRequest;
 
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
@@ -412,13 +415,21 @@ impl Device {
     /// security. Read-only.
     pub async fn scan(
         &mut self,
-        units: &str,
+        req: &ScanRequest,
         progress: &indicatif::ProgressBar,
-        verbose: bool,
     ) -> anyhow::Result<Table> {
         match self {
-            Device::Modbus(d) => d.scan(units, progress, verbose).await,
-            Device::OpcUa(d) => d.scan().await,
+            Device::Modbus(d) => d.scan(req, progress).await,
+            Device::OpcUa(d) => {
+                if req.listen.is_some()
+                    || req.registers
+                    || !req.bauds.is_empty()
+                    || !req.frames.is_empty()
+                {
+                    anyhow::bail!("--listen, --registers, --baud and --frame scan a Modbus device; an OPC UA scan lists the server's endpoints");
+                }
+                d.scan().await
+            }
         }
     }
 

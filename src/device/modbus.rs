@@ -19,27 +19,23 @@ use super::{
 use crate::{
     outcome::{Fail, Outcome},
     profile::Profile,
-    proto::{
-        modbus::{
-            address::modicon_of,
-            exception::describe_exception,
-            parse_address,
-            value::{decode, encode_text, parse_bool},
-            AddressRange, DataType, Table as ModbusTable, WordOrder, MAX_READ_BITS,
-            MAX_READ_REGISTERS,
-        },
-        sanitize,
+    proto::modbus::{
+        address::modicon_of,
+        exception::describe_exception,
+        parse_address,
+        value::{decode, encode_text, parse_bool},
+        AddressRange, DataType, WordOrder, MAX_READ_BITS, MAX_READ_REGISTERS,
     },
     report::Rows,
     snapshot::{SnapPoint, Snapshot, IDENTITY_NAMES},
-    target::{parse_units, Target},
+    target::Target,
     transport::modbus::{Answer, Data, LinkError, ModbusLink},
 };
 
 /// A Modbus device and what was selected to read from it.
 pub struct ModbusDevice {
     link: ModbusLink,
-    timeout: std::time::Duration,
+    serial: crate::transport::rtu::SerialOptions,
     /// The requests and the values they carry.
     plan: ReadPlan,
     /// The points as snapshots record them (profile or baseline selections only).
@@ -52,7 +48,7 @@ impl ModbusDevice {
     pub(super) fn new(target: &Target, settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             link: ModbusLink::new(target, settings.timeout, settings.serial)?,
-            timeout: settings.timeout,
+            serial: settings.serial,
             plan: ReadPlan::batched(Vec::new(), MAX_READ_REGISTERS, MAX_READ_BITS),
             specs: Vec::new(),
             fetched: Fetched::default(),
@@ -460,85 +456,20 @@ impl ModbusDevice {
         Ok(Table::new(rows, outcome, vec![]))
     }
 
-    /// Which unit IDs answer behind this host and port: FC43 identity, else a one-register
-    /// read; any answer, even an exception (but 0x0B from a gateway), means "present".
+    /// Who answers, and how (`modbus_scan.rs`): unit IDs, a serial sweep, a passive listen.
     pub(super) async fn scan(
         &mut self,
-        unit_text: &str,
+        req: &super::modbus_scan::ScanRequest,
         pb: &indicatif::ProgressBar,
-        verbose: bool,
     ) -> anyhow::Result<Table> {
-        let list = scan_units(unit_text)?;
-        pb.set_length(list.len() as u64);
-        let mut rows = Rows::new(&["unit", "present", "identity", "probe"]);
-        let mut found = 0;
-        for u in list {
-            let t = self.link.target().with_unit(u);
-            let mut link = ModbusLink::new(
-                &t,
-                self.timeout,
-                crate::transport::rtu::SerialOptions::default(),
-            )?;
-            let (present, identity, probe) = match link.read_identity().await {
-                Ok(Ok(objs)) => (
-                    true,
-                    objs.iter()
-                        .map(|(_, v)| sanitize(v))
-                        .collect::<Vec<_>>()
-                        .join(" / "),
-                    "FC43 identity".to_string(),
-                ),
-                Err(LinkError::Connect(e)) => {
-                    return Err(Fail::critical(format!("{t}: cannot connect: {e}")).into());
-                }
-                Ok(Err(_)) | Err(_) => {
-                    match link
-                        .read(AddressRange::new(ModbusTable::HoldingRegister, 0, 1), 1, 1)
-                        .await
-                    {
-                        Ok(Ok(_)) => (true, String::new(), "hr:0 read".to_string()),
-                        // 0x0B: a gateway with nothing behind that unit ID.
-                        Ok(Err(0x0B)) => (false, String::new(), describe_exception(0x0B)),
-                        Ok(Err(c)) => (true, String::new(), describe_exception(c)),
-                        Err(e) => (false, String::new(), e.kind().name().to_string()),
-                    }
-                }
-            };
-            pb.inc(1);
-            if present {
-                found += 1;
-            }
-            if present || verbose {
-                rows.push(vec![
-                    json!(u),
-                    json!(present),
-                    json!(identity),
-                    json!(probe),
-                ]);
-            }
+        if req.listen.is_some() {
+            return super::modbus_scan::listen(self.link.target(), req, pb).await;
         }
-        let outcome = if found > 0 {
-            Outcome::Ok
-        } else {
-            Outcome::Critical
-        };
-        Ok(Table::new(rows, outcome, vec![]))
+        super::modbus_scan::scan(&mut self.link, self.serial, req, pb).await
     }
 
     #[allow(clippy::unused_async)] // the same signature as the devices that hold a session
     pub(super) async fn close(self) {}
-}
-
-/// Unit IDs to scan: `1-10`, `1,2,5`; 248–255 are reserved by the Modbus spec.
-fn scan_units(text: &str) -> anyhow::Result<Vec<u8>> {
-    let v = parse_units(text)?;
-    if v.last().is_some_and(|&u| u > 247) {
-        return Err(Fail::unknown(format!(
-            "--units {text}: give unit IDs from 0 to 247 like 1-10 or 1,2,5"
-        ))
-        .into());
-    }
-    Ok(v)
 }
 
 /// One `read` row for an item and its result.
@@ -636,16 +567,4 @@ fn item_of(p: &SnapPoint) -> anyhow::Result<Item> {
         offset: p.offset,
         unit: p.unit.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_lists() {
-        assert_eq!(scan_units("1-3,7").unwrap(), vec![1, 2, 3, 7]);
-        assert!(scan_units("5-1").is_err());
-        assert!(scan_units("250").is_err());
-    }
 }

@@ -344,6 +344,14 @@ impl SimState {
             Request::ReadDeviceIdentification(code, obj) => {
                 Response::ReadDeviceIdentification(self.identification(*code, *obj)?)
             }
+            Request::ReportServerId => {
+                let name = self
+                    .identity
+                    .iter()
+                    .find(|(k, _)| k == "product_code")
+                    .map_or("plcprobe-sim", |(_, v)| v.as_str());
+                Response::ReportServerId(unit, true, name.as_bytes().to_vec())
+            }
             _ => return Err(ExceptionCode::IllegalFunction),
         })
     }
@@ -488,6 +496,22 @@ pub struct SimHandle {
     /// Shared state (request counter).
     pub state: Arc<SimState>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Serve Modbus RTU over an already open byte stream (tests give a modelled serial line).
+    pub fn serve_rtu<P>(&mut self, port: P)
+    where
+        P: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let st = Arc::clone(&self.state);
+        self.tasks.push(tokio::spawn(rtu::serve(
+            port,
+            st,
+            None,
+            std::time::Duration::from_millis(5),
+        )));
+    }
 }
 
 impl Drop for SimHandle {

@@ -86,7 +86,7 @@ fn reply(st: &SimState, frame: &[u8], served: u64) -> Reply {
 
 /// Serve RTU requests arriving on `port` until it closes or fails. `quiet` is how long the line
 /// must be silent before bytes that make no request are dropped.
-async fn serve<P: AsyncRead + AsyncWrite + Unpin>(
+pub(super) async fn serve<P: AsyncRead + AsyncWrite + Unpin>(
     mut port: P,
     st: Arc<SimState>,
     rec: Option<Conn>,

@@ -180,6 +180,21 @@ impl ModbusLink {
         })
     }
 
+    /// A link over an already open RTU port (a sweep opens the port at each setting; tests
+    /// give a modelled serial line). `target` names the device; its path is not opened.
+    pub fn over_port(
+        target: &Target,
+        timeout: Duration,
+        port: Box<dyn super::rtu::Port>,
+        timing: Timing,
+        serial: SerialOptions,
+    ) -> anyhow::Result<Self> {
+        let mut link = Self::new(target, timeout, serial)?;
+        link.wire = Some(Wire::Rtu(RtuWire::new(port, timing, serial)));
+        link.connects = 1;
+        Ok(link)
+    }
+
     /// The device this link talks to.
     pub fn target(&self) -> &Target {
         &self.target
@@ -359,6 +374,41 @@ impl ModbusLink {
         }
     }
 
+    /// FC17 Report Server ID: the answer's bytes after its byte count (server ID, run
+    /// indicator, device-specific data; devices vary, pymodbus sends text only). Over RTU the
+    /// bytes come as sent; over Modbus TCP through tokio-modbus, which insists on the spec's
+    /// layout (a device that differs is a protocol error there).
+    pub async fn report_server_id(&mut self) -> Result<Answer<Vec<u8>>, LinkError> {
+        self.connect().await?;
+        if let Some(Wire::Rtu(w)) = self.wire.as_mut() {
+            let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
+            return match w.transact(self.unit, &[17], self.timeout).await {
+                Ok(rsp) if rsp.first().is_some_and(|fc| fc & 0x80 != 0) => {
+                    Ok(Err(rsp.get(1).copied().unwrap_or(0)))
+                }
+                Ok(rsp) => Ok(Ok(rsp.get(2..).map(<[u8]>::to_vec).unwrap_or_default())),
+                Err(e) => {
+                    if over_tcp || matches!(e, RtuError::Io(_)) {
+                        self.wire = None;
+                    }
+                    Err(rtu_error(e, self.timeout))
+                }
+            };
+        }
+        Ok(match self.call(Request::ReportServerId).await? {
+            Err(code) => Err(code),
+            Ok(Response::ReportServerId(id, run, data)) => {
+                let mut b = vec![id, if run { 0xFF } else { 0 }];
+                b.extend(data);
+                Ok(b)
+            }
+            Ok(other) => {
+                self.wire = None;
+                return Err(LinkError::Protocol(format!("FC17 answered {other:?}")));
+            }
+        })
+    }
+
     /// Read one chunk that fits in a single request (see [`AddressRange::chunks`]).
     pub async fn read_chunk(&mut self, r: AddressRange) -> Result<Answer<Data>, LinkError> {
         let req = match r.table {
@@ -529,6 +579,20 @@ impl WriteItem for bool {
     const SINGLE: fn(u16, bool) -> Request<'static> = Request::WriteSingleCoil;
     const MULTIPLE: for<'a> fn(u16, &'a [bool]) -> Request<'a> =
         |a, bits| Request::WriteMultipleCoils(a, bits.into());
+}
+
+/// An RTU wire's failure as the link reports it.
+fn rtu_error(e: RtuError, timeout: Duration) -> LinkError {
+    match e {
+        RtuError::Silence(_) => LinkError::Silence(RtuError::Silence(timeout).to_string()),
+        RtuError::BadCrc { .. } => LinkError::Crc(e.to_string()),
+        RtuError::WrongUnit { .. } => LinkError::WrongUnit(e.to_string()),
+        RtuError::WrongFunction { .. } | RtuError::Echo { .. } => {
+            LinkError::Protocol(e.to_string())
+        }
+        RtuError::Rts(_) => LinkError::Connect(e.to_string()),
+        RtuError::Io(io) => LinkError::Connection(connection_text(&io)),
+    }
 }
 
 fn describe_io(e: &io::Error, addr: SocketAddr) -> String {
