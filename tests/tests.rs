@@ -12,3 +12,5 @@ mod health;
 mod modbus_sim;
 mod opcua;
 mod peers;
+mod rtu_peers;
+mod uart;

@@ -6,6 +6,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::{mpsc, Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -336,4 +337,282 @@ impl Peer {
             cert: pki.join("server.der"),
         }
     }
+}
+
+/// Reads `r` line by line on a thread to its end (so the child never blocks on a full pipe):
+/// lines for which `keep` is true are sent over the channel, the last few KB of all text is kept
+/// in the returned log for error messages.
+fn watch_lines<R: Read + Send + 'static>(
+    r: R,
+    keep: fn(&str) -> bool,
+) -> (mpsc::Receiver<String>, Arc<Mutex<String>>) {
+    let (tx, rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(String::new()));
+    let log2 = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            {
+                let mut l = log2.lock().unwrap();
+                if l.len() > 8192 {
+                    let cut = l.len() - 4096;
+                    let cut = (cut..l.len()).find(|&i| l.is_char_boundary(i)).unwrap_or(0);
+                    l.drain(..cut);
+                }
+                l.push_str(&line);
+                l.push('\n');
+            }
+            if keep(&line) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    (rx, log)
+}
+
+/// The next `n` kept lines from `rx` within `limit`; None when the writer ended or time ran out.
+fn recv_lines(rx: &mpsc::Receiver<String>, n: usize, limit: Duration) -> Option<Vec<String>> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        out.push(rx.recv_timeout(left).ok()?);
+    }
+    Some(out)
+}
+
+/// A connected pair of pseudo-terminals made by socat
+/// (`socat -d -d pty,raw,echo=0 pty,raw,echo=0`): what is written to `a` is read from `b` and
+/// back, like the two ends of a null-modem cable. Ptys accept and ignore baud and parity, and
+/// Linux ptys refuse even parity through pyserial (use 8N1). Bytes written while nobody has the
+/// other end open wait in the pty's buffer for the next opener. socat keeps the pair alive when
+/// either end is closed and reopened.
+pub struct PtyPair {
+    /// One end (`/dev/pts/N`), e.g. for the server.
+    pub a: String,
+    /// The other end, e.g. for the client.
+    pub b: String,
+    _guard: Guard,
+}
+
+impl PtyPair {
+    /// None (after `missing_peer`) when socat is not installed.
+    pub fn new() -> Option<PtyPair> {
+        let socat = tool("socat")?;
+        let mut child = Command::new(socat)
+            .args(["-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start socat");
+        // "2026/11/27 12:35:34 socat[3351] N PTY is /dev/pts/0"
+        let (rx, log) = watch_lines(child.stderr.take().expect("stderr"), |l| {
+            l.contains(" PTY is /dev/")
+        });
+        let guard = Guard(child);
+        let lines = recv_lines(&rx, 2, Duration::from_secs(10)).unwrap_or_else(|| {
+            panic!(
+                "socat did not print two ptys:\n{}",
+                log.lock().unwrap().as_str()
+            )
+        });
+        let path = |l: &str| l.rsplit_once(" PTY is ").expect("pty line").1.to_string();
+        let (a, b) = (path(&lines[0]), path(&lines[1]));
+        let t0 = Instant::now();
+        while !(Path::new(&a).exists() && Path::new(&b).exists()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "{a} or {b} never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(PtyPair {
+            a,
+            b,
+            _guard: guard,
+        })
+    }
+}
+
+/// `tests/peers/pymodbus_rtu_server.py`: the pymodbus register map (units 1 and 2) served as Modbus
+/// RTU on a serial port (19200 8N1) or as RTU over TCP on loopback. Units it does not serve get
+/// no answer (as on a real bus), unless started with `--answer-unknown`.
+pub struct PyRtu {
+    _guard: Guard,
+    /// The TCP port when serving RTU over TCP; None on a serial port.
+    pub port: Option<u16>,
+}
+
+impl PyRtu {
+    /// Serve on the serial port `pty` (one end of a [`PtyPair`]; clients use the other end).
+    pub fn serial(py: &Path, pty: &str) -> PyRtu {
+        Self::serial_with(py, pty, &[])
+    }
+
+    /// [`PyRtu::serial`] with extra arguments (`--answer-unknown`).
+    pub fn serial_with(py: &Path, pty: &str, extra: &[&str]) -> PyRtu {
+        match Self::start(py, &["--serial", pty], extra) {
+            Ok(guard) => PyRtu {
+                _guard: guard,
+                port: None,
+            },
+            Err(e) => panic!("pymodbus rtu server did not start on {pty}: {e}"),
+        }
+    }
+
+    /// Serve RTU over TCP on a free loopback port.
+    pub fn tcp(py: &Path) -> PyRtu {
+        Self::tcp_with(py, &[])
+    }
+
+    /// [`PyRtu::tcp`] with extra arguments (`--answer-unknown`).
+    pub fn tcp_with(py: &Path, extra: &[&str]) -> PyRtu {
+        for _ in 0..3 {
+            let port = free_port();
+            match Self::start(py, &["--rtu-tcp", &port.to_string()], extra) {
+                Ok(guard) => {
+                    return PyRtu {
+                        _guard: guard,
+                        port: Some(port),
+                    };
+                }
+                Err(e) => eprintln!("pymodbus rtu server did not come up on {port}, retrying: {e}"),
+            }
+        }
+        panic!("pymodbus rtu server did not start");
+    }
+
+    /// Start the server and wait for its ready line (printed once the port is open or the
+    /// listener bound, so a port taken in the meantime is a failure here, not a wrong peer).
+    fn start(py: &Path, at: &[&str], extra: &[&str]) -> Result<Guard, String> {
+        let mut child = Command::new(py)
+            .arg(root().join("tests/peers/pymodbus_rtu_server.py"))
+            .args(at)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pymodbus rtu server");
+        let (ready, _) = watch_lines(child.stdout.take().expect("stdout"), |l| {
+            l.starts_with("pymodbus rtu server on ")
+        });
+        let (_, err) = watch_lines(child.stderr.take().expect("stderr"), |_| false);
+        let guard = Guard(child);
+        if recv_lines(&ready, 1, Duration::from_secs(20)).is_some() {
+            Ok(guard)
+        } else {
+            drop(guard);
+            Err(err.lock().unwrap().clone())
+        }
+    }
+
+    /// plcprobe's target for unit `unit` of this server over RTU over TCP. (On a serial port the
+    /// target names the client's end of the pty pair: [`PyRtu::serial_target`].)
+    pub fn target(&self, unit: u8) -> String {
+        let port = self
+            .port
+            .expect("a serial PyRtu: use PyRtu::serial_target(other end, unit)");
+        format!("rtu+tcp://127.0.0.1:{port}/{unit}")
+    }
+
+    /// plcprobe's target for unit `unit` on the serial port `pty` at the server's settings
+    /// (19200 8N1). `rtu://` + an absolute path: three slashes.
+    pub fn serial_target(pty: &str, unit: u8) -> String {
+        format!("rtu://{pty}?baud=19200&frame=8N1&unit={unit}")
+    }
+}
+
+/// A serial device server (a TCP↔RS-485 gateway in transparent mode) in miniature: socat
+/// listening on loopback and passing bytes to and from a serial port (a pty), unchanged, so
+/// clients speak RTU over TCP to whatever serves the serial line (e.g. a serial [`PyRtu`]):
+///
+/// `socat -t 0 TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr,fork,max-children=1,nodelay
+///  FILE:/dev/pts/N,raw,echo=0`
+///
+/// One client at a time, as a serial line demands: without `fork` socat serves one connection
+/// and exits (one plcprobe run per bridge, and no `wait_port` probe); with plain `fork` two
+/// clients would open the line at once and read each other's answers. `max-children=1` serves
+/// connections one after the other: a second client's connection completes (kernel backlog)
+/// but waits, unanswered, until the first has closed. `-t 0`: by default socat's child lives
+/// on 0.5 s after its client closed, and with `max-children=1` the next client (the first one
+/// too, after the readiness probe) would wait that long for its first answer. A late answer
+/// to a client that already left stays in the pty for the next one, as on a real gateway that
+/// does not flush.
+pub struct SocatBridge {
+    _guard: Guard,
+    /// The loopback TCP port.
+    pub port: u16,
+}
+
+impl SocatBridge {
+    /// Bridge a free loopback port to `pty`. None (after `missing_peer`) when socat is missing.
+    pub fn new(pty: &str) -> Option<SocatBridge> {
+        let socat = tool("socat")?;
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&socat)
+                .args(["-t", "0"])
+                .arg(format!(
+                    "TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,max-children=1,nodelay"
+                ))
+                .arg(format!("FILE:{pty},raw,echo=0"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start socat");
+            let (_, err) = watch_lines(child.stderr.take().expect("stderr"), |_| false);
+            let mut guard = Guard(child);
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = guard.0.try_wait() {
+                    break; // e.g. the port was taken in the meantime
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(SocatBridge {
+                        _guard: guard,
+                        port,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+            eprintln!(
+                "socat bridge did not come up on {port}, retrying: {}",
+                err.lock().unwrap().as_str()
+            );
+        }
+        panic!("socat bridge did not start");
+    }
+
+    /// plcprobe's target for unit `unit` behind the bridge.
+    pub fn target(&self, unit: u8) -> String {
+        format!("rtu+tcp://127.0.0.1:{}/{unit}", self.port)
+    }
+}
+
+/// Run `tests/peers/pymodbus_rtu_client.py` with these arguments to the end: its exit code, its
+/// JSON line (`ok`, `errors`, `seconds`, `first`, `timeouts`, `exceptions`, `error`) and how long
+/// the whole run took (Python's start included).
+pub fn rtu_client(py: &Path, args: &[&str]) -> (i32, serde_json::Value, Duration) {
+    let t0 = Instant::now();
+    let out = Command::new(py)
+        .arg(root().join("tests/peers/pymodbus_rtu_client.py"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pymodbus rtu client");
+    let elapsed = t0.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "pymodbus rtu client printed nothing; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let v = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    (out.status.code().unwrap_or(-1), v, elapsed)
 }
