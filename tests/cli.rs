@@ -78,7 +78,10 @@ fn bad_targets_addresses_and_types() {
         ),
         (&["read", "modbus://127.0.0.1/1"], "nothing to read"),
         (&["read", "hr:0"], "no target"),
-        (&["read", "rtu:///dev/ttyUSB0", "hr:0"], "not supported yet"),
+        (
+            &["read", "rtu:///dev/plcprobe-no-such-port", "hr:0"],
+            "no such serial port",
+        ),
         (
             &[
                 "read",

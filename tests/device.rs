@@ -220,11 +220,16 @@ fn absent_devices_are_unreachable_and_unknown_kinds_send_nothing() {
         let why = d.open(false).await.unwrap().unwrap_err().0;
         assert!(!why.is_empty());
     });
-    let t: Target = "rtu:///dev/ttyUSB0?unit=3".parse().unwrap();
-    let e = Device::new(&t, &settings(pki.path()))
-        .err()
-        .expect("refused");
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    // A serial port that does not exist is refused when the device opens, before any traffic.
+    let t: Target = "rtu:///dev/plcprobe-no-such-port?unit=3".parse().unwrap();
+    let mut d = Device::new(&t, &settings(pki.path())).expect("an RTU device");
+    d.select_items(&items(&["hr:0"]), None, None).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt.block_on(d.open(false)).expect_err("refused");
+    assert!(e.to_string().contains("no such serial port"), "{e}");
     // Modbus addresses on an OPC UA device (and the reverse) are refused before any traffic.
     let mut d = device("opc.tcp://127.0.0.1:4840", pki.path());
     assert!(d

@@ -94,7 +94,7 @@ fn read_write_poll_and_scan_rows_keep_their_fields() {
             "--units",
             "1-3",
         ],
-        &["unit", "present", "identity", "probe"],
+        &["unit", "present", "answer", "identity", "server_id", "ms"],
     );
 }
 

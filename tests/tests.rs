@@ -12,5 +12,8 @@ mod health;
 mod modbus_sim;
 mod opcua;
 mod peers;
+mod register_scan;
+mod rtu;
 mod rtu_peers;
+mod serial_model;
 mod uart;

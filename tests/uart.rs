@@ -350,7 +350,7 @@ pub struct LineEnd {
     buf: Vec<u8>,
     pos: usize,
     /// A burst that is not yet readable, and the timer for it.
-    waiting: Option<(Vec<u8>, Pin<Box<Sleep>>)>,
+    waiting: Option<(Vec<u8>, Pin<Box<Sleep>>, Instant)>,
 }
 
 /// Two ends of a serial line set to `a` and `b`; see the module header. With `pace`, a burst
@@ -439,11 +439,17 @@ impl AsyncRead for LineEnd {
                 this.pos += n;
                 return Poll::Ready(Ok(()));
             }
-            if let Some((_, sleep)) = &mut this.waiting {
+            if let Some((_, sleep, at)) = &mut this.waiting {
+                // tokio's timer ticks in whole milliseconds: the timer is set 1 ms early, and the
+                // last stretch is polled again at once, so a burst arrives at its wire time.
                 if sleep.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                let (bytes, _) = this.waiting.take().unwrap();
+                if *at > Instant::now() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let (bytes, _, _) = this.waiting.take().unwrap();
                 this.buf = bytes;
                 this.pos = 0;
                 continue;
@@ -454,7 +460,10 @@ impl AsyncRead for LineEnd {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Burst { at, bytes })) => match at {
                     Some(at) if at > Instant::now() => {
-                        this.waiting = Some((bytes, Box::pin(tokio::time::sleep_until(at))));
+                        let early = at
+                            .checked_sub(std::time::Duration::from_millis(1))
+                            .unwrap_or(at);
+                        this.waiting = Some((bytes, Box::pin(tokio::time::sleep_until(early)), at));
                     }
                     _ => {
                         this.buf = bytes;

@@ -616,3 +616,146 @@ pub fn rtu_client(py: &Path, args: &[&str]) -> (i32, serde_json::Value, Duration
     let v = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     (out.status.code().unwrap_or(-1), v, elapsed)
 }
+
+/// `plcprobe sim PROFILE` serving Modbus RTU behind a drop guard: on one end of a [`PtyPair`]
+/// (`--rtu rtu://PTY?frame=8N1`, 19200 8N1), as an RTU-over-TCP gateway on a free loopback port
+/// (`--rtu-tcp 127.0.0.1:0`), or on any mix of listeners ([`RtuSim::start`]). Its stdout is
+/// drained; its stderr is kept ([`RtuSim::stop`] returns it).
+pub struct RtuSim {
+    guard: Guard,
+    /// What it printed after `listening on `, one per listener in the order the simulator
+    /// prints them: `modbus://127.0.0.1:P`, `rtu:///dev/pts/N?baud=19200&frame=8N1&unit=1`,
+    /// `rtu+tcp://127.0.0.1:P`.
+    pub listening: Vec<String>,
+    stderr: mpsc::Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl RtuSim {
+    /// Serve RTU on the serial port `pty` at 19200 8N1 (clients use the pair's other end).
+    pub fn serial(profile_name: &str, pty: &str, extra: &[&str]) -> RtuSim {
+        let spec = format!("rtu://{pty}?frame=8N1");
+        Self::start(profile_name, &["--rtu", &spec], extra)
+    }
+
+    /// Serve RTU over TCP on a free loopback port.
+    pub fn tcp(profile_name: &str, extra: &[&str]) -> RtuSim {
+        Self::start(profile_name, &["--rtu-tcp", "127.0.0.1:0"], extra)
+    }
+
+    /// Start it with the listener flags `listen` (each `--modbus`, `--rtu` or `--rtu-tcp` with
+    /// one address, port 0 for any) and `extra` arguments; returns once every listener is up.
+    /// A simulator that exits instead (a busy port) fails the test with its stderr.
+    pub fn start(profile_name: &str, listen: &[&str], extra: &[&str]) -> RtuSim {
+        Self::try_start(profile_name, listen, extra)
+            .unwrap_or_else(|log| panic!("sim {listen:?} {extra:?} did not start; stderr:\n{log}"))
+    }
+
+    /// [`RtuSim::start`], or what the simulator wrote to stderr when it exited (or printed
+    /// nothing) instead of listening.
+    pub fn try_start(
+        profile_name: &str,
+        listen: &[&str],
+        extra: &[&str],
+    ) -> Result<RtuSim, String> {
+        let listeners = listen.iter().filter(|a| a.starts_with("--")).count();
+        let mut child = bin()
+            .arg("sim")
+            .arg(profile(profile_name))
+            .args(listen)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sim");
+        let (ready, _) = watch_lines(child.stdout.take().expect("stdout"), |l| {
+            l.starts_with("listening on ")
+        });
+        let (stderr, log) = watch_lines(child.stderr.take().expect("stderr"), |_| true);
+        let mut guard = Guard(child);
+        let Some(lines) = recv_lines(&ready, listeners, Duration::from_secs(20)) else {
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+            // The reader thread ends at the pipe's end of file, closing the channel.
+            let mut text = String::new();
+            while let Ok(line) = stderr.recv_timeout(Duration::from_secs(5)) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            return Err(text);
+        };
+        Ok(RtuSim {
+            guard,
+            listening: lines
+                .iter()
+                .map(|l| l["listening on ".len()..].trim().to_string())
+                .collect(),
+            stderr,
+            log,
+        })
+    }
+
+    /// The simulator's process ID (named when it holds a port another program wants).
+    pub fn pid(&self) -> u32 {
+        self.guard.0.id()
+    }
+
+    /// The URL it printed for the listener whose URL starts with `scheme` (`rtu+tcp://` …).
+    pub fn url(&self, scheme: &str) -> &str {
+        self.listening
+            .iter()
+            .find(|u| u.starts_with(scheme))
+            .unwrap_or_else(|| panic!("no {scheme} listener in {:?}", self.listening))
+    }
+
+    /// The RTU-over-TCP port.
+    pub fn tcp_port(&self) -> u16 {
+        let url = self.url("rtu+tcp://");
+        url.rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {url}"))
+    }
+
+    /// plcprobe's target for unit `unit` over RTU over TCP.
+    pub fn tcp_target(&self, unit: u8) -> String {
+        format!("rtu+tcp://127.0.0.1:{}/{unit}", self.tcp_port())
+    }
+
+    /// plcprobe's target for unit `unit` of the Modbus TCP listener (`--modbus 127.0.0.1:0`).
+    pub fn modbus_target(&self, unit: u8) -> String {
+        format!("{}/{unit}", self.url("modbus://"))
+    }
+
+    /// What it wrote to stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stop it as Ctrl-C does (SIGINT: it finishes its capture file and says so) and return all
+    /// it wrote to stderr.
+    pub fn stop(mut self) -> String {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -INT {pid}");
+        let t0 = Instant::now();
+        while self.guard.0.try_wait().expect("wait for sim").is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "sim did not stop on SIGINT:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The reader thread ends at the pipe's end of file, closing the channel.
+        let mut text = String::new();
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+}

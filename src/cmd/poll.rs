@@ -143,7 +143,12 @@ pub async fn run_poll(
             () = source.round() => {},
             _ = &mut ctrl_c => break,
         };
-        let rtt = t0.elapsed();
+        // The round's time on the wire: its requests' round trips (over RTU without the
+        // silence kept before each request), else the round's wall time.
+        let rtt = match source.outcomes() {
+            [] => t0.elapsed(),
+            os => os.iter().map(|o| o.rtt).sum(),
+        };
         let mut refused = false;
         for o in source.outcomes() {
             stats.add(o);

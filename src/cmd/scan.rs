@@ -41,6 +41,11 @@ pub async fn run(ctx: &Ctx, args: &ScanArgs) -> anyhow::Result<Outcome> {
             for n in &t.notes {
                 writeln!(out, "{n}")?;
             }
+        } else {
+            // Machine formats keep stdout to the rows; what a person should know goes to stderr.
+            for n in &t.notes {
+                eprintln!("plcprobe: {n}");
+            }
         }
         write_rows(&mut out, ctx.format, &t.rows, ctx.color)?;
     }

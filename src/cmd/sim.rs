@@ -79,6 +79,9 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
             listen.extend(parse_listen("127.0.0.1:5020")?);
         }
     }
+    if args.record.is_some() && !args.rtu.is_empty() {
+        anyhow::bail!("--record records TCP connections (Modbus TCP and --rtu-tcp); a serial port's traffic is not recorded yet. Drop --record, or serve RTU over TCP with --rtu-tcp 127.0.0.1:4001 and record that");
+    }
     let mut rtu = Vec::new();
     for r in &args.rtu {
         rtu.push(serial_port(r)?);

@@ -21,6 +21,7 @@ pub mod modbus;
 pub mod modbus_scan;
 pub mod opcua;
 pub mod read_plan;
+pub mod register_scan;
 pub mod stats;
 
 pub use modbus_scan::ScanRequest;
@@ -364,7 +365,10 @@ impl Device {
     ) -> anyhow::Result<Result<Snapshot, Unreachable>> {
         let taken_at = crate::clock::now_rfc3339();
         let read = match &mut self {
-            Device::Modbus(d) => Ok(d.read_once().await),
+            Device::Modbus(d) => match d.open_port().await {
+                Ok(()) => Ok(d.read_once().await),
+                Err(e) => Err(e),
+            },
             Device::OpcUa(d) => d.read_once().await,
         };
         let snapshot = read.map(|read| {

@@ -126,9 +126,15 @@ impl ModbusDevice {
         &mut self,
         _reconnect: bool,
     ) -> anyhow::Result<Result<(), Unreachable>> {
-        // A TCP link connects on its first request and reconnects after any failure. A serial
-        // port is opened now: a port that cannot be opened (missing, busy, permission, a
-        // setting refused) is a problem with the command, not a device that does not answer.
+        self.open_port().await?;
+        Ok(Ok(()))
+    }
+
+    /// A TCP link connects on its first request and reconnects after any failure. A serial
+    /// port is opened at once: a port that cannot be opened (missing, busy, permission, a
+    /// setting refused) is a problem with the command (exit 3), not a device that does not
+    /// answer.
+    pub(super) async fn open_port(&mut self) -> anyhow::Result<()> {
         if let Target::Rtu { .. } = self.link.target() {
             if let Err(e) = self.link.connect().await {
                 let why = match e {
@@ -141,7 +147,7 @@ impl ModbusDevice {
                 eprintln!("plcprobe: {a}");
             }
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     pub(super) async fn identity(&mut self) -> Result<Identity, Unreachable> {
@@ -323,6 +329,7 @@ impl ModbusDevice {
     /// Reads the current value, writes (FC05/FC06 for one value, FC15/FC16 for several or with
     /// `--fc16`), reads back.
     pub(super) async fn write(&mut self, req: &WriteRequest<'_>) -> anyhow::Result<Table> {
+        self.open_port().await?;
         let target = self.link.target().clone();
         let a = parse_address(req.address)?;
         if !a.table.is_writable() {
@@ -465,7 +472,68 @@ impl ModbusDevice {
         if req.listen.is_some() {
             return super::modbus_scan::listen(self.link.target(), req, pb).await;
         }
+        if req.registers {
+            return self.scan_registers(req, pb).await;
+        }
         super::modbus_scan::scan(&mut self.link, self.serial, req, pb).await
+    }
+
+    /// `scan --registers`: the readable ranges of the target's unit, as rows and, with
+    /// `--emit-profile`, a starting profile written atomically.
+    async fn scan_registers(
+        &mut self,
+        req: &super::modbus_scan::ScanRequest,
+        pb: &indicatif::ProgressBar,
+    ) -> anyhow::Result<Table> {
+        use crate::proto::modbus::Table as T;
+        if let Some(path) = &req.emit_profile {
+            crate::fsutil::check_output_dir(path)?;
+        }
+        let tables = [
+            T::HoldingRegister,
+            T::InputRegister,
+            T::Coil,
+            T::DiscreteInput,
+        ];
+        let probe =
+            super::register_scan::probe(&mut self.link, &tables, req.rate, u16::MAX, pb).await?;
+        let mut rows = Rows::new(&["table", "start", "end", "count"]);
+        for f in &probe.found {
+            rows.push(vec![
+                json!(f.table.prefix()),
+                json!(f.start),
+                json!(f.end() - 1),
+                json!(f.count),
+            ]);
+        }
+        let mut notes = probe.notes();
+        if let Some(path) = &req.emit_profile {
+            crate::fsutil::write_atomic(path, probe.profile(self.link.target()).as_bytes())?;
+            notes.push(format!(
+                "wrote {} ({} ranges; load it with read --profile)",
+                path.display(),
+                probe.found.len()
+            ));
+        }
+        let outcome = if probe.found.is_empty() {
+            Outcome::Critical
+        } else {
+            Outcome::Ok
+        };
+        let problems = if probe.found.is_empty() {
+            vec![format!(
+                "{}: no address answered a read",
+                self.link.target()
+            )]
+        } else {
+            vec![]
+        };
+        Ok(Table {
+            notes,
+            rows,
+            outcome,
+            problems,
+        })
     }
 
     #[allow(clippy::unused_async)] // the same signature as the devices that hold a session

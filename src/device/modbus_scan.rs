@@ -99,10 +99,12 @@ pub fn scan_units(text: &str) -> anyhow::Result<Vec<u8>> {
     Ok(v)
 }
 
-/// The presence timeout after answers were seen: a few times the slowest, bounded by `full`.
+/// The presence timeout after answers were seen: eight times the slowest answer, plus twice
+/// t3.5 and 20 ms, bounded by `full`. A device much slower than the first ones shows as absent:
+/// the scan's note says so and how to scan it alone.
 fn adaptive(full: Duration, slowest: Option<Duration>, t35: Duration) -> Duration {
     slowest.map_or(full, |s| {
-        (s * 4 + t35 * 2 + Duration::from_millis(5)).min(full)
+        (s * 8 + t35 * 2 + Duration::from_millis(20)).min(full)
     })
 }
 
@@ -119,7 +121,7 @@ async fn probe_unit(
     let r = link
         .read_chunk(AddressRange::new(ModbusTable::HoldingRegister, 0, 1))
         .await;
-    let rtt = t0.elapsed();
+    let rtt = link.last_rtu_rtt().unwrap_or_else(|| t0.elapsed());
     link.set_timeout(full);
     let mut f = UnitFinding {
         unit,
@@ -165,18 +167,26 @@ async fn probe_unit(
 /// FC17's answer (server ID, run indicator, device-specific data) for people: printable text
 /// as text, the rest in hex.
 pub fn server_id_text(b: &[u8]) -> String {
-    let printable = b
-        .iter()
-        .filter(|c| c.is_ascii_graphic() || **c == b' ')
-        .count();
-    if b.len() > 2 && printable * 4 >= b.len() * 3 {
-        sanitize(&String::from_utf8_lossy(b))
-    } else {
+    let text = |d: &[u8]| {
+        let printable = d
+            .iter()
+            .filter(|c| c.is_ascii_graphic() || **c == b' ')
+            .count();
+        (d.len() > 2 && printable * 4 >= d.len() * 3).then(|| sanitize(&String::from_utf8_lossy(d)))
+    };
+    // The spec's layout: a one-byte server ID, run indicator 0x00/0xFF, then the data.
+    if b.len() > 2 && matches!(b[1], 0x00 | 0xFF) {
+        if let Some(t) = text(&b[2..]) {
+            let run = if b[1] == 0xFF { "on" } else { "off" };
+            return format!("{t} (id {}, run {run})", b[0]);
+        }
+    }
+    text(b).unwrap_or_else(|| {
         b.iter()
             .map(|x| format!("{x:02X}"))
             .collect::<Vec<_>>()
             .join(" ")
-    }
+    })
 }
 
 /// Scan `units` over one link at a time (serial, RTU over TCP): adaptive timeouts.
@@ -456,6 +466,26 @@ pub async fn scan(
         Target::OpcUa { .. } => unreachable!("a Modbus link"),
     }
     let present = found.iter().filter(|(_, f)| f.present).count();
+    let slowest = found
+        .iter()
+        .filter_map(|(_, f)| f.ms)
+        .fold(0.0f64, f64::max);
+    let absent = found.iter().filter(|(_, f)| !f.present).count();
+    if present > 0 && absent > 0 {
+        let t35 = timing_of(&target).t35;
+        let given = adaptive(
+            timeout,
+            Some(Duration::from_secs_f64(slowest / 1000.0)),
+            t35,
+        );
+        if given < timeout {
+            notes.push(format!(
+                "after the first answer, units were given {} to answer (8 x the slowest answer, {slowest:.1} ms) instead of --timeout {}: a device slower than that shows as absent; scan it alone (--units N) to give it the full timeout",
+                humantime::format_duration(Duration::from_millis(given.as_millis() as u64)),
+                humantime::format_duration(timeout)
+            ));
+        }
+    }
     let outcome = if present > 0 {
         Outcome::Ok
     } else {
@@ -754,7 +784,7 @@ mod tests {
                 Some(Duration::from_millis(2)),
                 Duration::from_millis(2)
             ),
-            Duration::from_millis(17)
+            Duration::from_millis(40)
         );
         assert_eq!(
             adaptive(full, Some(Duration::from_secs(1)), Duration::ZERO),
@@ -764,7 +794,11 @@ mod tests {
 
     #[test]
     fn server_ids_read_as_text_or_hex() {
-        assert!(server_id_text(b"\x01\xFFPLC-5 v2").ends_with("PLC-5 v2"));
+        assert_eq!(
+            server_id_text(b"\x01\xFFPLC-5 v2"),
+            "PLC-5 v2 (id 1, run on)"
+        );
+        assert_eq!(server_id_text(b"PYMODBUS"), "PYMODBUS");
         assert_eq!(server_id_text(&[1, 0xFF]), "01 FF");
     }
 }

@@ -204,7 +204,9 @@ impl ReadPlan {
             }
             let t0 = Instant::now();
             let ans = link.read_chunk(*range).await;
-            let rtt = t0.elapsed();
+            // Over RTU, the wire's own time from request to answer: the silence it keeps
+            // before a request (t3.5, longer after a failure) is not the device's slowness.
+            let rtt = link.last_rtu_rtt().unwrap_or_else(|| t0.elapsed());
             match ans {
                 Ok(a) => {
                     let error = a.as_ref().err().map(|code| Ok(*code));

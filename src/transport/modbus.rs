@@ -220,6 +220,15 @@ impl ModbusLink {
         }
     }
 
+    /// Over RTU, the last answer's round trip without the t3.5 silence kept before the
+    /// request; `None` over Modbus TCP (time the call instead).
+    pub fn last_rtu_rtt(&self) -> Option<Duration> {
+        match &self.wire {
+            Some(Wire::Rtu(w)) => Some(w.last_rtt),
+            _ => None,
+        }
+    }
+
     /// Bytes the RTU wire drained before requests (late answers, noise); 0 over Modbus TCP.
     pub fn late_bytes(&self) -> u64 {
         match &self.wire {

@@ -167,6 +167,11 @@ pub struct RtuWire {
     buf: Vec<u8>,
     /// See [`WireCounts`].
     pub counts: WireCounts,
+    /// The last transaction's time from the request sent to its answer (the silence before
+    /// it excluded).
+    pub last_rtt: Duration,
+    /// When the current transaction's request went out.
+    sent_at: Option<Instant>,
 }
 
 impl RtuWire {
@@ -180,6 +185,8 @@ impl RtuWire {
             settle: None,
             buf: Vec::with_capacity(260),
             counts: WireCounts::default(),
+            last_rtt: Duration::ZERO,
+            sent_at: None,
         }
     }
 
@@ -219,8 +226,20 @@ impl RtuWire {
             if now >= quiet_until {
                 return Ok(());
             }
-            match tokio::time::timeout(quiet_until - now, self.port.read(&mut scratch)).await {
-                Err(_) => return Ok(()),
+            // tokio's timers tick in whole milliseconds, which would stretch a 1.75 ms t3.5 to
+            // 2–3 ms: wait on the timer for all but the last millisecond, then yield until due.
+            let left = quiet_until - now;
+            if left <= Duration::from_millis(1) {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            match tokio::time::timeout(
+                left.saturating_sub(Duration::from_millis(1)),
+                self.port.read(&mut scratch),
+            )
+            .await
+            {
+                Err(_) => {}
                 Ok(Ok(0)) => {
                     return Err(RtuError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -264,7 +283,9 @@ impl RtuWire {
         pdu: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, RtuError> {
+        self.sent_at = None;
         let r = self.transact_inner(unit, pdu, timeout).await;
+        self.last_rtt = self.sent_at.map_or(Duration::ZERO, |t| t.elapsed());
         if r.is_err() {
             self.settle = Some((timeout / 2).max(self.timing.t35));
         }
@@ -279,6 +300,7 @@ impl RtuWire {
     ) -> Result<Vec<u8>, RtuError> {
         self.quiet().await?;
         let frame = adu(unit, pdu);
+        self.sent_at = Some(Instant::now());
         self.send(&frame).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         self.buf.clear();
