@@ -669,6 +669,48 @@ fn rtu_over_tcp_faults_are_named_alike() {
 }
 
 #[test]
+fn tshark_reads_the_recorded_rtu_over_tcp_traffic() {
+    // `sim --rtu-tcp --record` writes RTU frames in TCP segments; tshark decodes them as Modbus
+    // RTU when told the port (`-d tcp.port==P,mbrtu`) and finds every CRC good.
+    let Some(tshark) = tool("tshark") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rtu-tcp.pcapng");
+    let f = file.to_str().unwrap();
+    let sim = RtuSim::tcp(DEMO, &["--record", f]);
+    let port = sim.tcp_port();
+    let (r, _, _) = poll(&sim.tcp_target(1), "hr:300+4", 3, "1s");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    sim.stop();
+    let out = Command::new(tshark)
+        .args(["-r", f, "-d", &format!("tcp.port=={port},mbrtu")])
+        .args(["-o", "mbrtu.crc_verification:TRUE", "-T", "fields"])
+        .args([
+            "-e",
+            "mbrtu.unit_id",
+            "-e",
+            "modbus.func_code",
+            "-e",
+            "mbrtu.crc16.status",
+        ])
+        .args(["-Y", "mbrtu"])
+        .output()
+        .expect("run tshark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        6,
+        "3 requests and 3 answers: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in &lines {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(&f[..2], ["1", "3"], "unit 1, FC03: {l}");
+        assert_eq!(f[2], "1", "CRC good (tshark's status 1): {l}");
+    }
+}
+
+#[test]
 fn rtu_over_tcp_crc_errors_are_the_corrupted_answers_of_the_capture() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("crc.pcapng");

@@ -3,6 +3,7 @@
 use std::{io::Write as _, net::SocketAddr};
 
 use super::{Ctx, Outcome};
+use crate::transport::rtu::LineSettings;
 use crate::{
     cli::SimArgs,
     profile::Profile,
@@ -37,34 +38,19 @@ pub fn parse_listen(text: &str) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 /// `--rtu`: a serial port path (19200 8E1) or an `rtu://` URL with baud and frame.
-fn serial_port(text: &str) -> anyhow::Result<(String, crate::transport::rtu::LineSettings)> {
+fn serial_port(text: &str) -> anyhow::Result<crate::target::Target> {
     let url = if text.contains("://") {
         text.to_string()
     } else {
         format!("rtu://{text}")
     };
-    match url.parse::<crate::target::Target>() {
-        Ok(crate::target::Target::Rtu {
-            path,
-            baud,
-            data_bits,
-            parity,
-            stop_bits,
-            ..
-        }) => Ok((
-            path,
-            crate::transport::rtu::LineSettings {
-                baud,
-                data_bits,
-                parity,
-                stop_bits,
-            },
-        )),
-        Ok(_) => anyhow::bail!(
+    let t: crate::target::Target = url.parse().map_err(|e| anyhow::anyhow!("--rtu: {e}"))?;
+    if LineSettings::of(&t).is_none() {
+        anyhow::bail!(
             "--rtu {text}: give a serial port, e.g. /dev/ttyUSB1 or rtu:///dev/pts/3?frame=8N1"
-        ),
-        Err(e) => Err(anyhow::anyhow!("--rtu: {e}")),
+        );
     }
+    Ok(t)
 }
 
 /// Run `sim`.
@@ -82,10 +68,15 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     if args.record.is_some() && !args.rtu.is_empty() {
         anyhow::bail!("--record records TCP connections (Modbus TCP and --rtu-tcp); a serial port's traffic is not recorded yet. Drop --record, or serve RTU over TCP with --rtu-tcp 127.0.0.1:4001 and record that");
     }
-    let mut rtu = Vec::new();
-    for r in &args.rtu {
-        rtu.push(serial_port(r)?);
-    }
+    let serial: Vec<crate::target::Target> = args
+        .rtu
+        .iter()
+        .map(|r| serial_port(r))
+        .collect::<anyhow::Result<_>>()?;
+    let rtu = serial
+        .iter()
+        .filter_map(|t| LineSettings::of(t).map(|(p, l)| (p.to_string(), l)))
+        .collect();
     let mut rtu_tcp = Vec::new();
     for a in &args.rtu_tcp {
         rtu_tcp.extend(parse_listen(a)?);
@@ -127,7 +118,7 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
     let handle = sim::start(SimConfig {
         profile: profile.clone(),
         listen,
-        rtu: rtu.clone(),
+        rtu,
         rtu_tcp,
         units: units.clone(),
         faults,
@@ -162,16 +153,8 @@ pub async fn run(ctx: &Ctx, args: &SimArgs) -> anyhow::Result<Outcome> {
         for a in &handle.addrs {
             writeln!(out, "listening on modbus://{a}")?;
         }
-        for (path, line) in &rtu {
-            let t = crate::target::Target::Rtu {
-                path: path.clone(),
-                baud: line.baud,
-                data_bits: line.data_bits,
-                parity: line.parity,
-                stop_bits: line.stop_bits,
-                unit: units[0],
-            };
-            writeln!(out, "listening on {}", t.url())?;
+        for t in &serial {
+            writeln!(out, "listening on {}", t.with_unit(units[0]).url())?;
         }
         for a in &handle.rtu_tcp_addrs {
             writeln!(out, "listening on rtu+tcp://{a}")?;

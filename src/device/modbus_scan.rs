@@ -100,11 +100,11 @@ pub fn scan_units(text: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The presence timeout after answers were seen: eight times the slowest answer, plus twice
-/// t3.5 and 20 ms, bounded by `full`. A device much slower than the first ones shows as absent:
+/// t3.5 and 5 ms, bounded by `full`. A device much slower than the first ones shows as absent:
 /// the scan's note says so and how to scan it alone.
 fn adaptive(full: Duration, slowest: Option<Duration>, t35: Duration) -> Duration {
     slowest.map_or(full, |s| {
-        (s * 8 + t35 * 2 + Duration::from_millis(20)).min(full)
+        (s * 8 + t35 * 2 + Duration::from_millis(5)).min(full)
     })
 }
 
@@ -181,6 +181,13 @@ pub fn server_id_text(b: &[u8]) -> String {
             return format!("{t} (id {}, run {run})", b[0]);
         }
     }
+    // Some servers (pymodbus) send the text first and the run indicator last.
+    if let Some((&last @ (0x00 | 0xFF), head)) = b.split_last() {
+        if let Some(t) = text(head) {
+            let run = if last == 0xFF { "on" } else { "off" };
+            return format!("{t} (run {run})");
+        }
+    }
     text(b).unwrap_or_else(|| {
         b.iter()
             .map(|x| format!("{x:02X}"))
@@ -242,25 +249,7 @@ async fn scan_tcp(
 }
 
 fn line_of(target: &Target) -> Option<(String, LineSettings)> {
-    match target {
-        Target::Rtu {
-            path,
-            baud,
-            data_bits,
-            parity,
-            stop_bits,
-            ..
-        } => Some((
-            path.clone(),
-            LineSettings {
-                baud: *baud,
-                data_bits: *data_bits,
-                parity: *parity,
-                stop_bits: *stop_bits,
-            },
-        )),
-        _ => None,
-    }
+    LineSettings::of(target).map(|(p, l)| (p.to_string(), l))
 }
 
 fn with_line(target: &Target, line: LineSettings) -> Target {
@@ -784,7 +773,7 @@ mod tests {
                 Some(Duration::from_millis(2)),
                 Duration::from_millis(2)
             ),
-            Duration::from_millis(40)
+            Duration::from_millis(25)
         );
         assert_eq!(
             adaptive(full, Some(Duration::from_secs(1)), Duration::ZERO),
@@ -799,6 +788,7 @@ mod tests {
             "PLC-5 v2 (id 1, run on)"
         );
         assert_eq!(server_id_text(b"PYMODBUS"), "PYMODBUS");
+        assert_eq!(server_id_text(b"Pymodbus\xFF"), "Pymodbus (run on)");
         assert_eq!(server_id_text(&[1, 0xFF]), "01 FF");
     }
 }

@@ -243,20 +243,8 @@ impl ModbusLink {
             return Ok(());
         }
         let wire = match &self.target {
-            Target::Rtu {
-                path,
-                baud,
-                data_bits,
-                parity,
-                stop_bits,
-                ..
-            } => {
-                let line = LineSettings {
-                    baud: *baud,
-                    data_bits: *data_bits,
-                    parity: *parity,
-                    stop_bits: *stop_bits,
-                };
+            Target::Rtu { .. } => {
+                let (path, line) = LineSettings::of(&self.target).expect("a serial target");
                 let port = open_serial(path, line).map_err(LinkError::Connect)?;
                 if self.connects == 0 {
                     self.advice = super::rtu::latency_advice(path);
@@ -322,64 +310,61 @@ impl ModbusLink {
         Ok(stream)
     }
 
+    /// One RTU transaction: the answer's PDU, or its exception code. A gateway's socket is
+    /// reopened after any failure, as for Modbus TCP; a serial port only when the port itself
+    /// failed.
+    async fn rtu_transact(&mut self, pdu: &[u8]) -> Result<Answer<Vec<u8>>, LinkError> {
+        let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
+        let Some(Wire::Rtu(w)) = self.wire.as_mut() else {
+            unreachable!("called on an RTU wire")
+        };
+        match w.transact(self.unit, pdu, self.timeout).await {
+            Ok(rsp) if rsp.first().is_some_and(|fc| fc & 0x80 != 0) => {
+                Ok(Err(rsp.get(1).copied().unwrap_or(0)))
+            }
+            Ok(rsp) => Ok(Ok(rsp)),
+            Err(e) => {
+                if over_tcp || matches!(e, RtuError::Io(_)) {
+                    self.wire = None;
+                }
+                Err(rtu_error(e))
+            }
+        }
+    }
+
     /// Send one request and wait for its answer, at most `timeout`.
     pub async fn call(&mut self, req: Request<'_>) -> Result<Answer<Response>, LinkError> {
         self.connect().await?;
-        match self.wire.as_mut().expect("connected above") {
-            Wire::Tcp(ctx) => {
-                let result = tokio::time::timeout(self.timeout, ctx.call(req)).await;
-                match result {
-                    Err(_) => {
-                        self.wire = None;
-                        Err(LinkError::Timeout(self.timeout))
-                    }
-                    Ok(Err(tokio_modbus::Error::Transport(e))) => {
-                        self.wire = None;
-                        if e.kind() == io::ErrorKind::InvalidData {
-                            Err(LinkError::Protocol(e.to_string()))
-                        } else {
-                            Err(LinkError::Connection(connection_text(&e)))
-                        }
-                    }
-                    Ok(Err(tokio_modbus::Error::Protocol(p))) => {
-                        self.wire = None;
-                        Err(LinkError::Protocol(p.to_string()))
-                    }
-                    Ok(Ok(Err(exc))) => Ok(Err(u8::from(exc))),
-                    Ok(Ok(Ok(rsp))) => Ok(Ok(rsp)),
-                }
-            }
-            Wire::Rtu(w) => {
-                let pdu = encode_request(&req);
-                let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
-                match w.transact(self.unit, &pdu, self.timeout).await {
-                    Ok(rsp) if rsp.first().is_some_and(|fc| fc & 0x80 != 0) => {
-                        Ok(Err(rsp.get(1).copied().unwrap_or(0)))
-                    }
+        let ctx = match self.wire.as_mut().expect("connected above") {
+            Wire::Tcp(ctx) => ctx,
+            Wire::Rtu(_) => {
+                return match self.rtu_transact(&encode_request(&req)).await? {
+                    Err(code) => Ok(Err(code)),
                     Ok(rsp) => Response::try_from(Bytes::from(rsp))
                         .map(Ok)
                         .map_err(|e| LinkError::Protocol(e.to_string())),
-                    Err(e) => {
-                        // A gateway's socket is reopened after any failure, as for Modbus TCP;
-                        // a serial port only when the port itself failed.
-                        if over_tcp || matches!(e, RtuError::Io(_)) {
-                            self.wire = None;
-                        }
-                        Err(match e {
-                            RtuError::Silence(_) => {
-                                LinkError::Silence(RtuError::Silence(self.timeout).to_string())
-                            }
-                            RtuError::BadCrc { .. } => LinkError::Crc(e.to_string()),
-                            RtuError::WrongUnit { .. } => LinkError::WrongUnit(e.to_string()),
-                            RtuError::WrongFunction { .. } | RtuError::Echo { .. } => {
-                                LinkError::Protocol(e.to_string())
-                            }
-                            RtuError::Rts(_) => LinkError::Connect(e.to_string()),
-                            RtuError::Io(io) => LinkError::Connection(connection_text(&io)),
-                        })
-                    }
+                };
+            }
+        };
+        match tokio::time::timeout(self.timeout, ctx.call(req)).await {
+            Err(_) => {
+                self.wire = None;
+                Err(LinkError::Timeout(self.timeout))
+            }
+            Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                self.wire = None;
+                if e.kind() == io::ErrorKind::InvalidData {
+                    Err(LinkError::Protocol(e.to_string()))
+                } else {
+                    Err(LinkError::Connection(connection_text(&e)))
                 }
             }
+            Ok(Err(tokio_modbus::Error::Protocol(p))) => {
+                self.wire = None;
+                Err(LinkError::Protocol(p.to_string()))
+            }
+            Ok(Ok(Err(exc))) => Ok(Err(u8::from(exc))),
+            Ok(Ok(Ok(rsp))) => Ok(Ok(rsp)),
         }
     }
 
@@ -389,20 +374,12 @@ impl ModbusLink {
     /// layout (a device that differs is a protocol error there).
     pub async fn report_server_id(&mut self) -> Result<Answer<Vec<u8>>, LinkError> {
         self.connect().await?;
-        if let Some(Wire::Rtu(w)) = self.wire.as_mut() {
-            let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
-            return match w.transact(self.unit, &[17], self.timeout).await {
-                Ok(rsp) if rsp.first().is_some_and(|fc| fc & 0x80 != 0) => {
-                    Ok(Err(rsp.get(1).copied().unwrap_or(0)))
-                }
-                Ok(rsp) => Ok(Ok(rsp.get(2..).map(<[u8]>::to_vec).unwrap_or_default())),
-                Err(e) => {
-                    if over_tcp || matches!(e, RtuError::Io(_)) {
-                        self.wire = None;
-                    }
-                    Err(rtu_error(e, self.timeout))
-                }
-            };
+        if let Some(Wire::Rtu(_)) = self.wire {
+            // The answer's byte count first, then the bytes.
+            return Ok(self
+                .rtu_transact(&[17])
+                .await?
+                .map(|rsp| rsp.get(2..).map(<[u8]>::to_vec).unwrap_or_default()));
         }
         Ok(match self.call(Request::ReportServerId).await? {
             Err(code) => Err(code),
@@ -591,9 +568,9 @@ impl WriteItem for bool {
 }
 
 /// An RTU wire's failure as the link reports it.
-fn rtu_error(e: RtuError, timeout: Duration) -> LinkError {
+fn rtu_error(e: RtuError) -> LinkError {
     match e {
-        RtuError::Silence(_) => LinkError::Silence(RtuError::Silence(timeout).to_string()),
+        RtuError::Silence(_) => LinkError::Silence(e.to_string()),
         RtuError::BadCrc { .. } => LinkError::Crc(e.to_string()),
         RtuError::WrongUnit { .. } => LinkError::WrongUnit(e.to_string()),
         RtuError::WrongFunction { .. } | RtuError::Echo { .. } => {

@@ -195,6 +195,33 @@ impl RtuWire {
         self.timing
     }
 
+    /// One read of what arrives by `until`: `Ok(None)` when nothing did. Bytes read go to
+    /// `self.buf` (`keep`) or are counted as late and dropped; either way the line was busy.
+    async fn read_by(
+        &mut self,
+        until: tokio::time::Instant,
+        keep: bool,
+    ) -> Result<Option<usize>, RtuError> {
+        let mut chunk = [0u8; 256];
+        match tokio::time::timeout_at(until, self.port.read(&mut chunk)).await {
+            Err(_) => Ok(None),
+            Ok(Ok(0)) => Err(RtuError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the connection was closed",
+            ))),
+            Ok(Ok(n)) => {
+                if keep {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                } else {
+                    self.counts.late_bytes += n as u64;
+                }
+                self.last_busy = Instant::now();
+                Ok(Some(n))
+            }
+            Ok(Err(e)) => Err(RtuError::Io(e)),
+        }
+    }
+
     /// Wait until the line has been quiet long enough, discarding what arrives.
     async fn quiet(&mut self) -> Result<(), RtuError> {
         let need = self
@@ -202,25 +229,13 @@ impl RtuWire {
             .take()
             .unwrap_or(Duration::ZERO)
             .max(self.timing.t35);
-        let mut scratch = [0u8; 256];
         loop {
             // Whatever already arrived is drained without waiting.
-            loop {
-                match tokio::time::timeout(Duration::ZERO, self.port.read(&mut scratch)).await {
-                    Ok(Ok(0)) => {
-                        return Err(RtuError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the connection was closed",
-                        )))
-                    }
-                    Ok(Ok(n)) => {
-                        self.counts.late_bytes += n as u64;
-                        self.last_busy = Instant::now();
-                    }
-                    Ok(Err(e)) => return Err(RtuError::Io(e)),
-                    Err(_) => break,
-                }
-            }
+            while self
+                .read_by(tokio::time::Instant::now(), false)
+                .await?
+                .is_some()
+            {}
             let quiet_until = self.last_busy + need;
             let now = Instant::now();
             if now >= quiet_until {
@@ -233,25 +248,8 @@ impl RtuWire {
                 tokio::task::yield_now().await;
                 continue;
             }
-            match tokio::time::timeout(
-                left.saturating_sub(Duration::from_millis(1)),
-                self.port.read(&mut scratch),
-            )
-            .await
-            {
-                Err(_) => {}
-                Ok(Ok(0)) => {
-                    return Err(RtuError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the connection was closed",
-                    )))
-                }
-                Ok(Ok(n)) => {
-                    self.counts.late_bytes += n as u64;
-                    self.last_busy = Instant::now();
-                }
-                Ok(Err(e)) => return Err(RtuError::Io(e)),
-            }
+            let until = tokio::time::Instant::now() + left.saturating_sub(Duration::from_millis(1));
+            self.read_by(until, false).await?;
         }
     }
 
@@ -284,7 +282,10 @@ impl RtuWire {
         timeout: Duration,
     ) -> Result<Vec<u8>, RtuError> {
         self.sent_at = None;
-        let r = self.transact_inner(unit, pdu, timeout).await;
+        let r = match self.transact_inner(unit, pdu, timeout).await {
+            Err(RtuError::Silence(_)) => Err(RtuError::Silence(timeout)),
+            r => r,
+        };
         self.last_rtt = self.sent_at.map_or(Duration::ZERO, |t| t.elapsed());
         if r.is_err() {
             self.settle = Some((timeout / 2).max(self.timing.t35));
@@ -379,25 +380,9 @@ impl RtuWire {
         want: usize,
         deadline: tokio::time::Instant,
     ) -> Result<(), RtuError> {
-        let mut chunk = [0u8; 256];
         while self.buf.len() < want {
-            match tokio::time::timeout_at(deadline, self.port.read(&mut chunk)).await {
-                Err(_) => {
-                    return Err(RtuError::Silence(
-                        deadline.duration_since(tokio::time::Instant::now()),
-                    ))
-                }
-                Ok(Ok(0)) => {
-                    return Err(RtuError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the connection was closed",
-                    )))
-                }
-                Ok(Ok(n)) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    self.last_busy = Instant::now();
-                }
-                Ok(Err(e)) => return Err(RtuError::Io(e)),
+            if self.read_by(deadline, true).await?.is_none() {
+                return Err(RtuError::Silence(Duration::ZERO));
             }
         }
         Ok(())
@@ -405,29 +390,15 @@ impl RtuWire {
 
     /// Read until the line has been quiet for t3.5 (a frame's end) or the deadline passes.
     async fn read_quiet(&mut self, deadline: tokio::time::Instant) -> Result<(), RtuError> {
-        let mut chunk = [0u8; 256];
         // USB adapters deliver in bursts; give them a little more than t3.5.
         let gap = self.timing.t35.max(Duration::from_millis(3));
-        loop {
+        while self.buf.len() <= 512 {
             let until = (tokio::time::Instant::now() + gap).min(deadline);
-            match tokio::time::timeout_at(until, self.port.read(&mut chunk)).await {
-                Err(_) => return Ok(()),
-                Ok(Ok(0)) => {
-                    return Err(RtuError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the connection was closed",
-                    )))
-                }
-                Ok(Ok(n)) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    self.last_busy = Instant::now();
-                    if self.buf.len() > 512 {
-                        return Ok(());
-                    }
-                }
-                Ok(Err(e)) => return Err(RtuError::Io(e)),
+            if self.read_by(until, true).await?.is_none() {
+                break;
             }
         }
+        Ok(())
     }
 }
 
@@ -445,6 +416,29 @@ pub struct LineSettings {
 }
 
 impl LineSettings {
+    /// A serial target's port path and line settings; `None` for the other targets.
+    pub fn of(target: &crate::target::Target) -> Option<(&str, LineSettings)> {
+        match target {
+            crate::target::Target::Rtu {
+                path,
+                baud,
+                data_bits,
+                parity,
+                stop_bits,
+                ..
+            } => Some((
+                path.as_str(),
+                LineSettings {
+                    baud: *baud,
+                    data_bits: *data_bits,
+                    parity: *parity,
+                    stop_bits: *stop_bits,
+                },
+            )),
+            _ => None,
+        }
+    }
+
     /// The line's timing.
     pub fn timing(&self) -> Timing {
         Timing::new(
