@@ -519,8 +519,9 @@ pub struct ScanArgs {
     /// With --registers: most requests per second.
     #[arg(long, default_value_t = 5.0)]
     pub rate: f64,
-    /// Modbus TCP: connections at once while scanning unit IDs behind a gateway.
-    #[arg(long, default_value_t = 8)]
+    /// Modbus TCP: connections at once while scanning unit IDs behind a gateway (many PLCs and
+    /// gateways accept only a few connections: keep it small on a running line).
+    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
 }
 

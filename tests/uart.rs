@@ -337,6 +337,10 @@ struct Burst {
     bytes: Vec<u8>,
 }
 
+/// A burst not yet readable: its bytes, a timer that ends 2 ms before it is due (none when
+/// it is due sooner), and when it is due.
+type Waiting = (Vec<u8>, Option<Pin<Box<Sleep>>>, Instant);
+
 /// One end of an in-memory serial line ([`line_pair`]).
 pub struct LineEnd {
     me: Arc<Mutex<Setting>>,
@@ -350,7 +354,7 @@ pub struct LineEnd {
     buf: Vec<u8>,
     pos: usize,
     /// A burst that is not yet readable, and the timer for it.
-    waiting: Option<(Vec<u8>, Pin<Box<Sleep>>, Instant)>,
+    waiting: Option<Waiting>,
 }
 
 /// Two ends of a serial line set to `a` and `b`; see the module header. With `pace`, a burst
@@ -440,10 +444,12 @@ impl AsyncRead for LineEnd {
                 return Poll::Ready(Ok(()));
             }
             if let Some((_, sleep, at)) = &mut this.waiting {
-                // tokio's timer ticks in whole milliseconds: the timer is set 1 ms early, and the
+                // tokio's timer ticks in whole milliseconds: the timer is set 2 ms early, and the
                 // last stretch is polled again at once, so a burst arrives at its wire time.
-                if sleep.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+                if let Some(sleep) = sleep {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
                 }
                 if *at > Instant::now() {
                     cx.waker().wake_by_ref();
@@ -460,10 +466,13 @@ impl AsyncRead for LineEnd {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Burst { at, bytes })) => match at {
                     Some(at) if at > Instant::now() => {
-                        let early = at
-                            .checked_sub(std::time::Duration::from_millis(1))
-                            .unwrap_or(at);
-                        this.waiting = Some((bytes, Box::pin(tokio::time::sleep_until(early)), at));
+                        // Within 2 ms of due, no timer at all (it would fire at the next tick,
+                        // and the OS wait rounds up once more): poll again at once until due.
+                        let sleep = at
+                            .checked_sub(std::time::Duration::from_millis(2))
+                            .filter(|e| *e > Instant::now())
+                            .map(|e| Box::pin(tokio::time::sleep_until(e)));
+                        this.waiting = Some((bytes, sleep, at));
                     }
                     _ => {
                         this.buf = bytes;

@@ -24,10 +24,11 @@ pty_pair() { # pty_pair NAME: socat pair, ends in $work/NAME.a and $work/NAME.b
 }
 pty_pair py; pty_pair sim
 taskset -c 0 "$PY" tests/peers/pymodbus_rtu_server.py --serial "$(cat "$work/py.a")" > "$work/pyserver.out" 2>&1 & bench_pids+=($!)
-taskset -c 0 "$B" sim profiles/demo-line.toml --rtu "rtu://$(cat "$work/sim.a")?frame=8N1" > "$work/simserver.out" 2>&1 & bench_pids+=($!)
+# The simulator serves 200 contiguous u16 registers, as pymodbus's map holds hr:0..200.
+{ printf '[device]\nname = "bench 200 registers"\n'; for i in $(seq 0 199); do printf '[[point]]\nname = "r%d"\naddress = "hr:%d"\nsim = { value = %d }\n' "$i" "$i" "$i"; done; } > "$work/bench200.toml"
+taskset -c 0 "$B" sim "$work/bench200.toml" --rtu "rtu://$(cat "$work/sim.a")?frame=8N1" > "$work/simserver.out" 2>&1 & bench_pids+=($!)
 for _ in $(seq 100); do grep -q "rtu server on" "$work/pyserver.out" && grep -q "listening on" "$work/simserver.out" && break; sleep 0.1; done
 
-# hr:100+10 is mapped in demo-line.toml; pymodbus's map covers hr:0..200.
 rate_plcprobe() { taskset -c 0 "$B" poll "rtu://$1?baud=19200&frame=8N1&unit=1" hr:100+10 --interval 0 --count "$N" -q --format json | sed 's/.*"elapsed_s":\([0-9.]*\).*/\1/' | awk -v n="$N" '{printf "%.0f\n", n/$1}'; }
 rate_pymodbus() { taskset -c 0 "$PY" tests/peers/pymodbus_rtu_client.py --serial "$1" --unit 1 --count "$N" --read hr:100+10 | sed 's/.*"seconds": *\([0-9.]*\).*/\1/' | awk -v n="$N" '{printf "%.0f\n", n/$1}'; }
 rate_mbpoll() { # 5 s of polling every 10 ms (mbpoll's floor), answers counted

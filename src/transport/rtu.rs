@@ -36,6 +36,10 @@ use crate::{
     target::Parity,
 };
 
+/// The last stretch of a wait that is yielded through rather than left to a timer: tokio's
+/// timers tick in whole milliseconds, and the OS wait under them rounds up by one more.
+const SPIN: Duration = Duration::from_millis(2);
+
 /// How a serial adapter must be driven.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SerialOptions {
@@ -241,14 +245,15 @@ impl RtuWire {
             if now >= quiet_until {
                 return Ok(());
             }
-            // tokio's timers tick in whole milliseconds, which would stretch a 1.75 ms t3.5 to
-            // 2–3 ms: wait on the timer for all but the last millisecond, then yield until due.
+            // tokio's timers tick in whole milliseconds and the OS wait rounds up to one more,
+            // which would stretch a 1.75 ms t3.5 to 3 ms: wait on the timer for all but the
+            // last 2 ms, then yield to other tasks until due.
             let left = quiet_until - now;
-            if left <= Duration::from_millis(1) {
+            if left <= SPIN {
                 tokio::task::yield_now().await;
                 continue;
             }
-            let until = tokio::time::Instant::now() + left.saturating_sub(Duration::from_millis(1));
+            let until = tokio::time::Instant::now() + left.saturating_sub(SPIN);
             self.read_by(until, false).await?;
         }
     }
