@@ -1007,6 +1007,30 @@ fn sim_record_on_a_serial_port_records_or_refuses() {
 // --- 7: bad input -------------------------------------------------------------------------------
 
 #[test]
+fn rts_on_a_pty_is_bad_input_and_a_missing_echo_is_named() {
+    // A pty has no RTS line: --rts is refused when the port opens (exit 3), nothing sent.
+    // --echo on a line that does not echo: the answer arrives where the echo was expected.
+    let Some(pair) = PtyPair::new() else { return };
+    let _sim = RtuSim::serial(DEMO, &pair.a, &[]);
+    let target = serial(&pair.b, 1);
+    let r = run(&["read", &target, "hr:106", "--rts"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("drop --rts"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    let r = run(&["read", &target, "hr:106", "--echo", "--timeout", "300ms"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not echo (drop --echo)"),
+        "{}",
+        r.stderr
+    );
+    // Without --echo the same read works.
+    let r = run(&["read", &target, "hr:106", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["value"], 5);
+}
+
+#[test]
 fn bad_serial_targets_exit_3_in_one_paragraph() {
     let Some(pair) = PtyPair::new() else { return };
     let b = &pair.b;

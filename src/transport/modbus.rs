@@ -245,7 +245,12 @@ impl ModbusLink {
         let wire = match &self.target {
             Target::Rtu { .. } => {
                 let (path, line) = LineSettings::of(&self.target).expect("a serial target");
-                let port = open_serial(path, line).map_err(LinkError::Connect)?;
+                let mut port = open_serial(path, line).map_err(LinkError::Connect)?;
+                if self.serial.rts {
+                    // A port without RTS control is a setting problem: said once, at open.
+                    super::rtu::Port::set_rts(&mut port, false)
+                        .map_err(|e| LinkError::Connect(RtuError::Rts(e).to_string()))?;
+                }
                 if self.connects == 0 {
                     self.advice = super::rtu::latency_advice(path);
                 }

@@ -311,7 +311,15 @@ impl RtuWire {
         let deadline = tokio::time::Instant::now() + timeout;
         self.buf.clear();
         if self.opts.echo {
-            self.read_until(frame.len(), deadline).await?;
+            match self.read_until(frame.len(), deadline).await {
+                // Bytes came, but not a whole echo: an answer without the echo before it.
+                Err(RtuError::Silence(_)) if !self.buf.is_empty() => {
+                    return Err(RtuError::Echo {
+                        got: std::mem::take(&mut self.buf),
+                    });
+                }
+                r => r?,
+            }
             if self.buf[..frame.len().min(self.buf.len())] != frame[..] {
                 return Err(RtuError::Echo {
                     got: std::mem::take(&mut self.buf),
