@@ -38,11 +38,9 @@ enum Reply {
     Close,
 }
 
+/// The reply to a request `frame` for a unit this simulator serves.
 fn reply(st: &SimState, frame: &[u8], served: u64) -> Reply {
     let unit = frame[0];
-    if unit == 0 || !st.units.contains(&unit) {
-        return Reply::Silent; // broadcast, or a unit nobody here answers to
-    }
     st.requests.fetch_add(1, Ordering::Relaxed);
     let f = st.faults();
     if f.disconnect_every > 0 && served.is_multiple_of(f.disconnect_every) {
@@ -116,8 +114,8 @@ pub(super) async fn serve<P: AsyncRead + AsyncWrite + Unpin>(
         while let Some((skip, len)) = next_request(&buf) {
             let frame: Vec<u8> = buf[skip..skip + len].to_vec();
             buf.drain(..skip + len);
-            if !st.units.contains(&frame[0]) {
-                continue;
+            if frame[0] == 0 || !st.units.contains(&frame[0]) {
+                continue; // broadcast, or a unit nobody here answers to: silence
             }
             served += 1;
             match reply(&st, &frame, served) {

@@ -229,14 +229,6 @@ impl ModbusLink {
         }
     }
 
-    /// Bytes the RTU wire drained before requests (late answers, noise); 0 over Modbus TCP.
-    pub fn late_bytes(&self) -> u64 {
-        match &self.wire {
-            Some(Wire::Rtu(w)) => w.counts.late_bytes,
-            _ => 0,
-        }
-    }
-
     /// Open the connection or port if there is none.
     pub async fn connect(&mut self) -> Result<(), LinkError> {
         if self.wire.is_some() {

@@ -194,11 +194,6 @@ impl RtuWire {
         }
     }
 
-    /// The line's timing.
-    pub fn timing(&self) -> Timing {
-        self.timing
-    }
-
     /// One read of what arrives by `until`: `Ok(None)` when nothing did. Bytes read go to
     /// `self.buf` (`keep`) or are counted as late and dropped; either way the line was busy.
     async fn read_by(
