@@ -83,8 +83,8 @@ pub struct UnitFinding {
     pub identity: String,
     /// FC17 server ID, or why not.
     pub server_id: String,
-    /// Presence probe round trip.
-    pub ms: Option<f64>,
+    /// Presence probe round trip (present units only).
+    pub rtt: Option<Duration>,
 }
 
 /// Unit IDs to scan: `1-10`, `1,2,5`; 248–255 are reserved by the Modbus spec.
@@ -129,7 +129,7 @@ async fn probe_unit(
         answer: String::new(),
         identity: String::new(),
         server_id: String::new(),
-        ms: None,
+        rtt: None,
     };
     match r {
         Err(e @ LinkError::Connect(_)) => return Err(e),
@@ -145,7 +145,7 @@ async fn probe_unit(
         Ok(Ok(_)) => f.answer = "hr:0 read".to_string(),
     }
     f.present = true;
-    f.ms = Some(rtt.as_secs_f64() * 1000.0);
+    f.rtt = Some(rtt);
     f.identity = match link.read_identity().await {
         Ok(Ok(objs)) if !objs.is_empty() => objs
             .iter()
@@ -208,10 +208,7 @@ async fn scan_sequential(
     let mut out = Vec::with_capacity(units.len());
     for &u in units {
         let f = probe_unit(link, u, adaptive(full, slowest, t35), full).await?;
-        if let Some(ms) = f.ms {
-            let d = Duration::from_secs_f64(ms / 1000.0);
-            slowest = Some(slowest.map_or(d, |s| s.max(d)));
-        }
+        slowest = slowest.max(f.rtt);
         pb.inc(1);
         out.push(f);
     }
@@ -248,10 +245,6 @@ async fn scan_tcp(
     Ok(all)
 }
 
-fn line_of(target: &Target) -> Option<(String, LineSettings)> {
-    LineSettings::of(target).map(|(p, l)| (p.to_string(), l))
-}
-
 fn with_line(target: &Target, line: LineSettings) -> Target {
     match target {
         Target::Rtu { path, unit, .. } => Target::Rtu {
@@ -272,7 +265,7 @@ pub fn candidates(
     bauds: &[u32],
     frames: &[String],
 ) -> anyhow::Result<Vec<LineSettings>> {
-    let Some((_, own)) = line_of(target) else {
+    let Some((_, own)) = LineSettings::of(target) else {
         anyhow::bail!("--baud, --frame and --listen apply to a serial target (rtu:///dev/ttyUSB0)");
     };
     let bauds = if bauds.is_empty() {
@@ -332,7 +325,7 @@ fn unit_rows(found: &[(Option<LineSettings>, UnitFinding)], verbose: bool) -> Ro
             json!(f.answer),
             json!(f.identity),
             json!(f.server_id),
-            json!(f.ms.map(|m| (m * 100.0).round() / 100.0)),
+            json!(f.rtt.map(|d| (d.as_secs_f64() * 1e5).round() / 100.0)),
         ]);
         rows.push(row);
     }
@@ -409,26 +402,11 @@ pub async fn scan(
             let v = scan_tcp(&target, &units, timeout, req.concurrency, pb).await?;
             found.extend(v.into_iter().map(|f| (None, f)));
         }
-        Target::RtuOverTcp { .. } => {
-            pb.set_length(units.len() as u64);
-            let v = scan_sequential(link, &units, Duration::ZERO, pb)
-                .await
-                .map_err(|e| Fail::critical(format!("{target}: {e}")))?;
-            found.extend(v.into_iter().map(|f| (None, f)));
-        }
-        Target::Rtu { .. } if req.bauds.is_empty() && req.frames.is_empty() => {
-            pb.set_length(units.len() as u64);
-            let t35 = line_of(&target)
-                .map(|(_, l)| l.timing().t35)
-                .unwrap_or_default();
-            let v = scan_sequential(link, &units, t35, pb)
-                .await
-                .map_err(|e| Fail::unknown(format!("{target}: {e}")))?;
-            found.extend(v.into_iter().map(|f| (None, f)));
-        }
-        Target::Rtu { .. } => {
+        Target::Rtu { .. } if !(req.bauds.is_empty() && req.frames.is_empty()) => {
             let settings = candidates(&target, &req.bauds, &req.frames)?;
-            let path = line_of(&target).map(|(p, _)| p).unwrap_or_default();
+            let path = LineSettings::of(&target)
+                .map(|(p, _)| p.to_string())
+                .unwrap_or_default();
             let (v, n) = sweep_with(
                 &target,
                 &settings,
@@ -453,24 +431,34 @@ pub async fn scan(
             found.extend(v);
         }
         Target::OpcUa { .. } => unreachable!("a Modbus link"),
+        // RTU over TCP, or a serial bus at the target's own setting: one request at a time.
+        Target::RtuOverTcp { .. } | Target::Rtu { .. } => {
+            pb.set_length(units.len() as u64);
+            let v = scan_sequential(link, &units, timing_of(&target).t35, pb)
+                .await
+                .map_err(|e| {
+                    // A gateway that cannot be reached is a device problem; a serial port
+                    // that cannot be opened, a problem with the command.
+                    let why = format!("{target}: {e}");
+                    if matches!(target, Target::Rtu { .. }) {
+                        Fail::unknown(why)
+                    } else {
+                        Fail::critical(why)
+                    }
+                })?;
+            found.extend(v.into_iter().map(|f| (None, f)));
+        }
     }
     let present = found.iter().filter(|(_, f)| f.present).count();
-    let slowest = found
-        .iter()
-        .filter_map(|(_, f)| f.ms)
-        .fold(0.0f64, f64::max);
+    let slowest = found.iter().filter_map(|(_, f)| f.rtt).max();
     let absent = found.iter().filter(|(_, f)| !f.present).count();
-    if present > 0 && absent > 0 {
-        let t35 = timing_of(&target).t35;
-        let given = adaptive(
-            timeout,
-            Some(Duration::from_secs_f64(slowest / 1000.0)),
-            t35,
-        );
+    if let (Some(slowest), true) = (slowest, absent > 0) {
+        let given = adaptive(timeout, Some(slowest), timing_of(&target).t35);
         if given < timeout {
             notes.push(format!(
-                "after the first answer, units were given {} to answer (8 x the slowest answer, {slowest:.1} ms) instead of --timeout {}: a device slower than that shows as absent; scan it alone (--units N) to give it the full timeout",
+                "after the first answer, units were given {} to answer (8 x the slowest answer, {:.1} ms) instead of --timeout {}: a device slower than that shows as absent; scan it alone (--units N) to give it the full timeout",
                 humantime::format_duration(Duration::from_millis(given.as_millis() as u64)),
+                slowest.as_secs_f64() * 1000.0,
                 humantime::format_duration(timeout)
             ));
         }
@@ -608,7 +596,7 @@ pub async fn listen(
     req: &ScanRequest,
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Table> {
-    let Some((path, _)) = line_of(target) else {
+    let Some((path, _)) = LineSettings::of(target) else {
         anyhow::bail!("--listen reads a serial line: give an rtu:///dev/ttyUSB0 target");
     };
     let bauds = if req.bauds.is_empty() {
@@ -627,7 +615,7 @@ pub async fn listen(
         &settings,
         total,
         |line| {
-            open_serial(&path, line)
+            open_serial(path, line)
                 .map(|p| Box::new(p) as Box<dyn Port>)
                 .map_err(|e| Fail::unknown(e).into())
         },
@@ -704,7 +692,7 @@ pub fn listen_table(scores: &[(LineSettings, LineScore)]) -> Table {
 
 /// The timing of a line, for callers that only have a target.
 pub fn timing_of(target: &Target) -> Timing {
-    line_of(target).map_or(
+    LineSettings::of(target).map_or(
         Timing {
             char_time: Duration::ZERO,
             t35: Duration::ZERO,
