@@ -1,6 +1,11 @@
 //! File writes that never leave a half-written file behind: write to a temporary file in the
 //! destination's own folder (same file system), fsync it, then rename it over the destination.
 //! A crash or a SIGKILL at any point leaves either the old file or the new one, whole.
+//!
+//! The temporary file is named `.NAME.PID.XXXXXX.tmp` beside the destination. A process killed
+//! before its rename leaves one behind; the next write of the same file removes those whose
+//! process is gone (Linux: no `/proc/PID`), so a cron job's folder does not fill with them.
+//! `tests/crash.rs` kills plcprobe inside the rename (strace) for every file written this way.
 
 use std::{io::Write, path::Path};
 
@@ -26,13 +31,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plcprobe");
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("plcprobe")
-        ))
+        .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| {
@@ -63,7 +67,44 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
+    remove_stale_temporaries(dir, name);
     Ok(())
+}
+
+/// Remove `.NAME.PID.XXXXXX.tmp` files in `dir` left by a writer of `NAME` that no longer runs.
+/// Best effort: a file that cannot be removed stays, and nothing is removed where a process's
+/// liveness cannot be told (no `/proc`).
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        // `PID.XXXXXX`: the writer's process id, then tempfile's random part (no dots).
+        let Some((pid, random)) = rest.split_once('.') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if random.contains('.') || pid == std::process::id() {
+            continue;
+        }
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +139,29 @@ mod tests {
         assert!(e.to_string().contains("does not exist"), "{e}");
         let e = write_atomic(&dir.path().join("no/such/dir/x.json"), b"x").unwrap_err();
         assert!(format!("{e:#}").contains("no/such/dir"), "{e:#}");
+    }
+
+    #[test]
+    fn a_dead_writers_temporary_is_removed_a_live_ones_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("base.json");
+        // A pid above the kernel's limit (pid_max is at most 2^22) never runs.
+        let dead = dir.path().join(".base.json.99999999.AbC123.tmp");
+        let live = dir
+            .path()
+            .join(format!(".base.json.{}.XyZ789.tmp", std::process::id()));
+        let init = dir.path().join(".base.json.1.QwE456.tmp");
+        let other = dir.path().join(".other.json.99999999.AbC123.tmp");
+        let unnamed = dir.path().join(".base.json.AbC123.tmp");
+        for f in [&dead, &live, &init, &other, &unnamed] {
+            std::fs::write(f, b"half").unwrap();
+        }
+        write_atomic(&p, b"whole").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"whole");
+        let proc_fs = Path::new("/proc/self").exists();
+        assert_eq!(dead.exists(), !proc_fs, "a dead writer's temporary goes");
+        for kept in [&live, &init, &other, &unnamed] {
+            assert!(kept.exists(), "{} kept", kept.display());
+        }
     }
 }

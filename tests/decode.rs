@@ -17,20 +17,23 @@ use plcprobe::{
 };
 use serde_json::Value;
 
-use crate::util::{bin, root, run, tool, Sim};
+use crate::util::{bin, root, run, skip, tool, wait_recorded, Sim};
 
 /// Frames where we knowingly differ from tshark 4.0 (fixtures/README.md says why).
 const DEVIATIONS: &[(&str, u64)] = &[("opcua/opcua_with_gap.pcap", 30)];
+
+/// PDUs and messages in tshark's golden files of the public captures (README: "8,215 PDUs").
+const GOLDEN_PDUS: usize = 8215;
 
 fn shared() -> Option<PathBuf> {
     let p = root().join("../shared/captures");
     if p.is_dir() {
         Some(p)
     } else {
-        eprintln!(
-            "SKIPPED: {} is absent, so the comparison with tshark's decoding of the public captures did not run",
+        skip(&format!(
+            "{} is absent, so the comparison with tshark's decoding of the public captures did not run",
             p.display()
-        );
+        ));
         None
     }
 }
@@ -108,6 +111,8 @@ fn every_pdu_of_the_public_captures_agrees_with_tshark() {
     let Some(dir) = shared() else { return };
     let mut files = 0;
     let mut compared = 0;
+    let mut golden_pdus = 0;
+    let mut ours_only = 0;
     let mut found_deviations = Vec::new();
     let mut problems = Vec::new();
     for proto in ["modbus-tcp", "opcua"] {
@@ -151,6 +156,8 @@ fn every_pdu_of_the_public_captures_agrees_with_tshark() {
             let (_, ours) = pdus(cap.to_str().unwrap(), extra);
             let ours: BTreeMap<_, _> = ours.into_iter().filter(|(k, _)| k.0 <= 3000).collect();
             files += 1;
+            golden_pdus += golden.len();
+            ours_only += ours.keys().filter(|k| !golden.contains_key(k)).count();
             for k in golden
                 .keys()
                 .chain(ours.keys().filter(|k| !golden.contains_key(k)))
@@ -172,7 +179,22 @@ fn every_pdu_of_the_public_captures_agrees_with_tshark() {
         }
     }
     eprintln!("compared {compared} PDUs of {files} captures with tshark; documented deviations: {found_deviations:?}");
-    assert!(files >= 23, "expected the 23 golden files, found {files}");
+    assert_eq!(files, 23, "the 23 golden files of MANIFEST.md");
+    // README: "8,215 PDUs" agree: every golden PDU compared (plus ours that tshark lacks, each
+    // a documented deviation or a problem above).
+    assert_eq!(
+        golden_pdus, GOLDEN_PDUS,
+        "PDUs in tshark's golden files; README and fixtures/README.md state this figure"
+    );
+    assert_eq!(
+        compared,
+        golden_pdus + ours_only,
+        "every golden PDU compared"
+    );
+    assert!(
+        ours_only <= DEVIATIONS.len(),
+        "PDUs only plcprobe found beyond the documented deviations: {ours_only}"
+    );
     assert!(
         problems.is_empty(),
         "{} disagreements:\n{}",
@@ -236,7 +258,8 @@ fn sim_record_writes_pcapng_that_tshark_reads_without_warnings_and_decodes_alike
     ]);
     let w = run(&["write", &sim.target(1), "hr:300", "77", "--allow-write"]);
     assert_eq!(w.code, 0, "{}", w.stderr);
-    std::thread::sleep(Duration::from_millis(400));
+    // 30 polls of one request each; the write reads the register, writes it, reads it back.
+    wait_recorded(f, 33, Duration::from_secs(30));
     drop(sim);
 
     // Our view.
@@ -265,8 +288,9 @@ fn sim_record_writes_pcapng_that_tshark_reads_without_warnings_and_decodes_alike
         .map(|e| e["count"].as_u64().unwrap())
         .sum();
     assert!(poll_exc > 0, "the fault should have fired: {}", poll.stdout);
-    assert!(
-        busy >= poll_exc,
+    // The write answered ok, so every busy exception in the capture is one poll saw.
+    assert_eq!(
+        busy, poll_exc,
         "capture shows {busy} busy exceptions, poll saw {poll_exc}"
     );
     let writes = run(&["decode", f, "--writes", "--format", "jsonl"]).jsonl();
@@ -386,6 +410,30 @@ fn project_fixture_summary_transactions_and_device_filter() {
     let bad = run(&["decode", &f, "--device", "plc7"]);
     assert_eq!(bad.code, 3);
     assert!(bad.stderr.contains("10.0.0.5/1"), "{}", bad.stderr);
+    // The failed transactions are exactly the exception responses tshark finds.
+    assert!(failed > 0, "the fixture was recorded with exceptions");
+    let port = devices[0]
+        .rsplit_once('/')
+        .unwrap()
+        .0
+        .rsplit_once(':')
+        .unwrap()
+        .1;
+    let Some(exceptions) = tshark(&[
+        "-r",
+        &f,
+        "-o",
+        &format!("mbtcp.tcp.port:{port}"),
+        "-Y",
+        "modbus.exception_code",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ]) else {
+        return;
+    };
+    assert_eq!(exceptions.lines().count() as u64, failed);
 }
 
 #[test]
@@ -1113,9 +1161,10 @@ fn a_response_with_the_wrong_function_code_is_a_failed_transaction() {
         "--format",
         "json",
     ]);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_recorded(f, 40, Duration::from_secs(30));
     drop(sim);
     let tx = run(&["decode", f, "--transactions", "--format", "jsonl"]).jsonl();
+    assert_eq!(tx.len(), 40, "every poll's request is a transaction");
     let mismatched: Vec<&Value> = tx.iter().filter(|t| t["status"] == "mismatch").collect();
     assert!(!mismatched.is_empty(), "{}", poll.stdout);
     assert!(mismatched

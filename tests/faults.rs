@@ -2,7 +2,9 @@
 
 use serde_json::Value;
 
-use crate::util::{run, Sim};
+use std::time::Duration;
+
+use crate::util::{run, wait_recorded, Sim};
 
 fn stats(stderr: &str) -> Value {
     let line = stderr
@@ -33,7 +35,14 @@ fn accounted(s: &Value) {
 
 #[test]
 fn drop_is_counted_as_timeouts_and_the_poll_finishes() {
-    let sim = Sim::start("demo-line.toml", &["--fault", "drop=0.1", "--seed", "42"]);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("drop.pcapng");
+    let f = rec.to_str().unwrap();
+    let sim = Sim::start(
+        "demo-line.toml",
+        &["--fault", "drop=0.1", "--seed", "42", "--record", f],
+    );
+    // 250 ms: far above a loopback answer even on a loaded machine, so every timeout is a drop.
     let r = run(&[
         "poll",
         &sim.target(1),
@@ -43,7 +52,7 @@ fn drop_is_counted_as_timeouts_and_the_poll_finishes() {
         "--count",
         "200",
         "--timeout",
-        "50ms",
+        "250ms",
         "-q",
         "--format",
         "json",
@@ -57,6 +66,9 @@ fn drop_is_counted_as_timeouts_and_the_poll_finishes() {
     assert_eq!(s["received"].as_u64().unwrap(), 200 - t);
     // Every timeout drops the connection so a late reply can't be taken for the next answer.
     assert_eq!(s["connects"].as_u64().unwrap(), t + 1, "{s}");
+    // The simulator's own record: exactly the requests it never answered timed out.
+    let doc = wait_recorded(f, 200, Duration::from_secs(30));
+    assert_eq!(doc["totals"]["unanswered"].as_u64(), Some(t), "{doc}");
 }
 
 #[test]

@@ -185,7 +185,7 @@ fn several_devices_in_one_read() {
 #[test]
 fn ipv6_loopback() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+        crate::util::skip("no IPv6 loopback on this machine (::1 cannot be bound)");
         return;
     }
     let sim = Sim::start_on("demo-line.toml", &["[::1]:0"], &[]);
@@ -328,21 +328,40 @@ fn poll_table_and_csv_have_the_same_fields() {
 #[test]
 fn poll_ctrl_c_prints_statistics() {
     let sim = Sim::start("demo-line.toml", &[]);
-    let child = crate::util::bin()
-        .args(["poll", &sim.target(1), "hr:106", "--interval", "100ms"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mut child = crate::util::Guard(
+        crate::util::bin()
+            .args(["poll", &sim.target(1), "hr:106", "--interval", "100ms"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // SIGINT only once the first row is out: poll listens for Ctrl-C from its first request on,
+    // so the signal cannot arrive before the handler is there (default action: killed).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line.unwrap();
+            all.push_str(&line);
+            all.push('\n');
+            if line.contains(" ok ") {
+                let _ = tx.send(());
+            }
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("poll printed a first row within 30 s");
     let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let status = child.0.wait().unwrap();
+    let stdout = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("poll statistics") && stdout.contains("0 errors"),
         "{stdout}"

@@ -52,6 +52,11 @@ fn pymodbus_long_ranges_are_split_at_the_spec_limit() {
     let r = run(&["read", &peer.target(1), "hr:1..100", "--format", "json"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let rows = r.json();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        99,
+        "hr:1..100 is 99 registers"
+    );
     for (i, row) in rows.as_array().unwrap().iter().enumerate() {
         assert_eq!(row["value"], 3 * (i as u64 + 1) + 1, "{row}");
     }

@@ -108,28 +108,36 @@ impl Sim {
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn sim");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut addrs = Vec::new();
-        let header = lines.next().expect("sim prints a header").expect("utf8");
+        // Lines read on threads, so a sim that dies or hangs fails the test with its stderr
+        // instead of blocking it for ever.
+        let (rx, _) = watch_lines(child.stdout.take().expect("stdout"), |_| true);
+        let (_, log) = watch_lines(child.stderr.take().expect("stderr"), |_| false);
+        let mut guard = Guard(child);
+        let want = listen_count(listen);
+        let lines = recv_lines(&rx, 1 + want, Duration::from_secs(60)).unwrap_or_else(|| {
+            let status = guard.0.try_wait().ok().flatten();
+            panic!(
+                "sim did not print its {want} address(es) within 60 s (exit: {status:?}); its stderr:\n{}",
+                log.lock().unwrap()
+            )
+        });
         assert!(
-            header.starts_with("plcprobe sim:"),
-            "unexpected sim header: {header}"
+            lines[0].starts_with("plcprobe sim:"),
+            "unexpected sim header: {}",
+            lines[0]
         );
-        for line in lines.by_ref() {
-            let line = line.expect("utf8");
-            let a = line
-                .strip_prefix("listening on modbus://")
-                .unwrap_or_else(|| panic!("unexpected sim line: {line}"));
-            addrs.push(a.parse().expect("socket address"));
-            if addrs.len() == listen_count(listen) {
-                break;
-            }
-        }
-        // Keep draining stdout so the sim never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let addrs = lines[1..]
+            .iter()
+            .map(|line| {
+                line.strip_prefix("listening on modbus://")
+                    .unwrap_or_else(|| panic!("unexpected sim line: {line}"))
+                    .parse()
+                    .expect("socket address")
+            })
+            .collect();
+        // The reader threads keep draining both pipes.
         Sim {
-            _guard: Guard(child),
+            _guard: guard,
             addrs,
         }
     }
@@ -174,12 +182,67 @@ pub fn wait_port(port: u16, limit: Duration) -> bool {
     false
 }
 
-/// A peer the tests need is missing: fail in CI (its script installs every peer), skip loudly
-/// elsewhere.
+/// Wait until the capture `file` (written as it goes by `sim --record`) holds `n` requests,
+/// answered or not: the simulator records an answer just after sending it, so a client can finish
+/// before its last answer is on file. Fails after `limit` with what was there.
+pub fn wait_recorded(file: &str, n: u64, limit: Duration) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let r = run(&["decode", file, "--format", "json"]);
+        let doc: Option<serde_json::Value> = serde_json::from_str(&r.stdout).ok();
+        // Requests answered or not (a dropped request stays unanswered).
+        let got = doc.as_ref().and_then(|d| {
+            Some(d["totals"]["transactions"].as_u64()? + d["totals"]["unanswered"].as_u64()?)
+        });
+        match (got, doc) {
+            (Some(g), Some(doc)) if g >= n => {
+                assert_eq!(g, n, "{file}: more requests recorded than expected");
+                return doc;
+            }
+            (got, _) => assert!(
+                t0.elapsed() < limit,
+                "{file}: {got:?} of {n} requests recorded after {limit:?}: {}{}",
+                r.stdout,
+                r.stderr
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A test cannot run here (a peer, a tool or an input is missing). Under `CI` that fails the
+/// test: CI installs every peer and has `../shared`, so a skip there would be a test passing
+/// without testing. Elsewhere the test returns early and the skip is recorded, with the test's
+/// name and `why`, in `target/skipped-tests.txt` (or `$PLCPROBE_SKIP_LOG`): `scripts/test`
+/// prints that list after `cargo test`, where a green "ok" cannot hide it.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "under CI nothing may be skipped: {why}"
+    );
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    eprintln!("SKIPPED: {test}: {why}");
+    let log = std::env::var_os("PLCPROBE_SKIP_LOG")
+        .map_or_else(|| root().join("target/skipped-tests.txt"), PathBuf::from);
+    // One `write` per line with O_APPEND: parallel tests do not interleave within a line.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+    {
+        use std::io::Write as _;
+        let _ = f.write_all(format!("{test}: {why}\n").as_bytes());
+    }
+}
+
+/// A peer the tests need is missing: [`skip`], saying how to get it.
 pub fn missing_peer(what: &str) {
-    let msg = format!("{what} is not installed; run scripts/test (it installs the test peers)");
-    assert!(std::env::var_os("CI").is_none(), "{msg}");
-    eprintln!("SKIPPED: {msg}");
+    skip(&format!(
+        "{what} is not installed; run scripts/test (it installs the test peers)"
+    ));
 }
 
 /// The Python of the test venv (made by scripts/test), if present.
