@@ -3,6 +3,7 @@
 
 mod util;
 
+mod claims_opcua;
 mod cli;
 mod crash;
 mod decode;
@@ -17,4 +18,5 @@ mod register_scan;
 mod rtu;
 mod rtu_peers;
 mod serial_model;
+mod terminal;
 mod uart;

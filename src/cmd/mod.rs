@@ -60,6 +60,11 @@ impl Ctx {
             ColorChoice::Never => false,
             ColorChoice::Auto => !no_color && std::io::stdout().is_terminal(),
         };
+        if color {
+            // comfy-table styles through crossterm, which drops colour by itself when NO_COLOR
+            // is set: `--color always` outranks NO_COLOR (docs/DESIGN.md §1).
+            crossterm::style::force_color_output(true);
+        }
         let ua = &g.ua;
         let device = Settings {
             timeout: g.timeout,

@@ -262,6 +262,10 @@ impl<'w> RowWriter<'w> {
     #[must_use]
     pub fn color(mut self, on: bool) -> Self {
         self.color = on;
+        // comfy-table on its own styles only when stdout is a tty: `--color always` decides.
+        if let (true, TableStyle::Boxed(t)) = (on, &mut self.table) {
+            t.enforce_styling();
+        }
         self
     }
 

@@ -1,10 +1,15 @@
 """An independent OPC UA server (asyncua, FreeOpcUa's Python stack) with a small plant model,
 for plcprobe's integration tests and benchmarks. Loopback only.
 
-    asyncua_server.py PORT PKI_DIR [--cert valid|expired|wronghost]
+    asyncua_server.py PORT PKI_DIR [--cert valid|expired|wronghost] [--trusted-clients]
     asyncua_server.py --make-user-cert DIR CN     write DIR/user.der and DIR/user-key.pem
 
 The server certificate is valid, expired, or valid for another host only (wronghost).
+By default any client application certificate is accepted. With --trusted-clients the server
+trusts only the client certificates in PKI_DIR/trusted/ (DER or PEM, read again at every
+CreateSession, as a server whose administrator moves a certificate to its trusted list): any
+other is refused with BadCertificateUntrusted and written to PKI_DIR/rejected/ (as real
+servers keep what they refused, for the administrator to trust).
 
 Endpoints: None and Basic256Sha256 SignAndEncrypt, at opc.tcp://127.0.0.1:PORT/peer/.
 Identities: anonymous; user `tech` with password `secret42`; and X.509 user certificates whose
@@ -32,6 +37,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.user_managers import UserManager
 from asyncua.crypto.permission_rules import User, UserRole
 
@@ -103,6 +111,30 @@ def make_cert(pki, kind, cn="plcprobe peer", stem="server"):
     return cert_path, key_path
 
 
+def trusted_clients_only(server, pki):
+    """Require client application certificates from PKI_DIR/trusted/ (see the module doc)."""
+    trusted, rejected = os.path.join(pki, "trusted"), os.path.join(pki, "rejected")
+    os.makedirs(trusted, exist_ok=True)
+    os.makedirs(rejected, exist_ok=True)
+    store = TrustStore([trusted], [])
+    validator = CertificateValidator(
+        CertificateValidatorOptions.TRUSTED | CertificateValidatorOptions.PEER_CLIENT, store)
+
+    async def validate(cert, app):
+        try:
+            if not any(n.lower().endswith((".der", ".pem")) for n in os.listdir(trusted)):
+                raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)  # trusts no one yet
+            await store.load_trust()
+            await validator.validate(cert, app)
+        except ServiceError:
+            name = cert.fingerprint(hashes.SHA1()).hex() + ".der"
+            with open(os.path.join(rejected, name), "wb") as f:
+                f.write(cert.public_bytes(serialization.Encoding.DER))
+            raise
+
+    server.set_certificate_validator(validate)
+
+
 async def main():
     port, pki = int(sys.argv[1]), sys.argv[2]
     kind = sys.argv[sys.argv.index("--cert") + 1] if "--cert" in sys.argv else "valid"
@@ -110,6 +142,8 @@ async def main():
     cert_path, key_path = make_cert(pki, kind)
     server = Server(user_manager=Users())
     await server.init()
+    if "--trusted-clients" in sys.argv:
+        trusted_clients_only(server, pki)
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/peer/")
     server.set_server_name("plcprobe asyncua peer")
     await server.set_application_uri(APP_URI)
