@@ -209,6 +209,11 @@ impl<'w> RowWriter<'w> {
         t.load_preset(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(columns.iter());
+        // A terminal that reports a width of 0 (a pty nobody sized, some serial consoles):
+        // wrapping to it would print one character per line; do not wrap at all.
+        if t.width() == Some(0) {
+            t.set_content_arrangement(ContentArrangement::Disabled);
+        }
         Self::with_table(w, format, columns, TableStyle::Boxed(t))
     }
 
