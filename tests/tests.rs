@@ -3,6 +3,7 @@
 
 mod util;
 
+mod claims;
 mod claims_opcua;
 mod cli;
 mod crash;

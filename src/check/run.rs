@@ -248,6 +248,8 @@ async fn check_into(
         Ok(d) => d,
         Err(e) => return dc.flag(Outcome::Unknown, format!("{e:#}")),
     };
+    // Every request paced, so the device sees at most `rate` requests in any second.
+    device.set_pace(Duration::from_secs_f64(1.0 / th.rate));
     match device.open(false).await {
         Ok(Ok(())) => {}
         Ok(Err(u)) => return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0)),
@@ -267,14 +269,8 @@ async fn check_into(
     let mut stats = LinkStats::new();
     let mut trends: Vec<Vec<Json>> = vec![Vec::with_capacity(th.poll as usize); points.len()];
     let mut last = Vec::new();
-    // The short poll, paced so the device sees at most `rate` requests per second.
-    let gap = Duration::from_secs_f64(device.requests_per_round() as f64 / th.rate);
-    let mut next = Instant::now();
-    for round in 0..th.poll {
-        if round > 0 {
-            next += gap;
-            tokio::time::sleep_until(next.into()).await;
-        }
+    // The short poll (paced request by request, above).
+    for _ in 0..th.poll {
         device.round().await;
         for (o, error) in device.outcomes().iter().zip(device.request_errors()) {
             stats.add(o);

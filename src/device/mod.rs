@@ -262,9 +262,15 @@ impl Device {
         each!(self, d => d.named())
     }
 
-    /// Requests one round sends (for pacing: `check` sends at most `rate` a second).
+    /// Requests one round sends.
     pub fn requests_per_round(&self) -> usize {
         each!(self, d => d.requests_per_round())
+    }
+
+    /// Send at most one request per `gap` to the device, identity reads included (`check`'s
+    /// `rate`); the pause is not part of any round trip.
+    pub fn set_pace(&mut self, gap: std::time::Duration) {
+        each!(self, d => d.set_pace(gap));
     }
 
     /// Connect (OPC UA: open the session and resolve the nodes; Modbus connects on the first

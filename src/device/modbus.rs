@@ -118,10 +118,6 @@ impl ModbusDevice {
         self.plan.named
     }
 
-    pub(super) fn requests_per_round(&self) -> usize {
-        self.plan.requests.len().max(1)
-    }
-
     pub(super) async fn open(
         &mut self,
         _reconnect: bool,
@@ -148,6 +144,14 @@ impl ModbusDevice {
             }
         }
         Ok(())
+    }
+
+    pub(super) fn requests_per_round(&self) -> usize {
+        self.plan.requests.len().max(1)
+    }
+
+    pub(super) fn set_pace(&mut self, gap: std::time::Duration) {
+        self.link.set_pace(gap);
     }
 
     pub(super) async fn identity(&mut self) -> Result<Identity, Unreachable> {

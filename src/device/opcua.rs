@@ -210,6 +210,8 @@ pub struct UaDevice {
     types: Vec<(String, Option<opcua::types::VariantScalarTypeId>)>,
     /// Sessions connected so far (the first, then each reconnection).
     connects: u64,
+    /// At most one service call per gap (`check`'s `rate`).
+    pacer: crate::transport::pace::Pacer,
     /// The last round: values as read (for `read`'s timestamps), results, the request's
     /// outcome and its failure.
     values: Vec<DataValue>,
@@ -229,6 +231,7 @@ impl UaDevice {
             open: None,
             types: Vec::new(),
             connects: 0,
+            pacer: crate::transport::pace::Pacer::default(),
             values: Vec::new(),
             results: Vec::new(),
             outcomes: Vec::new(),
@@ -316,11 +319,6 @@ impl UaDevice {
         self.named
     }
 
-    #[allow(clippy::unused_self)] // one signature for every device
-    pub(super) fn requests_per_round(&self) -> usize {
-        1
-    }
-
     pub(super) async fn open(
         &mut self,
         reconnect: bool,
@@ -350,10 +348,21 @@ impl UaDevice {
         Ok(Ok(()))
     }
 
+    #[allow(clippy::unused_self)] // one signature for every device
+    pub(super) fn requests_per_round(&self) -> usize {
+        1
+    }
+
+    pub(super) fn set_pace(&mut self, gap: Duration) {
+        self.pacer.set_gap(gap);
+    }
+
     pub(super) async fn identity(&mut self) -> Result<Identity, Unreachable> {
         let Some(open) = &self.open else {
             return Err(Unreachable("no session".into()));
         };
+        self.pacer.wait().await;
+        self.pacer.sent();
         let ids: Vec<NodeId> = BUILD_INFO.iter().map(|(i, _)| NodeId::new(0, *i)).collect();
         Ok(match open.session.read_values(&ids).await {
             Ok(vals) => {
@@ -394,6 +403,8 @@ impl UaDevice {
             self.error = Some("no session".into());
             return;
         };
+        self.pacer.wait().await;
+        self.pacer.sent();
         let t0 = Instant::now();
         let res = open.session.read_prepared(&open.req).await;
         let rtt = t0.elapsed();

@@ -202,6 +202,7 @@ impl ReadPlan {
                 out.answers.push(Err(d.clone()));
                 continue;
             }
+            link.wait_turn().await;
             let t0 = Instant::now();
             let ans = link.read_chunk(*range).await;
             // Over RTU, the wire's own time from request to answer: the silence it keeps

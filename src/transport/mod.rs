@@ -3,4 +3,5 @@
 
 pub mod modbus;
 pub mod opcua;
+pub mod pace;
 pub mod rtu;

@@ -151,6 +151,8 @@ pub struct ModbusLink {
     pub connects: u64,
     /// Advice found when the port was opened (an FTDI latency timer), said once.
     pub advice: Option<String>,
+    /// At most one request per gap (`check`'s `rate`).
+    pacer: super::pace::Pacer,
 }
 
 impl ModbusLink {
@@ -177,6 +179,7 @@ impl ModbusLink {
             wire: None,
             connects: 0,
             advice: None,
+            pacer: super::pace::Pacer::default(),
         })
     }
 
@@ -193,6 +196,17 @@ impl ModbusLink {
         link.wire = Some(Wire::Rtu(RtuWire::new(port, timing, serial)));
         link.connects = 1;
         Ok(link)
+    }
+
+    /// Send at most one request per `gap` (zero: as fast as answers come).
+    pub fn set_pace(&mut self, gap: Duration) {
+        self.pacer.set_gap(gap);
+    }
+
+    /// Wait until the next request may go. Requests wait by themselves; a caller that times a
+    /// request waits first, so that the pause is not counted in its round trip.
+    pub async fn wait_turn(&self) {
+        self.pacer.wait().await;
     }
 
     /// The device this link talks to.
@@ -311,6 +325,8 @@ impl ModbusLink {
     /// reopened after any failure, as for Modbus TCP; a serial port only when the port itself
     /// failed.
     async fn rtu_transact(&mut self, pdu: &[u8]) -> Result<Answer<Vec<u8>>, LinkError> {
+        self.pacer.wait().await;
+        self.pacer.sent();
         let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
         let Some(Wire::Rtu(w)) = self.wire.as_mut() else {
             unreachable!("called on an RTU wire")
@@ -343,6 +359,8 @@ impl ModbusLink {
                 };
             }
         };
+        self.pacer.wait().await;
+        self.pacer.sent();
         match tokio::time::timeout(self.timeout, ctx.call(req)).await {
             Err(_) => {
                 self.wire = None;

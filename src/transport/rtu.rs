@@ -288,7 +288,11 @@ impl RtuWire {
         };
         self.last_rtt = self.sent_at.map_or(Duration::ZERO, |t| t.elapsed());
         if r.is_err() {
+            // Quiet for half the timeout from now, not from the last byte: after a silent
+            // timeout that byte was our request, a whole timeout ago, and a reply a little late
+            // would be read as the next request's answer.
             self.settle = Some((timeout / 2).max(self.timing.t35));
+            self.last_busy = Instant::now();
         }
         r
     }
