@@ -461,3 +461,46 @@ fn write_single_multiple_coils_and_read_back() {
     assert_eq!(r.code, 2);
     assert_eq!(r.json()[0]["status"], "0x02 Illegal Data Address");
 }
+
+#[test]
+fn fc17_server_id_over_modbus_tcp_is_whole() {
+    // tokio-modbus 0.17's server sized a Report Server ID answer one byte short in its MBAP
+    // header; the simulator now sends the PDU itself. plcprobe's scan shows it, and pymodbus's
+    // client reads the same 10 bytes (its layout: identifier, then the last byte as run status).
+    let sim = Sim::start("demo-line.toml", &[]);
+    let r = run(&[
+        "scan",
+        &format!("modbus://{}", sim.addrs[0]),
+        "--units",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()[0]["server_id"], "SIM-LINE (id 1, run on)");
+    let Some(py) = crate::util::python() else {
+        return;
+    };
+    let script = format!(
+        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nr = c.report_device_id(device_id=1)\nprint(r.byte_count, r.identifier.hex())\nr = c.read_holding_registers(106, count=1, device_id=1)\nprint(r.registers)",
+        sim.addrs[0].port()
+    );
+    let out = std::process::Command::new(py)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = text.lines();
+    // 0x01 (server ID), 0xFF (running), "SIM-LIN"; pymodbus takes the final "E" as its status.
+    assert_eq!(lines.next(), Some("10 01ff53494d2d4c494e"));
+    assert_eq!(
+        lines.next(),
+        Some("[5]"),
+        "the next request on the connection still answers"
+    );
+}

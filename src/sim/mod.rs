@@ -350,7 +350,12 @@ impl SimState {
                     .iter()
                     .find(|(k, _)| k == "product_code")
                     .map_or("plcprobe-sim", |(_, v)| v.as_str());
-                Response::ReportServerId(unit, true, name.as_bytes().to_vec())
+                // tokio-modbus 0.17's server sizes a ReportServerId answer one byte short
+                // (3 + data, not 4 + data), so its MBAP length cuts the last byte off and the
+                // stray byte breaks the next frame. Sent as the raw PDU instead.
+                let mut pdu = vec![(2 + name.len()).min(255) as u8, unit, 0xFF];
+                pdu.extend_from_slice(name.as_bytes());
+                Response::Custom(17, pdu.into())
             }
             _ => return Err(ExceptionCode::IllegalFunction),
         })
