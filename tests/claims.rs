@@ -982,6 +982,17 @@ fn identity_is_not_available_when_the_device_refuses_fc43() {
     );
     let got = snap["identity"].as_object().map_or(0, serde_json::Map::len);
     assert_eq!(got, objects, "pymodbus sent {objects} FC43 objects: {snap}");
+    if objects == 0 {
+        // An answer with no objects is no identity: "not available", as for a refusal.
+        assert!(
+            snap["identity"].is_null()
+                && snap["identity_status"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("not available"),
+            "{snap}"
+        );
+    }
     eprintln!(
         "FC43: sim without identity → {:?}; pymodbus ({objects} objects) → identity {} / {:?}",
         dev["identity_status"], snap["identity"], snap["identity_status"]

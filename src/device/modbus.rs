@@ -596,6 +596,13 @@ async fn read_identity(link: &mut ModbusLink) -> Result<Identity, Unreachable> {
                     )
                 })
                 .collect();
+            if m.is_empty() {
+                // pymodbus answers so when no identity is configured: nothing to compare.
+                return Ok((
+                    None,
+                    "not available: the device answered FC43 with no objects".to_string(),
+                ));
+            }
             Ok((Some(m), "ok".to_string()))
         }
         Ok(Err(code)) => Ok((
