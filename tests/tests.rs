@@ -11,6 +11,7 @@ mod decode;
 mod device;
 mod faults;
 mod fields;
+mod fleet;
 mod health;
 mod modbus_sim;
 mod opcua;

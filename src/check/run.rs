@@ -290,6 +290,9 @@ async fn check_into(
     }
     dc.sent = stats.sent;
     dc.received = stats.received;
+    // Reachable means it answered at all: a device that accepts the connection (or a serial
+    // port that opens) and answers nothing is not up, whatever its socket says.
+    dc.reachable = stats.received > 0 || dc.identity.is_some();
     for (k, n) in &stats.errors {
         dc.errors.insert(k.name().to_string(), *n);
     }
