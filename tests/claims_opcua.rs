@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::util::{self, bin, free_port, python, Guard, UaSim};
+use crate::util::{self, bin, python, Guard, UaSim};
 
 const SECURE: [&str; 2] = ["--security", "Basic256Sha256,SignAndEncrypt"];
 const NODE: &str = "ns=2;s=Line1.Speed";
@@ -73,7 +73,7 @@ fn wait_line(
 /// The asyncua peer with `--trusted-clients`: it accepts only the client certificates in
 /// `pki/trusted/` and writes those it refuses to `pki/rejected/`.
 struct TrustingPeer {
-    _guard: Guard,
+    _peer: util::Peer,
     url: String,
     /// The peer's PKI folder (`server.der`, `trusted/`, `rejected/`).
     pki: PathBuf,
@@ -81,34 +81,12 @@ struct TrustingPeer {
 
 impl TrustingPeer {
     fn start(py: &Path, dir: &Path) -> TrustingPeer {
-        let pki = dir.join("peer-pki");
-        for _ in 0..3 {
-            let port = free_port();
-            let mut child = Command::new(py)
-                .arg(util::root().join("tests/peers/asyncua_server.py"))
-                .arg(port.to_string())
-                .arg(&pki)
-                .arg("--trusted-clients")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start asyncua server");
-            let out = lines_of(child.stdout.take().expect("stdout"));
-            let guard = Guard(child);
-            let mut seen = Vec::new();
-            // READY is printed once the server accepts connections; a port taken in the
-            // meantime ends the process instead (the channel closes): try another.
-            if wait_line(&out, Duration::from_secs(30), &mut seen, |l| l == "READY").is_some() {
-                return TrustingPeer {
-                    _guard: guard,
-                    url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
-                    pki,
-                };
-            }
-            eprintln!("asyncua server did not come up on {port}, retrying: {seen:?}");
+        let peer = util::Peer::start_with(py, dir, "valid", &["--trusted-clients"]);
+        TrustingPeer {
+            url: peer.url.clone(),
+            pki: dir.join("peer-pki"),
+            _peer: peer,
         }
-        panic!("asyncua server with --trusted-clients did not start");
     }
 
     /// The certificates it refused so far (DER files in `rejected/`).
@@ -224,7 +202,7 @@ fn watch_exits_2_when_no_data_came_back() {
             "--interval",
             "200ms",
             "--duration",
-            "6s",
+            "120s",
             "--format",
             "jsonl",
         ])
@@ -241,27 +219,33 @@ fn watch_exits_2_when_no_data_came_back() {
         serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
     };
     // Data first (the subscription works), then the server goes away for good.
-    wait_line(&out, Duration::from_secs(5), &mut seen, |l| {
+    wait_line(&out, Duration::from_secs(60), &mut seen, |l| {
         row(l)["value"].is_number()
     })
     .unwrap_or_else(|| panic!("no data change from the simulator: {seen:?}"));
     drop(sim);
-    wait_line(&out, Duration::from_secs(5), &mut seen, |l| {
+    wait_line(&out, Duration::from_secs(60), &mut seen, |l| {
         row(l)["event"]
             .as_str()
             .unwrap_or("")
             .contains("connection lost")
     })
     .unwrap_or_else(|| panic!("watch did not report the loss: {seen:?}"));
-    // watch ends at --duration (6 s from its start).
+    // Ended as a technician ends it (Ctrl-C; --duration ends it the same way) with the server
+    // still gone.
+    let sent = Command::new("kill")
+        .args(["-INT", &watch.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "kill -INT watch");
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = watch.0.try_wait().expect("wait for watch") {
             break s;
         }
         assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "watch did not end at --duration: {seen:?}"
+            t0.elapsed() < Duration::from_secs(60),
+            "watch did not end on SIGINT: {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -374,31 +374,58 @@ pub struct Peer {
     pub cert: PathBuf,
 }
 
+/// How long the asyncua peer may take to start: a few seconds of Python imports and key
+/// generation, ten times that when the tests run niced beside busy processes.
+pub const PEER_START: Duration = Duration::from_secs(120);
+
 impl Peer {
     /// Start it with `py` (the venv's Python), its PKI under `dir`, and certificate kind `cert`
-    /// (`valid`, `expired`, `wronghost`).
+    /// (`valid`, `expired`, `wronghost`); `extra` arguments for the peer script. Ready when it
+    /// prints `READY` (once it accepts connections, so a port another test took meanwhile is
+    /// not mistaken for it), within [`PEER_START`]; one that exits first (its port taken) is
+    /// started again on another port.
     pub fn start(py: &Path, dir: &Path, cert: &str) -> Peer {
-        let port = free_port();
+        Self::start_with(py, dir, cert, &[])
+    }
+
+    /// [`Peer::start`] with extra arguments for the peer script.
+    pub fn start_with(py: &Path, dir: &Path, cert: &str, extra: &[&str]) -> Peer {
         let pki = dir.join("peer-pki");
-        let child = Command::new(py)
-            .arg(root().join("tests/peers/asyncua_server.py"))
-            .arg(port.to_string())
-            .arg(&pki)
-            .args(["--cert", cert])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start asyncua server");
-        let guard = Guard(child);
-        assert!(
-            wait_port(port, Duration::from_secs(30)),
-            "asyncua server did not come up on {port}"
-        );
-        Peer {
-            _guard: guard,
-            url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
-            cert: pki.join("server.der"),
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(py)
+                .arg(root().join("tests/peers/asyncua_server.py"))
+                .arg(port.to_string())
+                .arg(&pki)
+                .args(["--cert", cert])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start asyncua server");
+            let (ready, _) = watch_lines(child.stdout.take().expect("stdout"), |l| l == "READY");
+            let (_, log) = watch_lines(child.stderr.take().expect("stderr"), |_| false);
+            let mut guard = Guard(child);
+            if recv_lines(&ready, 1, PEER_START).is_some() {
+                return Peer {
+                    _guard: guard,
+                    url: format!("opc.tcp://127.0.0.1:{port}/peer/"),
+                    cert: pki.join("server.der"),
+                };
+            }
+            let exited = guard.0.try_wait().ok().flatten();
+            assert!(
+                exited.is_some(),
+                "asyncua server on {port} not ready within {PEER_START:?}:\n{}",
+                log.lock().unwrap()
+            );
+            eprintln!(
+                "asyncua server on {port} exited ({exited:?}), again on another port:\n{}",
+                log.lock().unwrap()
+            );
         }
+        panic!("the asyncua server did not start, 3 times");
     }
 }
 
