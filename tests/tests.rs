@@ -12,6 +12,7 @@ mod device;
 mod faults;
 mod fields;
 mod fleet;
+mod fuzz_replay;
 mod health;
 mod modbus_sim;
 mod opcua;

@@ -1,0 +1,171 @@
+//! The body of every fuzz target: one function per target, called by its libFuzzer binary in
+//! `fuzz_targets/` and, on every committed seed and regression input, by the replay test
+//! `tests/fuzz_replay.rs` (which includes this file as a module, so both run exactly this code).
+//! A body panics when it finds a fault; hangs and memory growth are libFuzzer's to catch
+//! (`-timeout`, `-rss_limit_mb`), and the replay test's per-input deadline.
+
+use plcprobe::{
+    capture::{
+        analysis::{Analysis, Emit},
+        reader::{read_stream, Linktype, Packet, ReadStats},
+        writer::tcp_frame,
+        Config, Decoder,
+    },
+    device::modbus_scan::{score_bytes, server_id_text},
+    proto::{
+        modbus::{
+            pdu::{decode_pdu, rtu_crc_ok, rtu_frame_len, split_adu, Direction},
+            rtu::{answer_len, find_frames, next_request},
+        },
+        opcua::{decode_message, starts_message, MESSAGE_TYPES},
+    },
+};
+use std::net::SocketAddr;
+
+/// A target's body: it panics on a fault, returns otherwise.
+pub type Body = fn(&[u8]);
+
+/// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
+/// `corpus/` and `regressions/`) and its body.
+pub const TARGETS: [(&str, Body); 5] = [
+    ("capture_file", capture_file),
+    ("tcp_reassembly", tcp_reassembly),
+    ("modbus_pdu", modbus_pdu),
+    ("opcua_message", opcua_message),
+    ("rtu_framing", rtu_framing),
+];
+
+/// Drops every transaction and PDU the analysis emits (the targets look for panics, hangs and
+/// growth, not results).
+struct Nothing;
+
+impl Emit for Nothing {}
+
+/// A decoder with everything on: OPC UA nodes, and RTU frames over TCP on port 4001.
+fn decoder() -> Decoder {
+    Decoder::new(Config {
+        opcua_nodes: true,
+        rtu_ports: vec![4001],
+        ..Config::default()
+    })
+}
+
+/// Any bytes as a capture file: the pcap/pcapng reader, link layers, TCP reassembly, the
+/// Modbus and OPC UA decoders and the analysis, end to end.
+pub fn capture_file(data: &[u8]) {
+    let mut emit = Nothing;
+    let mut an = Analysis::new(None, &mut emit);
+    let mut dec = decoder();
+    let mut stats = ReadStats::default();
+    let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
+    let _ = read_stream(
+        input,
+        "fuzz",
+        false,
+        &mut stats,
+        &mut |p| dec.packet(p, &mut an),
+        data,
+    );
+    dec.finish(&mut an);
+    an.finish();
+}
+
+/// TCP reassembly: the input scripts a conversation on port 502 (or 4840, or RTU on 4001):
+/// each step picks a direction, flags, a sequence offset (in order, retransmitted, out of
+/// order, far ahead) and a payload. Reassembly must never panic, hang or grow without bound.
+pub fn tcp_reassembly(data: &[u8]) {
+    let Some((&sel, mut rest)) = data.split_first() else {
+        return;
+    };
+    let port = [502u16, 4840, 4001][usize::from(sel % 3)];
+    let client: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let server = SocketAddr::new("10.0.0.2".parse().unwrap(), port);
+    let mut emit = Nothing;
+    let mut an = Analysis::new(None, &mut emit);
+    let mut dec = decoder();
+    let mut next = [1000u32, 9000u32];
+    let mut frame = 0u64;
+    while rest.len() >= 4 {
+        let (head, tail) = rest.split_at(4);
+        let len = usize::from(head[3] % 64).min(tail.len());
+        let (payload, tail2) = tail.split_at(len);
+        rest = tail2;
+        let d = usize::from(head[0] & 1);
+        let flags = [0x18u8, 0x18, 0x18, 0x19, 0x12, 0x14, 0x10, 0x02][usize::from(head[0] >> 5)];
+        let seq = match head[1] % 4 {
+            0 => next[d],
+            1 => next[d].wrapping_sub(u32::from(head[2])),
+            2 => next[d].wrapping_add(u32::from(head[2])),
+            _ => next[d].wrapping_add(u32::from(head[2]) << 20),
+        };
+        let ack = next[1 - d].wrapping_add(u32::from(head[1] >> 4));
+        if seq == next[d] {
+            next[d] = next[d].wrapping_add(u32::try_from(len).unwrap());
+        }
+        let (src, dst) = if d == 0 {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        let f = tcp_frame(src, dst, seq, ack, flags, payload);
+        frame += 1;
+        dec.packet(
+            &Packet {
+                frame,
+                ts_ns: i64::try_from(frame).unwrap() * 1000,
+                linktype: Linktype::ETHERNET,
+                data: &f,
+                orig_len: u32::try_from(f.len()).unwrap(),
+            },
+            &mut an,
+        );
+    }
+    dec.finish(&mut an);
+    an.finish();
+}
+
+/// The Modbus PDU, MBAP and RTU codecs on any bytes, both directions.
+pub fn modbus_pdu(data: &[u8]) {
+    for dir in [Direction::Query, Direction::Response] {
+        let p = decode_pdu(data, dir);
+        let _ = p.registers().count();
+        let _ = p.is_write();
+        let _ = rtu_frame_len(data, dir);
+    }
+    if let Some((_, pdu)) = split_adu(data) {
+        let _ = decode_pdu(pdu, Direction::Response);
+    }
+    let _ = rtu_crc_ok(data);
+}
+
+/// The OPC UA Binary message decoder on any bytes (and on any body behind a valid header:
+/// the first byte picks the message type, the rest is the body).
+pub fn opcua_message(data: &[u8]) {
+    let _ = starts_message(data);
+    let _ = decode_message(data, true);
+    if let Some((&k, body)) = data.split_first() {
+        let mut m = MESSAGE_TYPES[usize::from(k) % MESSAGE_TYPES.len()].to_vec();
+        m.push(b'F');
+        m.extend_from_slice(&u32::try_from(body.len() + 8).unwrap().to_le_bytes());
+        m.extend_from_slice(body);
+        let _ = decode_message(&m, true);
+    }
+}
+
+/// Any bytes as a serial line's stream: RTU frame finding (both directions, FC43 included),
+/// the server's request reader, the client's answer length, the listener's scoring, and
+/// server-ID text. None may panic; every frame found lies inside the input and checks its CRC.
+pub fn rtu_framing(data: &[u8]) {
+    for f in find_frames(data) {
+        assert!(f.start + f.len <= data.len());
+        assert!(rtu_crc_ok(&data[f.start..f.start + f.len]));
+    }
+    if let Some((skip, len)) = next_request(data) {
+        assert!(skip + len <= data.len());
+        assert!(rtu_crc_ok(&data[skip..skip + len]));
+    }
+    let _ = answer_len(data);
+    let s = score_bytes(data);
+    assert!(s.framed_bytes <= s.bytes);
+    let _ = server_id_text(data);
+}
