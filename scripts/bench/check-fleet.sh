@@ -9,21 +9,7 @@
 RUNS=${1:-5}
 DEV=${2:-1000}
 source "$(dirname "$0")/common.sh"
-# 20 points: u16, i16 scaled, f32 and u32 in a contiguous map (30 registers, one request).
-{
-  printf '[device]\nname = "fleet device"\n[device.identity]\nvendor = "plcprobe"\nproduct_code = "FLEET"\nrevision = "1.0"\n'
-  a=0
-  for i in $(seq 0 19); do
-    case $((i % 4)) in
-      0) t=u16; w=1; extra='range = [0.0, 1000.0]\ntolerance = 1.0' ;;
-      1) t=i16; w=1; extra='scale = 0.1\ntolerance = 1.0' ;;
-      2) t=f32; w=2; extra='tolerance = 1.0' ;;
-      3) t=u32; w=2; extra='volatile = true' ;;
-    esac
-    printf '[[point]]\nname = "p%02d"\naddress = "hr:%d"\ntype = "%s"\n%b\nsim = { value = %d, noise = 0.1 }\n' "$i" "$a" "$t" "$extra" "$((i * 10))"
-    a=$((a + w))
-  done
-} > "$work/fleet.toml"
+fleet_profile "$work/fleet.toml"
 start_sim "$work/fleet.toml" "$DEV"
 mkdir -p "$work/baselines"
 "$B" snapshot "${targets[0]}" --profile "$work/fleet.toml" -o "$work/baselines/base.json" -q

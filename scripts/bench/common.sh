@@ -29,3 +29,23 @@ start_sim() {
   mapfile -t targets < <(sed -n 's/^listening on \(modbus:\/\/.*\)$/\1\/1/p' "$log")
   [ "${#targets[@]}" -eq "$count" ] || { echo "sim started ${#targets[@]} of $count listeners" >&2; exit 1; }
 }
+
+# fleet_profile FILE: the fleet benchmarks' device, 20 points (u16, i16 scaled, f32 and u32) in a
+# contiguous map of 30 registers, read in one request, with tolerances for a drift check.
+fleet_profile() {
+  local a i t w extra
+  {
+    printf '[device]\nname = "fleet device"\n[device.identity]\nvendor = "plcprobe"\nproduct_code = "FLEET"\nrevision = "1.0"\n'
+    a=0
+    for i in $(seq 0 19); do
+      case $((i % 4)) in
+        0) t=u16; w=1; extra='range = [0.0, 1000.0]\ntolerance = 1.0' ;;
+        1) t=i16; w=1; extra='scale = 0.1\ntolerance = 1.0' ;;
+        2) t=f32; w=2; extra='tolerance = 1.0' ;;
+        3) t=u32; w=2; extra='volatile = true' ;;
+      esac
+      printf '[[point]]\nname = "p%02d"\naddress = "hr:%d"\ntype = "%s"\n%b\nsim = { value = %d, noise = 0.1 }\n' "$i" "$a" "$t" "$extra" "$((i * 10))"
+      a=$((a + w))
+    done
+  } > "$1"
+}

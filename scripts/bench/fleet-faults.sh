@@ -22,20 +22,7 @@ TIMEOUT_S=1 ROUNDS=5 RATE=20 CONC=128 WARN=0.0 CRIT=0.2
 STALL_S=0.025 PROCESS_S=3
 n_drop=$((DEV / 10)) n_busy=$((DEV / 10)) n_silent=$((DEV * 5 / 100)) n_refused=$((DEV * 5 / 100))
 n_healthy=$((DEV - n_drop - n_busy - n_silent - n_refused))
-{
-  printf '[device]\nname = "fleet device"\n[device.identity]\nvendor = "plcprobe"\nproduct_code = "FLEET"\nrevision = "1.0"\nproduct_name = "fleet under faults"\n'
-  a=0
-  for i in $(seq 0 19); do
-    case $((i % 4)) in
-      0) t=u16; w=1; extra='range = [0.0, 1000.0]' ;;
-      1) t=i16; w=1; extra='scale = 0.1' ;;
-      2) t=f32; w=2; extra='' ;;
-      3) t=u32; w=2; extra='volatile = true' ;;
-    esac
-    printf '[[point]]\nname = "p%02d"\naddress = "hr:%d"\ntype = "%s"\n%b\nsim = { value = %d, noise = 0.1 }\n' "$i" "$a" "$t" "$extra" "$((i * 10))"
-    a=$((a + w))
-  done
-} > "$work/fleet.toml"
+fleet_profile "$work/fleet.toml"
 
 # fault_sim CLASS COUNT [FAULT…]: one `plcprobe sim` with COUNT listeners on free loopback ports
 # and these faults; its unit-1 targets go to $work/CLASS.targets.
