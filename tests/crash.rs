@@ -20,7 +20,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::util::{bin, profile, run, tool, Sim};
+use crate::util::{bin, profile, run_cmd, tool, Sim, UaSim};
 
 /// The syscalls glibc uses for `rename(2)`.
 const RENAMES: &str = "rename,renameat,renameat2";
@@ -33,6 +33,8 @@ enum Whole {
     /// UTF-8 text whose last line ends with this (and a newline).
     Text(&'static str),
     Pcapng,
+    /// An X.509 certificate (DER: a SEQUENCE with a two-byte length).
+    Der,
 }
 
 impl Whole {
@@ -43,16 +45,33 @@ impl Whole {
                 .is_ok_and(|t| !t.is_empty() && t.parse::<toml::Table>().is_ok()),
             Whole::Text(end) => std::str::from_utf8(bytes)
                 .is_ok_and(|t| t.ends_with('\n') && t.trim_end().ends_with(end)),
+            Whole::Der => {
+                bytes.len() > 4
+                    && bytes[..2] == [0x30, 0x82]
+                    && usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) + 4 == bytes.len()
+            }
             Whole::Pcapng => bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) && bytes.len() > 100,
         }
     }
 }
 
+/// Environment variables for plcprobe beyond the tests' own (e.g. `PLCPROBE_PKI`).
+type Env<'a> = &'a [(&'a str, &'a Path)];
+
+/// The binary under test with `env`.
+fn plcprobe(env: Env) -> Command {
+    let mut b = bin();
+    for (k, v) in env {
+        b.env(k, v);
+    }
+    b
+}
+
 /// plcprobe under strace with `extra` strace arguments.
-fn traced(strace: &Path, extra: &[&str], args: &[String]) -> Command {
+fn traced(strace: &Path, extra: &[&str], args: &[String], env: Env) -> Command {
     let mut c = Command::new(strace);
     c.args(["-f", "-qq"]).args(extra).arg("--");
-    let b = bin();
+    let b = plcprobe(env);
     c.arg(b.get_program());
     for (k, v) in b.get_envs() {
         match v {
@@ -92,7 +111,7 @@ struct WritePoint {
 
 /// Run `args` once under strace (no injection) to find where `out` is written. Also leaves the
 /// "previous" `out` of a good run.
-fn write_point(strace: &Path, args: &[String], out: &Path, ok: &[i32]) -> WritePoint {
+fn write_point(strace: &Path, args: &[String], out: &Path, ok: &[i32], env: Env) -> WritePoint {
     let log = out.with_file_name("strace.log");
     let r = traced(
         strace,
@@ -103,6 +122,7 @@ fn write_point(strace: &Path, args: &[String], out: &Path, ok: &[i32]) -> WriteP
             &format!("trace={RENAMES},fsync"),
         ],
         args,
+        env,
     )
     .output()
     .unwrap();
@@ -150,9 +170,14 @@ fn write_point(strace: &Path, args: &[String], out: &Path, ok: &[i32]) -> WriteP
 
 /// Every crash case for the file `out` that `args` writes (exit codes `ok` for a good run).
 fn killed_inside_the_write_of(args: &[&str], out: &Path, ok: &[i32], whole: Whole) {
+    killed_inside_the_write_with(&[], args, out, ok, whole);
+}
+
+/// [`killed_inside_the_write_of`] with environment variables for plcprobe.
+fn killed_inside_the_write_with(env: Env, args: &[&str], out: &Path, ok: &[i32], whole: Whole) {
     let Some(strace) = tool("strace") else { return };
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
-    let at = write_point(&strace, &args, out, ok);
+    let at = write_point(&strace, &args, out, ok, env);
     let before = std::fs::read(out).unwrap();
     assert!(
         whole.holds(&before),
@@ -176,6 +201,7 @@ fn killed_inside_the_write_of(args: &[&str], out: &Path, ok: &[i32], whole: Whol
             &format!("inject={RENAMES}:signal=KILL:when={}", at.rename),
         ],
         &args,
+        env,
     )
     .output()
     .unwrap();
@@ -214,6 +240,7 @@ fn killed_inside_the_write_of(args: &[&str], out: &Path, ok: &[i32], whole: Whol
             &format!("inject=fsync:signal=KILL:when={}", at.fsync_after),
         ],
         &args,
+        env,
     )
     .output()
     .unwrap();
@@ -228,7 +255,7 @@ fn killed_inside_the_write_of(args: &[&str], out: &Path, ok: &[i32], whole: Whol
 
     // The next run writes the file and removes the dead run's temporary file.
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = run(&args);
+    let r = run_cmd(plcprobe(env), &args);
     assert!(ok.contains(&r.code), "{args:?}: {}", r.stderr);
     assert!(whole.holds(&std::fs::read(out).unwrap()));
     assert_eq!(
@@ -267,6 +294,7 @@ fn snapshot_killed_reading_or_writing_keeps_the_previous_baseline() {
             "inject=connect:signal=KILL",
         ],
         &args,
+        &[],
     )
     .output()
     .unwrap();
@@ -389,4 +417,23 @@ fn demo_capture_and_reports() {
         &[0],
         Whole::Text("</html>"),
     );
+}
+
+#[test]
+fn trusted_certificate() {
+    // `trust URL` fetches the simulator's certificate and writes it to PKI/trusted/ (again on
+    // each run: the same bytes, so only the temporary file and its removal tell runs apart).
+    let sim = UaSim::start("127.0.0.1:0", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let env: Env = &[("PLCPROBE_PKI", &pki)];
+    let args = ["trust", &sim.url];
+    let r = run_cmd(plcprobe(env), &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let trusted: Vec<PathBuf> = std::fs::read_dir(pki.join("trusted"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    killed_inside_the_write_with(env, &args, &trusted[0], &[0], Whole::Der);
 }
