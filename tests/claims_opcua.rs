@@ -13,14 +13,13 @@
 //!   and stays away until `--duration` ends.
 
 use std::{
-    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use crate::util::{self, bin, python, Guard, UaSim};
+use crate::util::{self, bin, lines_of, python, Guard, UaSim};
 
 const SECURE: [&str; 2] = ["--security", "Basic256Sha256,SignAndEncrypt"];
 const NODE: &str = "ns=2;s=Line1.Speed";
@@ -35,20 +34,6 @@ fn ua(pki: &Path, password: Option<&str>, args: &[&str]) -> util::Run {
     }
     c.args(["--timeout", "5s"]);
     util::run_cmd(c, args)
-}
-
-/// Lines of `r`, read on a thread, sent over the returned channel (closed at end of file).
-fn lines_of<R: Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Lines from `rx` until one satisfies `want` (returned), the writer ends or `limit` passes

@@ -15,17 +15,14 @@
 
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::util::{bin, run, Guard};
+use crate::util::{run, Sim};
 
 /// The plan's per-request timeout.
 const TIMEOUT: Duration = Duration::from_millis(200);
@@ -113,100 +110,29 @@ type = "f32"
 sim = { value = 21.5 }
 "#;
 
-/// `plcprobe sim` with `listeners` loopback listeners (ports from the OS), stopped as Ctrl-C
-/// does so that it says how many requests it served.
-struct FleetSim {
-    guard: Guard,
-    addrs: Vec<SocketAddr>,
-    stderr: mpsc::Receiver<String>,
+/// `plcprobe sim` with `listeners` loopback listeners (ports from the OS).
+fn fleet_sim(profile: &Path, listeners: usize, faults: &[String], seed: u64) -> Sim {
+    let listen = vec!["127.0.0.1:0"; listeners];
+    let mut extra = vec!["--seed".to_string(), seed.to_string()];
+    for f in faults {
+        extra.extend(["--fault".to_string(), f.clone()]);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    // (`Sim` takes a profile name; an absolute path joins as that path.)
+    Sim::start_on(profile.to_str().unwrap(), &listen, &extra)
 }
 
-impl FleetSim {
-    fn start(profile: &Path, listeners: usize, faults: &[String], seed: u64) -> FleetSim {
-        let mut cmd = bin();
-        cmd.arg("sim")
-            .arg(profile)
-            .args(["--seed", &seed.to_string()]);
-        for _ in 0..listeners {
-            cmd.args(["--modbus", "127.0.0.1:0"]);
-        }
-        for f in faults {
-            cmd.args(["--fault", f]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sim");
-        let stdout = lines_of(child.stdout.take().expect("stdout"));
-        let stderr = lines_of(child.stderr.take().expect("stderr"));
-        let guard = Guard(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut addrs = Vec::with_capacity(listeners);
-        while addrs.len() < listeners {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = stdout.recv_timeout(left).unwrap_or_else(|_| {
-                let err: Vec<String> = stderr.try_iter().collect();
-                panic!(
-                    "sim {faults:?}: {} of {listeners} listeners within 30 s; stderr:\n{}",
-                    addrs.len(),
-                    err.join("\n")
-                )
-            });
-            if let Some(a) = line.strip_prefix("listening on modbus://") {
-                addrs.push(a.parse().expect("socket address"));
-            }
-        }
-        // The reader thread keeps draining stdout, so the sim never blocks on a full pipe.
-        FleetSim {
-            guard,
-            addrs,
-            stderr,
-        }
-    }
-
-    /// Stop it with SIGINT and return the requests it served, by its own count.
-    fn stop(self) -> u64 {
-        let pid = self.guard.0.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(sent, "kill -INT {pid}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut said = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.stderr.recv_timeout(left).unwrap_or_else(|e| {
-                panic!(
-                    "sim did not say how many requests it served within 10 s of SIGINT ({e}):\n{}",
-                    said.join("\n")
-                )
-            });
-            if let Some(n) = line
-                .strip_prefix("plcprobe sim: stopped after ")
+/// Stop a simulator as Ctrl-C does and return the requests it served, by its own count.
+fn served(sim: Sim) -> u64 {
+    let said = sim.stop();
+    said.lines()
+        .find_map(|l| {
+            l.strip_prefix("plcprobe sim: stopped after ")
                 .and_then(|r| r.strip_suffix(" requests"))
-            {
-                return n.parse().expect("a count");
-            }
-            said.push(line);
-        }
-    }
-}
-
-/// The lines of `r`, read on a thread (to its end) and sent over a channel.
-fn lines_of<R: std::io::Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+        })
+        .unwrap_or_else(|| panic!("the sim did not say how many requests it served:\n{said}"))
+        .parse()
+        .expect("a count")
 }
 
 /// Loopback ports with nothing listening, from the OS: each is the client end of a loopback
@@ -333,7 +259,7 @@ fn within_band(count: u64, trials: u64, p: f64, z: f64) -> bool {
 
 /// The fleet, running: its simulators, the ports that refuse, and the plan over them.
 struct Fleet {
-    sims: Vec<(Fault, FleetSim)>,
+    sims: Vec<(Fault, Sim)>,
     _refusing: RefusingPorts,
     /// Each device's fault, by name.
     fault_of: HashMap<String, Fault>,
@@ -352,7 +278,7 @@ impl Fleet {
             if *f == Fault::Refused {
                 refusing = Some(refusing_ports(*n));
             } else {
-                sims.push((*f, FleetSim::start(&profile, *n, flags, seed)));
+                sims.push((*f, fleet_sim(&profile, *n, flags, seed)));
             }
         }
         let refusing = refusing.expect("a refusing class");
@@ -393,7 +319,7 @@ impl Fleet {
 
     /// Stop the simulators; the requests each served, by its own count.
     fn stop(self) -> Vec<(Fault, u64)> {
-        self.sims.into_iter().map(|(f, s)| (f, s.stop())).collect()
+        self.sims.into_iter().map(|(f, s)| (f, served(s))).collect()
     }
 }
 

@@ -86,8 +86,10 @@ impl Drop for Guard {
 
 /// `plcprobe sim` on an ephemeral loopback port.
 pub struct Sim {
-    _guard: Guard,
+    guard: Guard,
     pub addrs: Vec<SocketAddr>,
+    stderr: mpsc::Receiver<String>,
+    log: Arc<Mutex<String>>,
 }
 
 impl Sim {
@@ -111,7 +113,7 @@ impl Sim {
         // Lines read on threads, so a sim that dies or hangs fails the test with its stderr
         // instead of blocking it for ever.
         let (rx, _) = watch_lines(child.stdout.take().expect("stdout"), |_| true);
-        let (_, log) = watch_lines(child.stderr.take().expect("stderr"), |_| false);
+        let (stderr, log) = watch_lines(child.stderr.take().expect("stderr"), |_| true);
         let mut guard = Guard(child);
         let want = listen_count(listen);
         let lines = recv_lines(&rx, 1 + want, Duration::from_secs(60)).unwrap_or_else(|| {
@@ -137,9 +139,17 @@ impl Sim {
             .collect();
         // The reader threads keep draining both pipes.
         Sim {
-            _guard: guard,
+            guard,
             addrs,
+            stderr,
+            log,
         }
+    }
+
+    /// Stop it as Ctrl-C does and return what it wrote to stderr (the last line says how many
+    /// requests it served).
+    pub fn stop(mut self) -> String {
+        interrupt(&mut self.guard, &self.stderr, &self.log)
     }
 
     /// Target URL for the first listener.
@@ -458,6 +468,12 @@ fn watch_lines<R: Read + Send + 'static>(
         }
     });
     (rx, log)
+}
+
+/// Every line of `r`, read on a thread to its end and sent over the returned channel (closed at
+/// end of file), so a child never blocks on a full pipe and a test can wait with a deadline.
+pub fn lines_of<R: Read + Send + 'static>(r: R) -> mpsc::Receiver<String> {
+    watch_lines(r, |_| true).0
 }
 
 /// The next `n` kept lines from `rx` within `limit`; None when the writer ended or time ran out.
@@ -825,27 +841,33 @@ impl RtuSim {
     /// Stop it as Ctrl-C does (SIGINT: it finishes its capture file and says so) and return all
     /// it wrote to stderr.
     pub fn stop(mut self) -> String {
-        let pid = self.pid().to_string();
-        let sent = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(sent, "kill -INT {pid}");
-        let t0 = Instant::now();
-        while self.guard.0.try_wait().expect("wait for sim").is_none() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "sim did not stop on SIGINT:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // The reader thread ends at the pipe's end of file, closing the channel.
-        let mut text = String::new();
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
+        interrupt(&mut self.guard, &self.stderr, &self.log)
     }
+}
+
+/// Stop a simulator as Ctrl-C does (SIGINT: it finishes its capture file and says how many
+/// requests it served) and return what it wrote to stderr (`stderr` carries every line).
+fn interrupt(guard: &mut Guard, stderr: &mpsc::Receiver<String>, log: &Mutex<String>) -> String {
+    let pid = guard.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "kill -INT {pid}");
+    let t0 = Instant::now();
+    while guard.0.try_wait().expect("wait for sim").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "sim did not stop on SIGINT:\n{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The reader thread ends at the pipe's end of file, closing the channel.
+    let mut text = String::new();
+    while let Ok(line) = stderr.recv_timeout(Duration::from_secs(5)) {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
 }
