@@ -262,7 +262,6 @@ async fn check_into(
             return dc.flag(Outcome::Critical, format!("unreachable: {}", u.0));
         }
     };
-    dc.reachable = true;
     dc.identity.clone_from(&identity.0);
     dc.identity_status.clone_from(&identity.1);
     let points = device.points();

@@ -118,6 +118,10 @@ impl ModbusDevice {
         self.plan.named
     }
 
+    pub(super) fn requests_per_round(&self) -> usize {
+        self.plan.requests.len().max(1)
+    }
+
     pub(super) async fn open(
         &mut self,
         _reconnect: bool,
@@ -144,10 +148,6 @@ impl ModbusDevice {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn requests_per_round(&self) -> usize {
-        self.plan.requests.len().max(1)
     }
 
     pub(super) fn set_pace(&mut self, gap: std::time::Duration) {

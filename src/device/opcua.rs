@@ -319,6 +319,11 @@ impl UaDevice {
         self.named
     }
 
+    #[allow(clippy::unused_self)] // one signature for every device
+    pub(super) fn requests_per_round(&self) -> usize {
+        1
+    }
+
     pub(super) async fn open(
         &mut self,
         reconnect: bool,
@@ -348,11 +353,6 @@ impl UaDevice {
         Ok(Ok(()))
     }
 
-    #[allow(clippy::unused_self)] // one signature for every device
-    pub(super) fn requests_per_round(&self) -> usize {
-        1
-    }
-
     pub(super) fn set_pace(&mut self, gap: Duration) {
         self.pacer.set_gap(gap);
     }
@@ -361,8 +361,7 @@ impl UaDevice {
         let Some(open) = &self.open else {
             return Err(Unreachable("no session".into()));
         };
-        self.pacer.wait().await;
-        self.pacer.sent();
+        self.pacer.take_turn().await;
         let ids: Vec<NodeId> = BUILD_INFO.iter().map(|(i, _)| NodeId::new(0, *i)).collect();
         Ok(match open.session.read_values(&ids).await {
             Ok(vals) => {
@@ -403,8 +402,7 @@ impl UaDevice {
             self.error = Some("no session".into());
             return;
         };
-        self.pacer.wait().await;
-        self.pacer.sent();
+        self.pacer.take_turn().await;
         let t0 = Instant::now();
         let res = open.session.read_prepared(&open.req).await;
         let rtt = t0.elapsed();

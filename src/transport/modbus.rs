@@ -325,8 +325,7 @@ impl ModbusLink {
     /// reopened after any failure, as for Modbus TCP; a serial port only when the port itself
     /// failed.
     async fn rtu_transact(&mut self, pdu: &[u8]) -> Result<Answer<Vec<u8>>, LinkError> {
-        self.pacer.wait().await;
-        self.pacer.sent();
+        self.pacer.take_turn().await;
         let over_tcp = matches!(self.target, Target::RtuOverTcp { .. });
         let Some(Wire::Rtu(w)) = self.wire.as_mut() else {
             unreachable!("called on an RTU wire")
@@ -359,8 +358,7 @@ impl ModbusLink {
                 };
             }
         };
-        self.pacer.wait().await;
-        self.pacer.sent();
+        self.pacer.take_turn().await;
         match tokio::time::timeout(self.timeout, ctx.call(req)).await {
             Err(_) => {
                 self.wire = None;

@@ -2,7 +2,7 @@
 //! most `rate` requests a second to any one PLC, whatever a round holds (a busy PLC's
 //! communication processor is the weak point a health check must not lean on).
 //!
-//! A link calls [`Pacer::wait`] then [`Pacer::sent`] as it sends each request. A caller that times
+//! A link calls [`Pacer::take_turn`] as it sends each request. A caller that times
 //! requests waits for the turn itself first, so the pause is not counted in the round trip.
 
 use std::time::Duration;
@@ -35,6 +35,12 @@ impl Pacer {
             self.next = Some(Instant::now() + self.gap);
         }
     }
+
+    /// Wait for this request's turn and take it ([`Pacer::wait`], then [`Pacer::sent`]).
+    pub async fn take_turn(&mut self) {
+        self.wait().await;
+        self.sent();
+    }
 }
 
 #[cfg(test)]
@@ -56,8 +62,7 @@ mod tests {
         p.sent();
         let t0 = Instant::now();
         for n in 1..=3 {
-            p.wait().await;
-            p.sent();
+            p.take_turn().await;
             assert!(t0.elapsed() >= gap * n, "request {n} at {:?}", t0.elapsed());
         }
         tokio::time::sleep(gap * 2).await;
