@@ -6,22 +6,22 @@
 //!   devices in flight at once (request timestamps and connections from the recording);
 //! - check latency verdicts: the median round trip against `latency_warn`/`latency_crit`
 //!   (`sim --fault delay=…[@P]`), with exit codes 0/1/2;
-//! - poll after a timeout: a late reply is never taken as the next answer, over Modbus TCP, RTU
-//!   over TCP and a serial line (values and, where recorded, every request's own reply);
+//! - poll after a timeout: a late reply is not taken as the next answer, over Modbus TCP, RTU
+//!   over TCP and a serial line (there: a reply up to half a timeout late; values and, where
+//!   recorded, every request's own reply);
 //! - a profile's `max_registers`: request sizes and count on the wire, values still right;
 //! - `scan --units` against pymodbus and the simulator (which units, which answer, exit codes);
-//! - FC43 refused: snapshot and check say "not available" (and pymodbus's empty FC43 answer
-//!   is shown as empty).
+//! - FC43 refused: snapshot and check say "not available", as for pymodbus's FC43 answer with
+//!   no objects.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use serde_json::{json, Value};
 
-use crate::util::{profile, python, run, PtyPair, PyModbus, RtuSim, Run};
+use crate::util::{profile, pymodbus_client, python, run, PtyPair, PyModbus, RtuSim, Run};
 
 // --- helpers ------------------------------------------------------------------------------------
 
@@ -784,18 +784,13 @@ fn scan_units_lists_the_units_that_answer() {
     // for the others is asked of pymodbus's own client first.
     let Some(py) = python() else { return };
     let peer = PyModbus::start(&py);
-    let script = format!(
-        "import json\nfrom pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nout = {{}}\nfor u in range(0, 6):\n    r = c.read_holding_registers(0, count=1, device_id=u)\n    out[u] = ('exception', r.exception_code) if r.isError() else ('data', r.registers[0])\nprint(json.dumps(out))",
-        peer.port
-    );
-    let out = Command::new(&py).args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = pymodbus_client(
+        &py,
+        peer.port,
+        "import json\nout = {}\nfor u in range(0, 6):\n    r = c.read_holding_registers(0, count=1, device_id=u)\n    out[u] = ('exception', r.exception_code) if r.isError() else ('data', r.registers[0])\nprint(json.dumps(out))",
     );
     let truth: BTreeMap<String, (String, u64)> =
-        serde_json::from_slice(&out.stdout).expect("pymodbus client JSON");
+        serde_json::from_str(&out).expect("pymodbus client JSON");
     let r = run(&[
         "scan",
         &format!("modbus://127.0.0.1:{}", peer.port),
@@ -945,20 +940,14 @@ fn identity_is_not_available_when_the_device_refuses_fc43() {
     // pymodbus answers FC43, with no objects: nothing is made up.
     let Some(py) = python() else { return };
     let peer = PyModbus::start(&py);
-    let script = format!(
-        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nr = c.read_device_information(read_code=2, object_id=0, device_id=1)\nprint(r.isError(), len(getattr(r, 'information', {{}}) or {{}}))",
-        peer.port
+    let out = pymodbus_client(
+        &py,
+        peer.port,
+        "r = c.read_device_information(read_code=2, object_id=0, device_id=1)\nprint(r.isError(), len(getattr(r, 'information', {}) or {}))",
     );
-    let o = Command::new(&py).args(["-c", &script]).output().unwrap();
-    let objects: usize = match String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .collect::<Vec<_>>()[..]
-    {
+    let objects: usize = match out.split_whitespace().collect::<Vec<_>>()[..] {
         ["False", n] => n.parse().unwrap(),
-        ref other => panic!(
-            "pymodbus FC43: {other:?} {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
+        ref other => panic!("pymodbus FC43: {other:?}"),
     };
     let pyprof = file(
         dir.path(),

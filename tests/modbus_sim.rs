@@ -481,19 +481,10 @@ fn fc17_server_id_over_modbus_tcp_is_whole() {
     let Some(py) = crate::util::python() else {
         return;
     };
-    let script = format!(
-        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nr = c.report_device_id(device_id=1)\nprint(r.byte_count, r.identifier.hex())\nr = c.read_holding_registers(106, count=1, device_id=1)\nprint(r.registers)",
-        sim.addrs[0].port()
-    );
-    let out = std::process::Command::new(py)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = crate::util::pymodbus_client(
+        &py,
+        sim.addrs[0].port(),
+        "r = c.report_device_id(device_id=1)\nprint(r.byte_count, r.identifier.hex())\nr = c.read_holding_registers(106, count=1, device_id=1)\nprint(r.registers)",
     );
     let mut lines = text.lines();
     // 0x01 (server ID), 0xFF (running), "SIM-LIN"; pymodbus takes the final "E" as its status.

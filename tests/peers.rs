@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::util::{python, run, tool, PyModbus, Sim};
+use crate::util::{pymodbus_client, python, run, tool, PyModbus, Sim};
 
 #[test]
 fn pymodbus_server_values_types_orders() {
@@ -98,35 +98,26 @@ fn pymodbus_sees_what_plcprobe_writes() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(&["write", &t, "co:10", "on", "--allow-write"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let script = format!(
-        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nprint(c.read_holding_registers(150, count=4, device_id=1).registers, c.read_coils(10, count=1, device_id=1).bits[0])",
-        peer.port
+    let text = pymodbus_client(
+        &py,
+        peer.port,
+        "print(c.read_holding_registers(150, count=4, device_id=1).registers, c.read_coils(10, count=1, device_id=1).bits[0])",
     );
-    let out = Command::new(&py).args(["-c", &script]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        text.trim(),
-        "[4242, 1, 2, 3] True",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(text.trim(), "[4242, 1, 2, 3] True");
 }
 
 #[test]
 fn pymodbus_client_reads_the_simulator() {
     let Some(py) = python() else { return };
     let sim = Sim::start("demo-line.toml", &[]);
-    let script = format!(
-        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={})\nc.connect()\nr = c.read_holding_registers(106, count=1, device_id=1)\nprint(r.registers)\nr = c.read_holding_registers(0, count=1, device_id=1)\nprint(r.isError(), getattr(r, 'exception_code', None))\nr = c.read_holding_registers(300, count=4, device_id=1)\nprint(bytes(b for w in r.registers for b in w.to_bytes(2, 'big')).rstrip(b'\\x00').decode())",
-        sim.addrs[0].port()
+    let text = pymodbus_client(
+        &py,
+        sim.addrs[0].port(),
+        "r = c.read_holding_registers(106, count=1, device_id=1)\nprint(r.registers)\nr = c.read_holding_registers(0, count=1, device_id=1)\nprint(r.isError(), getattr(r, 'exception_code', None))\nr = c.read_holding_registers(300, count=4, device_id=1)\nprint(bytes(b for w in r.registers for b in w.to_bytes(2, 'big')).rstrip(b'\\x00').decode())",
     );
-    let out = Command::new(&py).args(["-c", &script]).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text.lines().collect::<Vec<_>>(),
-        vec!["[5]", "True 2", "GL-4711"],
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        vec!["[5]", "True 2", "GL-4711"]
     );
 }
 

@@ -280,6 +280,22 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Run `body` as pymodbus's TCP client `c`, connected to `127.0.0.1:port`; its stdout (the
+/// script must succeed: its stderr is in the failure).
+pub fn pymodbus_client(py: &Path, port: u16, body: &str) -> String {
+    let script = format!(
+        "from pymodbus.client import ModbusTcpClient\nc = ModbusTcpClient('127.0.0.1', port={port})\nc.connect()\n{body}"
+    );
+    let out = Command::new(py).args(["-c", &script]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "pymodbus client: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// The pymodbus server of tests/peers on a free port.
 pub struct PyModbus {
     _guard: Guard,
