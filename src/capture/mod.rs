@@ -3,8 +3,10 @@
 //! `proto/` and the results to [`analysis`]. Writing pcapng is in [`writer`].
 
 pub mod analysis;
+pub mod bpf;
 pub mod link;
 pub mod reader;
+pub mod source;
 pub mod tcp;
 pub mod writer;
 

@@ -1,5 +1,5 @@
-//! Writing pcapng (pcapng spec, draft-ietf-opsawg-pcapng): a section header, one Ethernet
-//! interface with nanosecond timestamps, and enhanced packet blocks. [`Recorder`] turns the
+//! Writing pcapng (pcapng spec, draft-ietf-opsawg-pcapng): a section header, one interface
+//! ([`Interface`]: link type, name, nanosecond timestamps), and enhanced packet blocks. [`Recorder`] turns the
 //! byte streams of TCP connections (as the simulator sees them) into frames with synthesized
 //! Ethernet/IP/TCP headers — handshake, in-order sequence and acknowledgement numbers, correct
 //! checksums, FIN at the end — so Wireshark/tshark open the file without warnings.
@@ -19,7 +19,7 @@ use std::{
 /// Largest TCP payload per synthesized segment.
 const MSS: usize = 1460;
 
-/// A pcapng stream with one Ethernet interface.
+/// A pcapng stream with one interface.
 pub struct PcapngWriter<W: Write> {
     w: W,
 }
@@ -45,35 +45,84 @@ fn block(block_type: u32, parts: &[&[u8]]) -> io::Result<Vec<u8>> {
     Ok(b)
 }
 
+/// What a pcapng interface description says: link type, capture length, name, and the
+/// timestamp resolution (always nanoseconds here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// pcap link type (1 Ethernet, 252 exported PDU, 147 USER0, …).
+    pub linktype: u16,
+    /// Longest packet kept (0: no limit).
+    pub snaplen: u32,
+    /// `if_name`: the interface or serial port, when known.
+    pub name: Option<String>,
+    /// `if_description`: free text (e.g. a serial line's settings).
+    pub description: Option<String>,
+}
+
+impl Interface {
+    /// An unnamed Ethernet interface without a snaplen.
+    #[must_use]
+    pub fn ethernet() -> Interface {
+        Interface {
+            linktype: 1,
+            snaplen: 0,
+            name: None,
+            description: None,
+        }
+    }
+}
+
+/// One pcapng option: code, length, value padded to 32 bits.
+fn option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
+    let len = u16::try_from(value.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&code.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&value[..usize::from(len)]);
+    out.extend(std::iter::repeat_n(0u8, pad4(usize::from(len))));
+}
+
+/// The section header and interface description blocks that start a file.
+///
+/// # Errors
+/// Never in practice (a block too large for its length field).
+pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
+    // Section Header Block: byte-order magic, version 1.0, section length not given; no
+    // options.
+    let magic = 0x1A2B_3C4Du32.to_le_bytes();
+    let version = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
+    let mut out = block(0x0A0D_0D0A, &[&magic, &version, &(-1i64).to_le_bytes()])?;
+    // Interface Description Block: link type, reserved 0, snaplen, options: if_name (2),
+    // if_description (3), if_tsresol (9) = 9 (ns), opt_endofopt.
+    let link = [iface.linktype.to_le_bytes(), 0u16.to_le_bytes()].concat();
+    let mut opts = Vec::new();
+    if let Some(n) = &iface.name {
+        option(&mut opts, 2, n.as_bytes());
+    }
+    if let Some(d) = &iface.description {
+        option(&mut opts, 3, d.as_bytes());
+    }
+    option(&mut opts, 9, &[9]);
+    opts.extend_from_slice(&0u32.to_le_bytes());
+    out.extend(block(1, &[&link, &iface.snaplen.to_le_bytes(), &opts])?);
+    Ok(out)
+}
+
 impl<W: Write> PcapngWriter<W> {
-    /// Write the section header and the interface description.
+    /// Write the section header and the interface description of an unnamed Ethernet
+    /// interface.
     ///
     /// # Errors
     /// I/O errors of `w`.
-    pub fn new(mut w: W) -> io::Result<Self> {
-        // Section Header Block: byte-order magic, version 1.0, section length not given; no
-        // options.
-        let magic = 0x1A2B_3C4Du32.to_le_bytes();
-        let version = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
-        w.write_all(&block(
-            0x0A0D_0D0A,
-            &[&magic, &version, &(-1i64).to_le_bytes()],
-        )?)?;
-        // Interface Description Block: Ethernet (link type 1, reserved 0), snaplen 0 (none),
-        // option if_tsresol (code 9, length 1) = 9 (ns), padded, then opt_endofopt.
-        let link = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
-        let tsresol = [9u16.to_le_bytes(), 1u16.to_le_bytes()].concat();
-        let no_more = 0u32.to_le_bytes();
-        w.write_all(&block(
-            1,
-            &[
-                &link,
-                &0u32.to_le_bytes(),
-                &tsresol,
-                &[9, 0, 0, 0],
-                &no_more,
-            ],
-        )?)?;
+    pub fn new(w: W) -> io::Result<Self> {
+        Self::with_interface(w, &Interface::ethernet())
+    }
+
+    /// Write the section header and the description of `iface`.
+    ///
+    /// # Errors
+    /// I/O errors of `w`.
+    pub fn with_interface(mut w: W, iface: &Interface) -> io::Result<Self> {
+        w.write_all(&file_header(iface)?)?;
         w.flush()?;
         Ok(PcapngWriter { w })
     }
