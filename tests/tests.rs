@@ -3,6 +3,8 @@
 
 mod util;
 
+mod bpf;
+mod capture;
 mod claims;
 mod claims_opcua;
 mod cli;

@@ -1,0 +1,1 @@
+//! Capture filters: plcprobe's BPF compiler against libpcap's (being written).
