@@ -325,6 +325,8 @@ pub struct Decoder {
     pub health: Health,
     /// PDUs found in the current frame.
     frame_pdus: u16,
+    /// The last packet belonged to a flow of a decoded protocol.
+    decoded_flow: bool,
 }
 
 impl Decoder {
@@ -336,6 +338,7 @@ impl Decoder {
             flows: FlowTable::default(),
             health: Health::default(),
             frame_pdus: 0,
+            decoded_flow: false,
         }
     }
 
@@ -343,6 +346,7 @@ impl Decoder {
     #[inline]
     pub fn packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
         self.frame_pdus = 0;
+        self.decoded_flow = false;
         let seg = match link::tcp_segment(p.linktype, p.data) {
             Ok(s) => s,
             Err(Skip::NotTcp) => return,
@@ -399,6 +403,7 @@ impl Decoder {
             flows,
             health,
             frame_pdus,
+            decoded_flow,
         } = self;
         // A new flow is classified by its ports; on other ports, only with content detection.
         let mut unknown_port = false;
@@ -464,6 +469,7 @@ impl Decoder {
             }
             return;
         };
+        *decoded_flow = true;
         // Most packets without payload (ACKs) need nothing more.
         let od = 1 - d;
         let ack_past_gap = seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack);
@@ -526,6 +532,13 @@ impl Decoder {
             st.close(flow);
             flows.remove(&key);
         }
+    }
+
+    /// Did the last packet belong to a flow of a protocol this decoder decodes (by its port,
+    /// or recognised by its content)? What a live capture writes by default.
+    #[must_use]
+    pub fn last_packet_decoded(&self) -> bool {
+        self.decoded_flow
     }
 
     /// End of capture: decode what is held after gaps, and close every flow.

@@ -107,6 +107,35 @@ pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An Enhanced Packet Block for interface 0: `data` captured at `ts_ns` (ns since the epoch),
+/// `orig_len` bytes on the wire, appended to `out`.
+///
+/// # Errors
+/// A packet too large for the block's length field.
+pub fn enhanced_packet(
+    out: &mut Vec<u8>,
+    ts_ns: i64,
+    data: &[u8],
+    orig_len: u32,
+) -> io::Result<()> {
+    let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
+    let ts = u64::try_from(ts_ns).unwrap_or(0);
+    let high = u32::try_from(ts >> 32).unwrap_or(0).to_le_bytes();
+    let low = u32::try_from(ts & 0xffff_ffff).unwrap_or(0).to_le_bytes();
+    out.extend(block(
+        6,
+        &[
+            &0u32.to_le_bytes(),
+            &high,
+            &low,
+            &caplen.to_le_bytes(),
+            &orig_len.max(caplen).to_le_bytes(),
+            data,
+        ],
+    )?);
+    Ok(())
+}
+
 impl<W: Write> PcapngWriter<W> {
     /// Write the section header and the interface description of an unnamed Ethernet
     /// interface.

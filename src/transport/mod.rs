@@ -4,4 +4,5 @@
 pub mod modbus;
 pub mod opcua;
 pub mod pace;
+pub mod packet_socket;
 pub mod rtu;
