@@ -23,8 +23,8 @@ use super::{
     Ctx, Outcome,
 };
 use crate::{
-    capture::source::LiveSource,
-    cli::LiveArgs,
+    capture::{bpf, source::LiveSource},
+    cli::{DecodeArgs, LiveArgs},
     decode::{
         live::{capture, End, LiveSettings, LiveView},
         pipeline::Mode,
@@ -203,17 +203,43 @@ pub async fn run(ctx: &Ctx, args: &LiveArgs) -> anyhow::Result<Outcome> {
 /// The interface or serial port, opened; errors as `Fail`s with their exit code.
 fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
     if let Some(iface) = &args.interface {
+        let expr = args
+            .filter
+            .clone()
+            .unwrap_or_else(|| default_filter(&args.decode));
+        let prog = bpf::compile(&expr).map_err(|e| {
+            Fail::unknown(if args.filter.is_some() {
+                format!("--filter '{expr}': {e}")
+            } else {
+                format!("the default capture filter '{expr}' does not compile ({e}); give one with --filter")
+            })
+        })?;
         let opts = Options {
             promiscuous: args.promiscuous,
-            filter: Vec::new(),
+            filter: prog,
         };
-        if args.filter.is_some() {
-            return Err(Fail::unknown("--filter is not available yet").into());
-        }
         return match PacketSocket::open(iface, &opts) {
             Ok(s) => Ok(Box::new(s)),
             Err(e) => Err(Fail::unknown(e.to_string()).into()),
         };
     }
     Err(Fail::unknown("capture --serial is not available yet").into())
+}
+
+/// The kernel filter when none is given: TCP (tagged or not), and with `--no-detect` only the
+/// fieldbus ports. Which flows are fieldbus flows is then the decoder's call.
+fn default_filter(d: &DecodeArgs) -> String {
+    let tcp = if d.no_detect {
+        let ports: Vec<String> = [502u16, 4840]
+            .iter()
+            .chain(&d.modbus_port)
+            .chain(&d.opcua_port)
+            .chain(&d.rtu_port)
+            .map(ToString::to_string)
+            .collect();
+        format!("(tcp port {})", ports.join(" or "))
+    } else {
+        "tcp".to_string()
+    };
+    format!("{tcp} or (vlan and {tcp})")
 }

@@ -33,6 +33,7 @@ use std::{
 };
 
 use crate::capture::{
+    bpf::Insn,
     reader::{Linktype, Packet},
     source::{LiveSource, SourceStats},
     writer::Interface,
@@ -50,7 +51,7 @@ const BURST: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// No `CAP_NET_RAW`.
-    #[error("capturing on {iface} needs the CAP_NET_RAW capability, which this process does not have. Three ways: run it with sudo (`sudo plcprobe capture -i {iface} …`); give the binary the capability once (`sudo setcap cap_net_raw,cap_net_admin=eip {exe}`, cap_net_admin for promiscuous mode); or run it as a member of a group that an administrator granted capture rights (e.g. Wireshark's `wireshark` group with dumpcap; plcprobe needs the setcap above for that group's members)")]
+    #[error("capturing on {iface} needs the CAP_NET_RAW capability, which this process does not have. Three ways: run it with sudo (`sudo plcprobe capture -i {iface} …`); or give this binary the capability once (`sudo setcap cap_net_raw,cap_net_admin=eip {exe}`; cap_net_admin is for --promiscuous), after which any user can capture; or limit that to a capture group as Wireshark does: with the setcap, make the binary group-owned and closed to others (`sudo chgrp pcap {exe} && sudo chmod 750 {exe}`) and add the technicians to the group `pcap`")]
     Permission {
         /// Interface.
         iface: String,
@@ -91,21 +92,12 @@ pub fn interfaces() -> Vec<String> {
 }
 
 /// What to open.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Put the interface in promiscuous mode while capturing.
     pub promiscuous: bool,
-    /// Kernel filter (empty: every frame): classic BPF as `capture::bpf` compiles it.
-    pub filter: Vec<libc::sock_filter>,
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("promiscuous", &self.promiscuous)
-            .field("filter_len", &self.filter.len())
-            .finish()
-    }
+    /// Kernel filter (empty: every frame), as `capture::bpf::compile` makes it.
+    pub filter: Vec<Insn>,
 }
 
 /// An open `AF_PACKET` socket on one interface.
@@ -372,8 +364,16 @@ struct Received {
 }
 
 /// Install a classic-BPF program on the socket.
-fn attach_filter(fd: &OwnedFd, prog: &[libc::sock_filter]) -> io::Result<()> {
-    let mut code = prog.to_vec();
+fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
+    let mut code: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
     let fprog = libc::sock_fprog {
         len: u16::try_from(code.len()).map_err(|_| io::Error::other("filter too long"))?,
         filter: code.as_mut_ptr(),
