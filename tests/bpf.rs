@@ -87,6 +87,9 @@ const EXPRESSIONS: &[&str] = &[
     "host 141.81.0.10 and not port 502 and not port 102",
     "tcp port 502 and src host 192.168.0.21",
     "udp or arp or icmp",
+    // Over 255 instructions: jumps that do not fit in 8 bits.
+    "port 502 or 503 or 504 or 505 or 506 or 507 or 102 or 2222 or 44818 or 4840 or 20000 or 47808",
+    "vlan and (port 1 or 2 or 3 or 4 or 5 or 6 or 7 or 8 or 9 or 10 or 502)",
 ];
 
 /// The program libpcap compiles for `expr` on the loopback interface (link type Ethernet on
