@@ -7,6 +7,7 @@
 use plcprobe::{
     capture::{
         analysis::{Analysis, Emit},
+        bpf,
         reader::{read_stream, Linktype, Packet, ReadStats},
         writer::tcp_frame,
         Config, Decoder,
@@ -27,12 +28,13 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 5] = [
+pub const TARGETS: [(&str, Body); 6] = [
     ("capture_file", capture_file),
     ("tcp_reassembly", tcp_reassembly),
     ("modbus_pdu", modbus_pdu),
     ("opcua_message", opcua_message),
     ("rtu_framing", rtu_framing),
+    ("bpf_compile", bpf_compile),
 ];
 
 /// Drops every transaction and PDU the analysis emits (the targets look for panics, hangs and
@@ -168,4 +170,41 @@ pub fn rtu_framing(data: &[u8]) {
     let s = score_bytes(data);
     assert!(s.framed_bytes <= s.bytes);
     let _ = server_id_text(data);
+}
+
+/// Any bytes as a `--filter` expression (lossily UTF-8): compiling never panics; an error names
+/// a column inside the expression (or one past its end) in one line; a compiled program passes
+/// the kernel's checks and, run on the input itself as a frame (with and without a stripped
+/// VLAN tag), returns 0 or the snapshot length.
+pub fn bpf_compile(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match bpf::compile(&text) {
+        Ok(prog) => {
+            if let Err(e) = bpf::validate(&prog) {
+                panic!("{text:?} compiled to a program the kernel refuses: {e}");
+            }
+            for meta in [
+                bpf::Meta::default(),
+                bpf::Meta {
+                    vlan_tci: Some(0x200a),
+                },
+            ] {
+                let r = bpf::run(
+                    &prog,
+                    data,
+                    u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    &meta,
+                );
+                assert!(r == 0 || r == bpf::ACCEPT, "{text:?} returned {r}");
+            }
+        }
+        Err(e) => {
+            assert!(
+                (1..=text.chars().count() + 1).contains(&e.column),
+                "{text:?}: column {} outside the expression",
+                e.column
+            );
+            assert!(!e.to_string().contains('\n'), "{text:?}: {e}");
+        }
+    }
 }

@@ -550,11 +550,12 @@ fn lex(expr: &str) -> Vec<Token> {
                 _ => (Tok::Other(c), 1),
             }
         };
-        out.push(Token {
-            tok,
-            column,
-            text: chars[i..i + n].iter().collect(),
-        });
+        // Shown in messages: a control character is escaped, not sent to the terminal.
+        let text = chars[i..i + n]
+            .iter()
+            .flat_map(|c| c.escape_debug())
+            .collect();
+        out.push(Token { tok, column, text });
         i += n;
     }
     out.push(Token {
