@@ -610,3 +610,52 @@ fn rotation_by_time_keeps_the_last_n_and_sigterm_closes_them_valid() {
         tshark(&dir.path().join(f), &[]);
     }
 }
+
+/// With the `pcap` feature (libpcap): `-i any`, whose link type is Linux cooked capture.
+#[cfg(feature = "pcap")]
+#[test]
+fn libpcap_captures_any_interface() {
+    if !can_capture() {
+        return;
+    }
+    let Some(_) = tool("tshark") else { return };
+    let sim = Sim::start("demo-line.toml", &[]);
+    let port = sim.addrs[0].port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("any.pcapng");
+    let live = Live::start(
+        "any",
+        &file,
+        &[
+            "--no-detect",
+            "--modbus-port",
+            &port.to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    let r = util::run(&["poll", &sim.target(1), "hr:100", "-i", "20ms", "-c", "10"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, stdout, stderr) = live.interrupt();
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let n = count_field(
+        &file,
+        &[format!("tcp.port=={port},mbtcp")],
+        "mbtcp",
+        "mbtcp.trans_id",
+    );
+    assert_eq!(n, 20, "10 requests and answers");
+    assert_eq!(doc["totals"]["modbus_pdus"], n);
+    assert!(
+        doc["capture"]["format"]
+            .as_str()
+            .unwrap()
+            .contains("link type 113")
+            || doc["capture"]["format"]
+                .as_str()
+                .unwrap()
+                .contains("link type 276"),
+        "{doc:#}"
+    );
+}

@@ -5,4 +5,6 @@ pub mod modbus;
 pub mod opcua;
 pub mod pace;
 pub mod packet_socket;
+#[cfg(feature = "pcap")]
+pub mod pcap_source;
 pub mod rtu;
