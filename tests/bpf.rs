@@ -20,7 +20,12 @@ use plcprobe::capture::{
     bpf::{self, code, compile, run, validate, Insn, Meta, SKF_AD_OFF},
     reader::{for_each_packet, Linktype},
 };
-use std::{path::Path, process::Command};
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 /// Expressions covering the supported grammar, with addresses and ports that occur in the
 /// public captures and in the synthesized frames.
@@ -779,4 +784,173 @@ fn decides_as_libpcap_on_every_frame() {
         from_captures,
         frames.len() - from_captures
     );
+}
+
+/// Filters the kernel runs in `kernel_runs_filters_as_the_interpreter_does`.
+const KERNEL_EXPRESSIONS: &[&str] = &[
+    "port 502",
+    "vlan",
+    "not vlan",
+    "vlan 10",
+    "vlan 20",
+    "vlan and port 502",
+    "vlan 10 and host 10.0.0.5",
+    "vlan and vlan 20",
+    "vlan or udp",
+    "host 10.0.0.5 or arp",
+    "less 70",
+    "tcp and not vlan",
+    "ip6 and tcp",
+];
+
+/// Sends each hex line of stdin as one frame on `lo` through an `AF_PACKET` socket.
+const SEND_PY: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("lo", 0))
+for line in sys.stdin:
+    if line.strip():
+        s.send(bytes.fromhex(line.strip()))
+        time.sleep(0.002)
+"#;
+
+/// The reality check of the interpreter: libpcap's programs attached by dumpcap to `lo` decide
+/// in the kernel on frames sent there, and `bpf::run` must predict every decision, for
+/// libpcap's program and plcprobe's. On `lo` each frame is filtered once, on receive, after the
+/// kernel has moved an outer 802.1Q or 802.1ad tag out of the frame into the packet's metadata
+/// (where `SKF_AD_VLAN_TAG` finds it; libpcap puts it back into the frame it writes), which is
+/// what a VLAN-accelerated Ethernet card does too.
+#[test]
+fn kernel_runs_filters_as_the_interpreter_does() {
+    if Command::new("dumpcap").arg("--version").output().is_err() {
+        return skip("dumpcap (tshark's capture tool) is not installed");
+    }
+    let probe = Command::new("python3")
+        .args([
+            "-c",
+            "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+        ])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return skip("python3 cannot open an AF_PACKET socket (not root?)");
+    }
+    let run_id = std::process::id().to_be_bytes();
+    let mut sent = Vec::new();
+    for (what, f) in base_frames() {
+        for (variant, frame) in [
+            ("untagged", f.clone()),
+            ("802.1Q vid 10", tagged(&f, 0x8100, 10)),
+            ("802.1ad vid 20", tagged(&f, 0x88a8, 20)),
+            ("0x9100 vid 10", tagged(&f, 0x9100, 10)),
+            (
+                "802.1ad vid 10, 802.1Q vid 20",
+                tagged(&tagged(&f, 0x8100, 20), 0x88a8, 10),
+            ),
+        ] {
+            let mut frame = frame;
+            frame.extend_from_slice(b"PLCBPF");
+            frame.extend_from_slice(&run_id);
+            frame.extend_from_slice(&(sent.len() as u16).to_be_bytes());
+            sent.push((format!("{what}, {variant}"), frame));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut captures = Vec::new();
+    for (i, expr) in KERNEL_EXPRESSIONS.iter().enumerate() {
+        let file = dir.path().join(format!("{i}.pcapng"));
+        let mut child = Command::new("dumpcap")
+            .args(["-i", "lo", "-f", expr, "-a", "duration:6", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap() > 0 && !line.contains("Capturing on") {}
+        assert!(line.contains("Capturing on"), "dumpcap -f {expr:?}: {line}");
+        captures.push((expr, file, child, err));
+    }
+    // dumpcap attaches its filter around the time it says "Capturing on"; leave it a margin.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut sender = Command::new("python3")
+        .args(["-c", SEND_PY])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hex: String = sent
+        .iter()
+        .map(|(_, f)| f.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    sender
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex.as_bytes())
+        .unwrap();
+    assert!(sender.wait().unwrap().success());
+    let mut report = String::new();
+    for (expr, file, mut child, _err) in captures {
+        assert!(child.wait().unwrap().success(), "dumpcap -f {expr:?}");
+        let mut seen = vec![0u32; sent.len()];
+        for_each_packet(&file, |p| {
+            let d = p.data;
+            if d.len() >= 12
+                && &d[d.len() - 12..d.len() - 6] == b"PLCBPF"
+                && d[d.len() - 6..d.len() - 2] == run_id
+            {
+                seen[usize::from(u16::from_be_bytes([d[d.len() - 2], d[d.len() - 1]]))] += 1;
+            }
+        })
+        .unwrap();
+        let theirs = libpcap_program(expr);
+        let ours = compile(expr).unwrap();
+        let mut accepted = 0;
+        for ((what, frame), &n) in sent.iter().zip(&seen) {
+            // What the kernel filtered: the frame without an outer 802.1Q/802.1ad tag, which
+            // it keeps as metadata.
+            let (data, meta) = match u16::from_be_bytes([frame[12], frame[13]]) {
+                0x8100 | 0x88a8 => {
+                    let mut d = frame[..12].to_vec();
+                    d.extend_from_slice(&frame[16..]);
+                    (
+                        d,
+                        Meta {
+                            vlan_tci: Some(u16::from_be_bytes([frame[14], frame[15]])),
+                        },
+                    )
+                }
+                _ => (frame.clone(), Meta::default()),
+            };
+            let f = Frame {
+                what: what.clone(),
+                wire_len: data.len() as u32,
+                data,
+                meta,
+            };
+            assert!(n <= 1, "{expr:?}: {what} captured {n} times");
+            let kernel = n == 1;
+            assert_eq!(
+                accepts(&theirs, &f),
+                kernel,
+                "{expr:?} on {what}: interpreter vs kernel, libpcap's program"
+            );
+            assert_eq!(
+                accepts(&ours, &f),
+                kernel,
+                "{expr:?} on {what}: plcprobe's program vs the kernel"
+            );
+            accepted += usize::from(kernel);
+        }
+        assert!(
+            accepted > 0 && accepted < sent.len(),
+            "{expr:?}: the kernel accepted {accepted} of {}",
+            sent.len()
+        );
+        report += &format!(
+            "{expr:<30} kernel accepted {accepted:>3} of {}\n",
+            sent.len()
+        );
+    }
+    eprintln!("{report}");
 }
