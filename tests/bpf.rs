@@ -768,8 +768,9 @@ fn decides_as_libpcap_on_every_frame() {
             frames.len()
         );
         report += &format!(
-            "{expr:<45} {accepted:>6} accepted ({from_shared:>5} from captures); {:>3} insns, libpcap {:>3} ({:>3} optimised); {differ} truncated frames where libpcap's optimiser decides otherwise\n",
+            "{expr:<45} {accepted:>6} accepted ({from_shared:>5} from captures); {:>3} insns{}, libpcap {:>3} ({:>3} optimised); {differ} truncated frames where libpcap's optimiser decides otherwise\n",
             ours.len(),
+            if &ours == plain { " (the same)" } else { "" },
             plain.len(),
             dumpcap.len()
         );

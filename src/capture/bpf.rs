@@ -4,13 +4,19 @@
 //!
 //! Contract:
 //! - [`compile`] turns an expression into a program of [`Insn`] (the kernel's `struct
-//!   sock_filter` layout, ready for `SO_ATTACH_FILTER`) that accepts exactly the packets the
-//!   program libpcap 1.10 generates for a Linux Ethernet interface accepts (what
-//!   `dumpcap -i IFACE -f EXPR -d` prints): same tests, same offsets, same evaluation order,
-//!   so that even a packet too short for a load is rejected by both. An accepted packet returns
-//!   [`ACCEPT`] (libpcap's default snapshot length, 262144), a rejected one 0. An empty or
-//!   all-whitespace expression accepts everything. A bad expression is a [`FilterError`] naming
-//!   the column, the token and what is accepted there; never a panic.
+//!   sock_filter` layout, ready for `SO_ATTACH_FILTER`) that decides as libpcap 1.10 does for a
+//!   Linux Ethernet interface: the code generation follows libpcap's `gencode.c` function by
+//!   function (named in the comments), without its optimiser, and for the expressions tested
+//!   the programs are libpcap's unoptimised programs instruction for instruction (but for
+//!   `vlan N`, written as an equivalent if/else, and the order of the two `ret`s when the whole
+//!   expression is negated). So every frame gets libpcap's decision; a frame too short for one
+//!   of the loads gets unoptimised libpcap's (rejected, as the kernel does), which is also the
+//!   optimised program's except where libpcap's optimiser dropped or reordered that load. An accepted frame returns [`ACCEPT`] (libpcap's default snapshot
+//!   length, 262144), a rejected one 0. An empty or all-whitespace expression accepts
+//!   everything. A bad expression is a [`FilterError`] naming the column, the token and what is
+//!   accepted there; never a panic. Programs are longer than libpcap's optimised ones (e.g.
+//!   `port 502`: 54 instructions, 24 optimised), far below the kernel's 4096 for what a
+//!   technician types.
 //! - [`run`] executes a program as the kernel does: a load outside the packet ends the program
 //!   with 0 (reject), so does a division by zero; `ld len` is the wire length; the Linux
 //!   ancillary loads libpcap uses for VLANs (`SKF_AD_VLAN_TAG`, `SKF_AD_VLAN_TAG_PRESENT`) read
@@ -41,17 +47,19 @@
 //! a pure module: give numbers), arithmetic and byte tests (`tcp[13] & 2 != 0`), `proto`,
 //! `protochain`, `gateway`, `broadcast`/`multicast`, `mpls`, `pppoes`, `geneve`, 802.11,
 //! `inbound`/`outbound`, `ifindex`, `mask` netmasks, other link types. They are rare in
-//! fieldbus work; the `pcap` cargo feature (libpcap itself) is the way to them.
+//! fieldbus work; libpcap itself (the capture issue's planned `pcap` cargo feature) is the way
+//! to them.
 //!
-//! Why not a crate: crates.io has libpcap bindings (`pcap`, which compiles through libpcap's
-//! `pcap_compile`), BPF *interpreters/assemblers* (`bpf-rs`-style crates that take already
-//! compiled instructions, `bpfjit`), eBPF toolchains (`aya`, `redbpf`) and pcap *file* readers
-//! (`pcap-parser`); none compiles pcap-filter text to classic BPF without libpcap (searched
-//! 2026-11-27). The code generation here follows libpcap 1.10.3's `gencode.c` function by
-//! function (named in the comments) without its optimiser, so programs are longer than
-//! libpcap's (never above the kernel's 4096 instructions for what a technician types) but
-//! decide the same; `tests/bpf.rs` checks that against libpcap's own programs, from
-//! `dumpcap -d`, on every Ethernet frame of the public captures and on synthesized frames.
+//! Why not a crate: crates.io has libpcap bindings (`pcap`, `pcap-sys`: `pcap_compile` is
+//! libpcap's), socket-attach helpers that take compiled instructions (`bpf`), eBPF toolchains
+//! (`aya`), a pure-Rust matcher of a tcpdump-like syntax over parsed packets (`pcap-toolkit`'s
+//! `bpf` module, no BPF), and one pure-Rust compiler to classic BPF, `pktbaffle` (searched
+//! 2026-11-27): a single 0.1.0 release, by its README written with AI tools, whose grammar
+//! departs from libpcap's (juxtaposition means `and`): not the well-kept standard a dependency
+//! here must be. The checks live in
+//! `tests/bpf.rs`: plcprobe's, dumpcap's and unoptimised libpcap's programs on every Ethernet
+//! frame of the public captures and on synthesized frames (every truncation included), and the
+//! kernel's own decisions on `lo` predicted by [`run`].
 
 // The opcode parts read best unqualified where instructions are built or decoded.
 #![allow(clippy::wildcard_imports)]
