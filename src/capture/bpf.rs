@@ -1495,12 +1495,20 @@ impl Parser {
             if UNSUPPORTED.contains(&w.as_str()) {
                 return err(&t, format!("`{w}` is pcap-filter syntax that plcprobe's compiler does not support; use {ACCEPTED_START}"));
             }
-            let looks_like_value = parse_num(&w).is_some()
-                || parse_mac(&w).is_some()
-                || w.parse::<Ipv6Addr>().is_ok()
-                || matches!(parse_dotted(&w), Some(Ok(_)));
-            if looks_like_value {
-                return err(&t, format!("`{w}` needs a qualifier before it: write e.g. `host {w}`, `net {w}` or `port {w}`"));
+            let fix = if parse_num(&w).is_some() {
+                Some(format!("`port {w}` or `host {w}`"))
+            } else if parse_mac(&w).is_some() {
+                Some(format!("`ether host {w}`"))
+            } else if w.parse::<Ipv6Addr>().is_ok() || matches!(parse_dotted(&w), Some(Ok(_))) {
+                Some(format!("`host {w}` or `net {w}`"))
+            } else {
+                None
+            };
+            if let Some(fix) = fix {
+                return err(
+                    &t,
+                    format!("`{w}` needs a qualifier before it: write e.g. {fix}"),
+                );
             }
             return err(&t, format!("unknown word `{w}`; expected {ACCEPTED_START}"));
         }
@@ -1559,6 +1567,12 @@ impl Parser {
             }
             _ => String::new(),
         };
+        if t.tok == Tok::End {
+            return err(
+                t,
+                format!("the expression ends too early; expected {accepted}"),
+            );
+        }
         err(
             t,
             format!("unexpected {}{what}; expected {accepted}", shown(t)),
@@ -1631,6 +1645,7 @@ impl Parser {
             self.depth -= 1;
             return Ok(self.g.not(b));
         }
+        let before = self.toks[self.pos.saturating_sub(1)].text.clone();
         let t = self.next();
         match &t.tok {
             Tok::LParen => {
@@ -1673,10 +1688,21 @@ impl Parser {
                 };
                 self.value(&t, value, mask_len, q)
             }
-            _ => Self::unexpected(
-                &t,
-                "an address, a number or a port range after the qualifiers",
-            ),
+            _ => {
+                let example = match q.addr {
+                    Addr::Port => "`port 502`".to_string(),
+                    Addr::PortRange => "`portrange 500-510`".to_string(),
+                    Addr::Net => "`net 10.0.0.0/24`".to_string(),
+                    _ if q.proto == Proto::Link => format!("`ether {before} 00:1d:9c:c8:03:e7`"),
+                    _ => "`host 10.0.0.5`".to_string(),
+                };
+                Self::unexpected(
+                    &t,
+                    &format!(
+                        "an address, a number or a port range after `{before}`, e.g. {example}"
+                    ),
+                )
+            }
         }
     }
 
@@ -2062,7 +2088,10 @@ mod tests {
     fn errors_name_the_column_and_what_is_accepted() {
         let e = error("host");
         assert_eq!(e.column, 5);
-        assert!(e.message.contains("address"), "{e}");
+        assert!(
+            e.message.contains("address") && e.message.contains("after `host`"),
+            "{e}"
+        );
         let e = error("port 70000");
         assert_eq!((e.column, e.message.contains("65535")), (6, true), "{e}");
         let e = error("(port 502");
