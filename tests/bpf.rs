@@ -640,13 +640,30 @@ for expr in sys.stdin.read().split("\n"):
         continue
     p = Prog()
     if lib.pcap_compile(h, ctypes.byref(p), expr.encode(), opt, 0xffffffff) != 0:
-        sys.exit("pcap_compile %r: %s" % (expr, lib.pcap_geterr(h).decode()))
+        print("ERR " + lib.pcap_geterr(h).decode())
+        continue
     print(" ".join("%d,%d,%d,%d" % (p.insns[i].code, p.insns[i].jt, p.insns[i].jf, p.insns[i].k) for i in range(p.len)))
 "#;
 
 /// libpcap's programs for all expressions, optimised or not; `None` when Python or libpcap
 /// cannot be loaded.
 fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
+    let progs = pcap_compile_each(EXPRESSIONS, optimize)?;
+    Some(
+        progs
+            .into_iter()
+            .zip(EXPRESSIONS)
+            .map(|(p, e)| p.unwrap_or_else(|err| panic!("libpcap refused {e:?}: {err}")))
+            .collect(),
+    )
+}
+
+/// libpcap's program for each expression, or its error message; `None` when Python or libpcap
+/// cannot be loaded.
+fn pcap_compile_each(
+    expressions: &[impl AsRef<str>],
+    optimize: bool,
+) -> Option<Vec<Result<Vec<Insn>, String>>> {
     use std::io::Write;
     let mut child = Command::new("python3")
         .args(["-c", PCAP_COMPILE_PY, if optimize { "1" } else { "0" }])
@@ -659,22 +676,31 @@ fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
         .stdin
         .take()
         .unwrap()
-        .write_all(EXPRESSIONS.join("\n").as_bytes())
+        .write_all(
+            expressions
+                .iter()
+                .map(|e| format!("{}\n", e.as_ref()))
+                .collect::<String>()
+                .as_bytes(),
+        )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
         assert!(
             why.contains("OSError") || why.contains("pcap_open_live"),
-            "libpcap refused an expression: {why}"
+            "python3 -c PCAP_COMPILE_PY: {why}"
         );
         return None;
     }
-    let progs: Vec<Vec<Insn>> = String::from_utf8(out.stdout)
+    let progs: Vec<Result<Vec<Insn>, String>> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
-            l.split(' ')
+            if let Some(err) = l.strip_prefix("ERR ") {
+                return Err(err.to_string());
+            }
+            Ok(l.split(' ')
                 .map(|w| {
                     let v: Vec<u32> = w.split(',').map(|n| n.parse().unwrap()).collect();
                     Insn {
@@ -684,10 +710,10 @@ fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
                         k: v[3],
                     }
                 })
-                .collect()
+                .collect())
         })
         .collect();
-    assert_eq!(progs.len(), EXPRESSIONS.len());
+    assert_eq!(progs.len(), expressions.len());
     Some(progs)
 }
 
@@ -954,4 +980,170 @@ fn kernel_runs_filters_as_the_interpreter_does() {
         );
     }
     eprintln!("{report}");
+}
+
+/// A deterministic stream of expressions from the supported grammar, with the shorthand for
+/// bare values, `not` and parentheses at any depth, `vlan` anywhere (it moves the offsets of
+/// what follows), and some combinations libpcap refuses.
+struct ExpressionGen(u64);
+
+impl ExpressionGen {
+    fn next(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
+    }
+
+    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+        options[self.next(options.len() as u64) as usize]
+    }
+
+    /// A bare value for qualifiers `q` (for the shorthand `q V1 or V2`).
+    fn value(&mut self, addr: &str, proto: &str) -> String {
+        match addr {
+            "port" => self
+                .pick(&["502", "102", "2222", "4840", "44818", "1", "65535"])
+                .into(),
+            "portrange" => self
+                .pick(&["500-510", "40000-50000", "1-1024", "510-500"])
+                .into(),
+            "net" if proto == "ip6" => self.pick(&["2001:db8::/32", "fe80::/10"]).into(),
+            "net" => self
+                .pick(&[
+                    "10.0.0.0/8",
+                    "141.81.0.0/24",
+                    "192.168.0.0/16",
+                    "10.0",
+                    "10",
+                ])
+                .into(),
+            _ if proto == "ether" => self
+                .pick(&[
+                    "00:1d:9c:c8:03:e7",
+                    "02:00:00:00:00:02",
+                    "ff:ff:ff:ff:ff:ff",
+                ])
+                .into(),
+            _ if proto == "ip6" => self.pick(&["2001:db8::5", "2001:db8::6", "fe80::1"]).into(),
+            _ => self
+                .pick(&[
+                    "10.0.0.5",
+                    "10.0.0.6",
+                    "192.168.0.21",
+                    "192.168.0.20",
+                    "141.81.0.10",
+                    "2001:db8::5",
+                ])
+                .into(),
+        }
+    }
+
+    fn primitive(&mut self) -> String {
+        match self.next(9) {
+            0 => self
+                .pick(&["tcp", "udp", "icmp", "ip", "ip6", "arp", "rarp", "sctp"])
+                .into(),
+            1 => self.pick(&["vlan", "vlan 10", "vlan 20"]).into(),
+            2 => format!("{} {}", self.pick(&["less", "greater"]), self.next(120)),
+            _ => {
+                let (proto, addr) = match self.next(8) {
+                    0 | 1 => (self.pick(&["", "", "tcp", "udp", "sctp", "ip"]), "port"),
+                    2 => (self.pick(&["", "tcp", "udp"]), "portrange"),
+                    3 => (self.pick(&["", "ip", "ip6", "arp"]), "net"),
+                    4 => ("ether", self.pick(&["host", ""])),
+                    _ => (
+                        self.pick(&["", "", "ip", "arp", "ip6", "tcp"]),
+                        self.pick(&["host", "host", ""]),
+                    ),
+                };
+                let mut dir = self.pick(&["", "", "src", "dst", "src or dst", "src and dst"]);
+                if addr.is_empty() && dir.is_empty() {
+                    dir = "src";
+                }
+                let head: Vec<&str> = [proto, dir, addr]
+                    .into_iter()
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let head = head.join(" ");
+                let v = self.value(addr, proto);
+                match self.next(6) {
+                    0 => format!(
+                        "{head} {v} {} {}",
+                        self.pick(&["or", "and", "||"]),
+                        self.value(addr, proto)
+                    ),
+                    1 => format!(
+                        "{head} {v} or ({} and not {})",
+                        self.value(addr, proto),
+                        self.value(addr, proto)
+                    ),
+                    _ => format!("{head} {v}"),
+                }
+            }
+        }
+    }
+
+    fn expression(&mut self, depth: u32) -> String {
+        if depth == 0 {
+            return self.primitive();
+        }
+        match self.next(6) {
+            0 => format!("not {}", self.expression(depth - 1)),
+            1 => format!("({})", self.expression(depth - 1)),
+            2 => self.primitive(),
+            _ => format!(
+                "{} {} {}",
+                self.expression(depth - 1),
+                self.pick(&["and", "or", "&&", "||"]),
+                self.expression(depth - 1)
+            ),
+        }
+    }
+}
+
+/// Random expressions of the grammar: libpcap and plcprobe accept and refuse the same ones,
+/// and decide alike (plcprobe as unoptimised libpcap) on every synthesized frame.
+#[test]
+fn random_expressions_decide_as_libpcap() {
+    let mut gen = ExpressionGen(0x0005_eed0_fb9f);
+    let expressions: Vec<String> = (0..300).map(|_| gen.expression(3)).collect();
+    let Some(theirs) = pcap_compile_each(&expressions, false) else {
+        return skip("python3 with ctypes cannot load libpcap.so.0.8 or open lo");
+    };
+    let frames = synthesized();
+    let (mut compared, mut refused, mut decisions) = (0, 0, 0usize);
+    for (expr, theirs) in expressions.iter().zip(theirs) {
+        let ours = compile(expr);
+        let (ours, theirs) = match (ours, theirs) {
+            (Ok(o), Ok(t)) => (o, t),
+            (Err(_), Err(_)) => {
+                refused += 1;
+                continue;
+            }
+            (o, t) => panic!("{expr:?}: plcprobe {:?}, libpcap {:?}", o.err(), t.err()),
+        };
+        validate(&ours).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+        for f in &frames {
+            assert_eq!(
+                accepts(&ours, f),
+                accepts(&theirs, f),
+                "{expr:?} on {}\nplcprobe: {ours:?}\nlibpcap: {theirs:?}",
+                f.what
+            );
+        }
+        compared += 1;
+        decisions += frames.len();
+    }
+    assert!(
+        compared > 200 && refused > 0,
+        "{compared} compared, {refused} refused by both"
+    );
+    eprintln!(
+        "{} random expressions: {compared} compiled by both and decided alike on {} frames each \
+         ({decisions} decisions), {refused} refused by both",
+        expressions.len(),
+        frames.len()
+    );
 }
