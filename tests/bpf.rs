@@ -14,6 +14,11 @@
 //! (the kernel rejects a program's load outside the frame). Those frames are counted and
 //! printed. Each expression must accept some frames and reject others, so agreement cannot come
 //! from programs that do nothing.
+//!
+//! Also: 300 random expressions of the grammar, refused by both compilers or decided alike by
+//! plcprobe and unoptimised libpcap on every synthesized frame; and the kernel itself, with
+//! libpcap's programs attached by dumpcap on `lo` and frames sent there through an `AF_PACKET`
+//! socket (Python), whose every decision `bpf::run` must predict.
 
 use crate::util::{root, skip};
 use plcprobe::capture::{
