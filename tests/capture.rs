@@ -659,3 +659,65 @@ fn libpcap_captures_any_interface() {
         "{doc:#}"
     );
 }
+
+#[test]
+fn promiscuous_mode_lasts_as_long_as_the_capture() {
+    if !can_capture() {
+        return;
+    }
+    let Some(_) = tool("ip") else { return };
+    // A veth pair of this test's own (no traffic leaves it): its promiscuity counter is 1
+    // while `-p` captures and 0 after, also when the capture is interrupted.
+    let veth = format!("pp{}", std::process::id() % 1_000_000);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{veth}x"),
+        ])
+        .output()
+        .unwrap();
+    if !made.status.success() {
+        skip(&format!(
+            "cannot create a veth pair here: {}",
+            String::from_utf8_lossy(&made.stderr)
+        ));
+        return;
+    }
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+        }
+    }
+    let _del = Del(veth.clone());
+    assert!(Command::new("ip")
+        .args(["link", "set", &veth, "up"])
+        .status()
+        .unwrap()
+        .success());
+    let promiscuity = || {
+        let out = Command::new("ip")
+            .args(["-d", "link", "show", &veth])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("promiscuity ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no promiscuity in {text}"))
+    };
+    assert_eq!(promiscuity(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let live = Live::start(&veth, &dir.path().join("p.pcapng"), &["-p", "-q"]);
+    assert_eq!(promiscuity(), 1, "promiscuous while capturing");
+    let (code, _, stderr) = live.interrupt();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(promiscuity(), 0, "and no longer after");
+}

@@ -222,7 +222,14 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
             filter: prog,
         };
         return match PacketSocket::open(iface, &opts) {
-            Ok(s) => Ok(Box::new(s)),
+            Ok(s) => {
+                let state = std::fs::read_to_string(format!("/sys/class/net/{iface}/operstate"))
+                    .unwrap_or_default();
+                if state.trim() == "down" {
+                    super::warn(format!("{iface} is down (no link, or not brought up): nothing arrives until it is up; capturing anyway"));
+                }
+                Ok(Box::new(s))
+            }
             Err(e) => Err(Fail::unknown(e.to_string()).into()),
         };
     }
