@@ -660,6 +660,15 @@ fn libpcap_captures_any_interface() {
     );
 }
 
+/// Deletes the link it names when dropped.
+struct DelLink(String);
+
+impl Drop for DelLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
 #[test]
 fn promiscuous_mode_lasts_as_long_as_the_capture() {
     if !can_capture() {
@@ -689,13 +698,7 @@ fn promiscuous_mode_lasts_as_long_as_the_capture() {
         ));
         return;
     }
-    struct Del(String);
-    impl Drop for Del {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
-        }
-    }
-    let _del = Del(veth.clone());
+    let _del = DelLink(veth.clone());
     assert!(Command::new("ip")
         .args(["link", "set", &veth, "up"])
         .status()
