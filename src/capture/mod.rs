@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod bpf;
 pub mod link;
 pub mod reader;
+pub mod serial;
 pub mod source;
 pub mod tcp;
 pub mod writer;
