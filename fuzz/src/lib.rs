@@ -7,7 +7,7 @@
 use plcprobe::{
     capture::{
         analysis::{Analysis, Emit},
-        reader::{read_stream, Linktype, Packet, ReadStats},
+        reader::{read_stream, Linktype, Packet, PacketDirection, ReadStats},
         writer::tcp_frame,
         Config, Decoder,
     },
@@ -116,6 +116,8 @@ pub fn tcp_reassembly(data: &[u8]) {
                 linktype: Linktype::ETHERNET,
                 data: &f,
                 orig_len: u32::try_from(f.len()).unwrap(),
+                direction: PacketDirection::Unknown,
+                if_name: None,
             },
             &mut an,
         );

@@ -97,6 +97,53 @@ impl Unmark {
     }
 }
 
+/// Who talks next on a multi-drop line: the request that waits for its answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BusState {
+    /// (unit, function code) of the last request, until its answer or the next request.
+    awaiting: Option<(u8, u8)>,
+}
+
+impl BusState {
+    /// The layout to try first for the frame at the start of `b`: an answer's when it comes
+    /// from the unit that was asked with the function it was asked, or is an exception.
+    #[must_use]
+    pub fn preferred(&self, b: &[u8]) -> Direction {
+        match (b.get(1), self.awaiting) {
+            (Some(fc), _) if fc & 0x80 != 0 => Direction::Response,
+            (Some(fc), Some((u, f))) if b[0] == u && *fc == f => Direction::Response,
+            _ => Direction::Query,
+        }
+    }
+
+    /// A frame of direction `dir` went by.
+    pub fn saw(&mut self, b: &[u8], dir: Direction) {
+        self.awaiting = match (dir, b) {
+            (Direction::Query, [unit, fc, ..]) if *unit != 0 => Some((*unit, fc & 0x7F)),
+            _ => None,
+        };
+    }
+
+    /// The direction of the whole frame `b` (a capture's packet): the layout whose length is
+    /// the frame's, the preferred one first.
+    pub fn classify(&mut self, b: &[u8]) -> Direction {
+        let first = self.preferred(b);
+        let other = match first {
+            Direction::Query => Direction::Response,
+            Direction::Response => Direction::Query,
+        };
+        let dir = if rtu::frame_len(b, first) == Some(b.len()) {
+            first
+        } else if rtu::frame_len(b, other) == Some(b.len()) {
+            other
+        } else {
+            first
+        };
+        self.saw(b, dir);
+        dir
+    }
+}
+
 /// The framer of a sniffed RTU line. Feed it chunks with [`push`](Self::push) as they arrive,
 /// call [`idle`](Self::idle) when nothing arrived for a while and [`finish`](Self::finish) at
 /// the end.
@@ -117,8 +164,7 @@ pub struct LineFramer {
     /// (stream offset one past the chunk's last byte, its arrival time).
     chunks: VecDeque<(u64, i64)>,
     last_ts: Option<i64>,
-    /// The request that waits for its answer: (unit, function code).
-    awaiting: Option<(u8, u8)>,
+    bus: BusState,
     stats: FramerStats,
     /// The frame being handed out (so that [`Frame::bytes`] can borrow).
     out: Vec<u8>,
@@ -139,7 +185,7 @@ impl LineFramer {
             gaps: VecDeque::new(),
             chunks: VecDeque::new(),
             last_ts: None,
-            awaiting: None,
+            bus: BusState::default(),
             stats: FramerStats::default(),
             out: Vec::with_capacity(MAX_FRAME),
         }
@@ -223,15 +269,6 @@ impl LineFramer {
         self.run(true, true, f);
     }
 
-    /// The layout to try first for the frame at the start of `b`.
-    fn preferred(&self, b: &[u8]) -> Direction {
-        match (b.get(1), self.awaiting) {
-            (Some(fc), _) if fc & 0x80 != 0 => Direction::Response,
-            (Some(fc), Some((u, f))) if b[0] == u && *fc == f => Direction::Response,
-            _ => Direction::Query,
-        }
-    }
-
     /// Offset in `buf` of the first silence after the start, if any.
     fn first_gap(&self) -> Option<usize> {
         self.gaps
@@ -247,7 +284,7 @@ impl LineFramer {
             let b = &self.buf[..];
             let gap = self.first_gap();
             let end_known = gap.or(quiet.then_some(b.len()));
-            let first = self.preferred(b);
+            let first = self.bus.preferred(b);
             let other = match first {
                 Direction::Query => Direction::Response,
                 Direction::Response => Direction::Query,
@@ -274,8 +311,7 @@ impl LineFramer {
                 if let Some(e) = end_known {
                     if wants(first).is_none()
                         && wants(other).is_none()
-                        && e >= 4
-                        && e <= MAX_FRAME
+                        && (4..=MAX_FRAME).contains(&e)
                         && b[0] <= 247
                         && rtu_crc_ok(&b[..e])
                     {
@@ -335,11 +371,7 @@ impl LineFramer {
         let uart_errors = self.marks.iter().take_while(|&&m| m < end).count();
         self.out.clear();
         self.out.extend_from_slice(&self.buf[..n]);
-        let (unit, fc) = (self.out[0], self.out[1]);
-        self.awaiting = match dir {
-            Direction::Query if unit != 0 => Some((unit, fc & 0x7F)),
-            _ => None,
-        };
+        self.bus.saw(&self.out, dir);
         self.stats.frames += 1;
         if !crc_ok {
             self.stats.crc_errors += 1;
@@ -478,7 +510,7 @@ mod tests {
         let mut out = Vec::new();
         for (ts, c) in chunks {
             fr.push(*ts, c, &mut |f| {
-                out.push((f.bytes.to_vec(), f.crc_ok, f.dir))
+                out.push((f.bytes.to_vec(), f.crc_ok, f.dir));
             });
         }
         fr.finish(&mut |f| out.push((f.bytes.to_vec(), f.crc_ok, f.dir)));

@@ -132,6 +132,16 @@ impl<W: Write> PcapngWriter<W> {
     /// # Errors
     /// I/O errors of the underlying writer.
     pub fn packet(&mut self, ts_ns: u64, frame: &[u8]) -> io::Result<()> {
+        self.packet_with_flags(ts_ns, frame, 0)
+    }
+
+    /// Write one frame with its `epb_flags` (bits 0–1: 1 inbound, 2 outbound; 0 writes no
+    /// option). Serial captures mark a master's requests outbound and devices' answers inbound
+    /// (`reader::PacketDirection`).
+    ///
+    /// # Errors
+    /// I/O errors of the underlying writer.
+    pub fn packet_with_flags(&mut self, ts_ns: u64, frame: &[u8], flags: u32) -> io::Result<()> {
         let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
         // Enhanced Packet Block: interface 0, timestamp (high, low), captured and original
         // length, the frame.
@@ -140,7 +150,17 @@ impl<W: Write> PcapngWriter<W> {
             .unwrap_or(0)
             .to_le_bytes();
         let len = len.to_le_bytes();
-        let b = block(6, &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame])?;
+        let mut opts = Vec::new();
+        if flags != 0 {
+            // The frame is padded to 32 bits before the options.
+            opts.extend(std::iter::repeat_n(0u8, pad4(frame.len())));
+            option(&mut opts, 2, &flags.to_le_bytes());
+            opts.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let b = block(
+            6,
+            &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame, &opts],
+        )?;
         self.w.write_all(&b)?;
         self.w.flush()
     }

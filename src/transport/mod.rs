@@ -5,3 +5,4 @@ pub mod modbus;
 pub mod opcua;
 pub mod pace;
 pub mod rtu;
+pub mod serial_sniff;
