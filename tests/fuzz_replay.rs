@@ -135,7 +135,8 @@ replay_tests!(
     tcp_reassembly,
     modbus_pdu,
     opcua_message,
-    rtu_framing
+    rtu_framing,
+    serial_framer
 );
 
 #[test]

@@ -464,8 +464,9 @@ impl Decoder {
             self.lines.push(SerialLine {
                 name: p.if_name.map(str::to_string),
                 index,
-                // Apart from TCP flow ids, which count up from 0.
-                flow: u32::MAX - n,
+                // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
+                // analysis's flow cache takes for an empty slot.
+                flow: u32::MAX - 1 - n.min(u32::MAX / 2),
                 bus: serial::BusState::default(),
             });
             self.lines.len() - 1

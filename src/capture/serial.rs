@@ -341,6 +341,7 @@ impl LineFramer {
                 (None, None) => None,
             };
             let Some(cut) = cut else { return };
+            let cut = cut.min(MAX_FRAME);
             if cut >= 4 && b[0] <= 247 && (b[1] & 0x7F) != 0 {
                 let dir = first;
                 self.emit(cut, false, dir, f);
