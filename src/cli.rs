@@ -176,6 +176,17 @@ The format follows the extension of -o: .html, .md or .json.")]
 Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
 turn that off). Exit 0 decoded, 1 capture truncated or cut by its snaplen, 3 not a capture.")]
     Decode(CaptureArgs),
+    /// Capture live (an interface, or an RS-485 line), decoded as it goes; pcapng with -w.
+    #[command(after_help = "Examples:
+  sudo plcprobe capture -i eth1 -w line3.pcapng --duration 10m       # fieldbus traffic only, decoded live
+  plcprobe capture -i eth1 --transactions --format jsonl | tee tx.jsonl
+  plcprobe capture -i eth1 --ring 10x100MB -w line3.pcapng            # a ring of files for a night's watch
+  plcprobe capture -i eth1 --filter 'host 10.0.0.5' -w press.pcapng
+  plcprobe capture --serial /dev/ttyUSB1 --baud 19200 --frame 8E1 -w bus.pcapng
+On a terminal a summary refreshed in place; Ctrl-C (or SIGTERM) stops: files are closed valid
+and the final summary printed. Exit 0 clean, 1 packets dropped or requests failed, 3 no
+permission (CAP_NET_RAW), no such interface or port.")]
+    Capture(LiveArgs),
     /// Run a simulated device that serves a profile (loopback by default), with faults.
     #[command(after_help = "Examples:
   plcprobe sim profiles/demo-line.toml --modbus 127.0.0.1:5020
@@ -419,6 +430,14 @@ pub struct SimArgs {
 pub struct CaptureArgs {
     /// Capture file: pcap or pcapng, optionally gzip-compressed.
     pub file: PathBuf,
+    /// What to decode and show.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
+}
+
+/// What `decode` and `capture` decode and show.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
     /// One row per transaction (request and its response, or unanswered).
     #[arg(long, conflicts_with_all = ["writes", "pdus"])]
     pub transactions: bool,
@@ -446,6 +465,53 @@ pub struct CaptureArgs {
     /// Also write the summary as JSON results (input for `plcprobe report`).
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
+}
+
+/// `capture`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["interface", "serial"])))]
+pub struct LiveArgs {
+    /// Network interface to capture on (Linux; needs `CAP_NET_RAW`), e.g. eth1.
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Serial port to sniff (RS-485 tap; nothing is ever written to it), e.g. /dev/ttyUSB1.
+    #[arg(long, value_name = "DEV")]
+    pub serial: Option<String>,
+    /// Serial: the line's baud rate.
+    #[arg(long, default_value_t = 19200, requires = "serial")]
+    pub baud: u32,
+    /// Serial: data bits, parity (N/E/O), stop bits, e.g. 8E1, 8N2.
+    #[arg(long, default_value = "8E1", requires = "serial")]
+    pub frame: String,
+    /// Write the captured packets to this pcapng file (with --ring/--rotate: the first of a
+    /// series, numbered).
+    #[arg(short = 'w', long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Keep a ring of N files, each up to SIZE (e.g. 10x100MB), removing the oldest.
+    #[arg(long, value_name = "NxSIZE", requires = "write")]
+    pub ring: Option<String>,
+    /// Start a new file every DURATION (e.g. 1h); with --ring N only the last N are kept.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "write")]
+    pub rotate: Option<std::time::Duration>,
+    /// Capture filter (pcap-filter syntax, e.g. 'host 10.0.0.5'; compiled by plcprobe, run in
+    /// the kernel). Default: TCP only, then only the flows that carry Modbus or OPC UA.
+    #[arg(short, long, value_name = "EXPR", conflicts_with = "serial")]
+    pub filter: Option<String>,
+    /// Write every packet the filter passes, not only fieldbus flows.
+    #[arg(long, requires = "write")]
+    pub all_packets: bool,
+    /// Put the interface in promiscuous mode (frames for other hosts: a mirror port).
+    #[arg(short, long, conflicts_with = "serial")]
+    pub promiscuous: bool,
+    /// Stop after this long, e.g. 10m.
+    #[arg(short, long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after N packets.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// What to decode and show.
+    #[command(flatten)]
+    pub decode: DecodeArgs,
 }
 
 /// `browse`.

@@ -71,6 +71,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Create `path` for a file that grows after its start (a capture): `head` is written to a
+/// temporary file beside it and flushed, and only then is it renamed to `path`, so a reader
+/// never sees the file without its whole header. Replaces an existing `path`. The file is
+/// returned open for appending.
+pub fn create_with_header(path: &Path, head: &[u8]) -> anyhow::Result<std::fs::File> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plcprobe");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.{}.", std::process::id()))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "cannot create {} (a temporary file in {})",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    tmp.write_all(head)
+        .and_then(|()| tmp.flush())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
+    let f = tmp
+        .persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
+    remove_stale_temporaries(dir, name);
+    Ok(f)
+}
+
 /// Remove `.NAME.PID.XXXXXX.tmp` files in `dir` left by a writer of `NAME` that no longer runs.
 /// Best effort: a file that cannot be removed stays, and nothing is removed where a process's
 /// liveness cannot be told (no `/proc`).

@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => cmd::check::run(&ctx, a).await,
         Command::Report(a) => cmd::report::run(&ctx, a),
         Command::Decode(a) => cmd::decode::run(&ctx, a),
+        Command::Capture(a) => cmd::capture::run(&ctx, a).await,
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,
         Command::Demo(a) => cmd::demo::run(&ctx, a).await,
         Command::Browse(a) => cmd::browse::run(&ctx, a).await,

@@ -190,7 +190,7 @@ pub fn serial_framer(data: &[u8]) {
     let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut fed = 0u64;
     let mut ts = 1_000_000_000i64;
-    let mut check = |f: &plcprobe::capture::serial::Frame<'_>, frames: &mut Vec<Vec<u8>>| {
+    let check = |f: &plcprobe::capture::serial::Frame<'_>, frames: &mut Vec<Vec<u8>>| {
         assert!(!f.bytes.is_empty() && f.bytes.len() <= MAX_FRAME);
         if f.crc_ok {
             assert!(rtu_crc_ok(f.bytes));
@@ -206,7 +206,9 @@ pub fn serial_framer(data: &[u8]) {
         fed += n as u64;
         fr.push(ts, chunk, &mut |f| check(f, &mut frames));
         if head[1] & 0x80 != 0 {
-            fr.idle(ts + i64::from(head[1]) * 1_000_000, &mut |f| check(f, &mut frames));
+            fr.idle(ts + i64::from(head[1]) * 1_000_000, &mut |f| {
+                check(f, &mut frames);
+            });
         }
     }
     fr.finish(&mut |f| check(f, &mut frames));

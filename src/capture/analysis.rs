@@ -144,6 +144,10 @@ pub trait Emit {
     fn transaction(&mut self, _t: &Transaction) {}
     /// A PDU, for `--pdus`.
     fn pdu(&mut self, _e: &PduEvent<'_>) {}
+    /// The receiver cannot take more (its reader went away): a live capture stops.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
 /// Log-linear histogram of durations in ns: 8 sub-buckets per power of two from 1 µs to 73
@@ -540,6 +544,12 @@ impl<'e> Analysis<'e> {
             want_pdus: false,
             want_tx: false,
         }
+    }
+
+    /// Has the receiver of transactions gone away (e.g. a closed pipe)?
+    #[must_use]
+    pub fn output_closed(&self) -> bool {
+        self.emit.closed()
     }
 
     /// The slowest transactions, slowest first.

@@ -178,7 +178,7 @@ impl DeviceFilter {
 }
 
 /// The serial line a `--device` text names, if it names one: `line:NAME`, or a name that
-/// looks like a serial port (`/dev/…`, `tty…`, `COM…`, `serial…`).
+/// looks like a serial port (`/dev/…`, `tty…`, `pts/…`, `COM…`, `serial…`, `rs485…`).
 fn serial_line_name(host: &str) -> Option<&str> {
     if let Some(n) = host.strip_prefix("line:") {
         return Some(n);
@@ -188,6 +188,7 @@ fn serial_line_name(host: &str) -> Option<&str> {
         || n.starts_with("tty")
         || n.starts_with("COM")
         || n.starts_with("serial")
+        || n.starts_with("pts/")
         || n.starts_with("rs485");
     looks.then_some(n)
 }
@@ -385,6 +386,8 @@ pub struct Decoder {
     pub health: Health,
     /// PDUs found in the current frame.
     frame_pdus: u16,
+    /// The last packet belonged to a flow of a decoded protocol.
+    decoded_flow: bool,
 }
 
 impl Decoder {
@@ -397,6 +400,7 @@ impl Decoder {
             lines: Vec::new(),
             health: Health::default(),
             frame_pdus: 0,
+            decoded_flow: false,
         }
     }
 
@@ -404,6 +408,7 @@ impl Decoder {
     #[inline]
     pub fn packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
         self.frame_pdus = 0;
+        self.decoded_flow = false;
         let seg = match link::tcp_segment(p.linktype, p.data) {
             Ok(s) => s,
             Err(Skip::NotTcp) => return,
@@ -437,7 +442,10 @@ impl Decoder {
             _ => return false,
         };
         let b = match payload {
-            SerialPacket::Rtu(b) if !b.is_empty() => b,
+            SerialPacket::Rtu(b) if !b.is_empty() => {
+                self.decoded_flow = true;
+                b
+            }
             SerialPacket::Rtu(_) => return true,
             SerialPacket::OtherDissector(_) => {
                 self.health.other_dissectors += 1;
@@ -591,6 +599,7 @@ impl Decoder {
             lines: _,
             health,
             frame_pdus,
+            decoded_flow,
         } = self;
         // A new flow is classified by its ports; on other ports, only with content detection.
         let mut unknown_port = false;
@@ -656,6 +665,7 @@ impl Decoder {
             }
             return;
         };
+        *decoded_flow = true;
         // Most packets without payload (ACKs) need nothing more.
         let od = 1 - d;
         let ack_past_gap = seg.flags & flags::ACK != 0 && flow.dirs[od].acked_past_gap(seg.ack);
@@ -718,6 +728,13 @@ impl Decoder {
             st.close(flow);
             flows.remove(&key);
         }
+    }
+
+    /// Did the last packet belong to a flow of a protocol this decoder decodes (by its port,
+    /// or recognised by its content)? What a live capture writes by default.
+    #[must_use]
+    pub fn last_packet_decoded(&self) -> bool {
+        self.decoded_flow
     }
 
     /// End of capture: decode what is held after gaps, and close every flow (serial lines

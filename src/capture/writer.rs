@@ -107,6 +107,63 @@ pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// An Enhanced Packet Block for interface 0: `data` captured at `ts_ns` (ns since the epoch),
+/// `orig_len` bytes on the wire, appended to `out`.
+///
+/// # Errors
+/// A packet too large for the block's length field.
+pub fn enhanced_packet(
+    out: &mut Vec<u8>,
+    ts_ns: i64,
+    data: &[u8],
+    orig_len: u32,
+) -> io::Result<()> {
+    enhanced_packet_with_flags(out, ts_ns, data, orig_len, 0)
+}
+
+/// The options of an Enhanced Packet Block that says its direction (`epb_flags`, bits 0–1: 1
+/// inbound, 2 outbound), after the padding of its `data_len` bytes of data; empty for `flags` 0.
+fn flags_option(data_len: usize, flags: u32) -> Vec<u8> {
+    let mut opts = Vec::new();
+    if flags != 0 {
+        opts.extend(std::iter::repeat_n(0u8, pad4(data_len)));
+        option(&mut opts, 2, &flags.to_le_bytes());
+        opts.extend_from_slice(&0u32.to_le_bytes());
+    }
+    opts
+}
+
+/// [`enhanced_packet`] with `epb_flags` (a serial frame's direction: `Packet::direction`).
+///
+/// # Errors
+/// A packet too large for the block's length field.
+pub fn enhanced_packet_with_flags(
+    out: &mut Vec<u8>,
+    ts_ns: i64,
+    data: &[u8],
+    orig_len: u32,
+    flags: u32,
+) -> io::Result<()> {
+    let opts = flags_option(data.len(), flags);
+    let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
+    let ts = u64::try_from(ts_ns).unwrap_or(0);
+    let high = u32::try_from(ts >> 32).unwrap_or(0).to_le_bytes();
+    let low = u32::try_from(ts & 0xffff_ffff).unwrap_or(0).to_le_bytes();
+    out.extend(block(
+        6,
+        &[
+            &0u32.to_le_bytes(),
+            &high,
+            &low,
+            &caplen.to_le_bytes(),
+            &orig_len.max(caplen).to_le_bytes(),
+            data,
+            &opts,
+        ],
+    )?);
+    Ok(())
+}
+
 impl<W: Write> PcapngWriter<W> {
     /// Write the section header and the interface description of an unnamed Ethernet
     /// interface.
@@ -150,13 +207,7 @@ impl<W: Write> PcapngWriter<W> {
             .unwrap_or(0)
             .to_le_bytes();
         let len = len.to_le_bytes();
-        let mut opts = Vec::new();
-        if flags != 0 {
-            // The frame is padded to 32 bits before the options.
-            opts.extend(std::iter::repeat_n(0u8, pad4(frame.len())));
-            option(&mut opts, 2, &flags.to_le_bytes());
-            opts.extend_from_slice(&0u32.to_le_bytes());
-        }
+        let opts = flags_option(frame.len(), flags);
         let b = block(
             6,
             &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame, &opts],

@@ -8,7 +8,9 @@
 //! - [`summary`]: the summary as a results document.
 //! - [`terminal`]: the summary as a person reads it.
 
+pub mod live;
 pub mod pipeline;
+pub mod ring;
 pub mod rows;
 pub mod summary;
 pub mod terminal;

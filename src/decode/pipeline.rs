@@ -61,6 +61,37 @@ pub struct SummaryData {
     pub(super) span_ns: Option<(i64, i64)>,
 }
 
+impl SummaryData {
+    /// What the summary needs, taken out of a finished analysis.
+    pub(crate) fn take(an: &mut Analysis<'_>) -> SummaryData {
+        SummaryData {
+            devices: std::mem::take(&mut an.devices),
+            polls: {
+                // The busiest series first; the summary keeps the first KEEP.
+                let mut v: Vec<_> = an.polls().to_vec();
+                let keep = crate::capture::analysis::KEEP.min(v.len());
+                if keep > 0 && keep < v.len() {
+                    v.select_nth_unstable_by(keep - 1, |a, b| b.1.n.cmp(&a.1.n));
+                    v.truncate(keep);
+                }
+                v.sort_by(|a, b| b.1.n.cmp(&a.1.n).then(a.0.cmp(&b.0)));
+                v
+            },
+            polls_dropped: an.polls_dropped,
+            slowest: an.slowest(),
+            writes: std::mem::take(&mut an.writes),
+            writes_total: an.writes_total,
+            failures: std::mem::take(&mut an.failures),
+            failures_total: an.failures_total,
+            malformed: std::mem::take(&mut an.malformed),
+            modbus_pdus: an.modbus_pdus,
+            opcua_msgs: an.opcua_msgs,
+            opcua: std::mem::take(&mut an.opcua),
+            span_ns: an.span_ns,
+        }
+    }
+}
+
 /// Decode `path`, streaming rows of `mode` to `out` in `format`; `pb` shows the bytes read.
 ///
 /// # Errors
@@ -92,31 +123,7 @@ pub fn decode_file(
     decoder.finish(&mut an);
     an.finish();
     pb.finish_and_clear();
-    let summary = SummaryData {
-        devices: std::mem::take(&mut an.devices),
-        polls: {
-            // The busiest series first; the summary keeps the first KEEP.
-            let mut v: Vec<_> = an.polls().to_vec();
-            let keep = crate::capture::analysis::KEEP.min(v.len());
-            if keep > 0 && keep < v.len() {
-                v.select_nth_unstable_by(keep - 1, |a, b| b.1.n.cmp(&a.1.n));
-                v.truncate(keep);
-            }
-            v.sort_by(|a, b| b.1.n.cmp(&a.1.n).then(a.0.cmp(&b.0)));
-            v
-        },
-        polls_dropped: an.polls_dropped,
-        slowest: an.slowest(),
-        writes: std::mem::take(&mut an.writes),
-        writes_total: an.writes_total,
-        failures: std::mem::take(&mut an.failures),
-        failures_total: an.failures_total,
-        malformed: std::mem::take(&mut an.malformed),
-        modbus_pdus: an.modbus_pdus,
-        opcua_msgs: an.opcua_msgs,
-        opcua: std::mem::take(&mut an.opcua),
-        span_ns: an.span_ns,
-    };
+    let summary = SummaryData::take(&mut an);
     drop(an);
     rows.finish()?;
     Ok(Decoded {
@@ -129,7 +136,7 @@ pub fn decode_file(
 /// The analysis's callback: each transaction (or write, or PDU) of the chosen mode becomes a
 /// row of the one row writer. A write error is kept and returned at the end (the analysis
 /// cannot stop), as a closed pipe must end the run quietly.
-struct RowSink<'w> {
+pub(crate) struct RowSink<'w> {
     out: Option<RowWriter<'w>>,
     mode: Mode,
     tx: TxCells,
@@ -138,7 +145,7 @@ struct RowSink<'w> {
 }
 
 impl<'w> RowSink<'w> {
-    fn new(w: &'w mut dyn Write, format: Format, mode: Mode) -> Self {
+    pub(crate) fn new(w: &'w mut dyn Write, format: Format, mode: Mode) -> Self {
         let (columns, table): (&[&str], &[(&str, usize)]) = match mode {
             Mode::Summary => (&[], &[]),
             Mode::Pdus => (&PDU_COLUMNS, &PDU_TABLE),
@@ -151,6 +158,17 @@ impl<'w> RowSink<'w> {
                 .sparse()
                 .flush_each(false)
         });
+        Self::with_writer(out, mode)
+    }
+
+    /// Rows flushed one by one as they complete (a live capture: `tee` sees each at once).
+    pub(crate) fn live(w: &'w mut dyn Write, format: Format, mode: Mode) -> Self {
+        let mut s = Self::new(w, format, mode);
+        s.out = s.out.map(|o| o.flush_each(true));
+        s
+    }
+
+    fn with_writer(out: Option<RowWriter<'w>>, mode: Mode) -> Self {
         RowSink {
             out,
             mode,
@@ -166,7 +184,7 @@ impl<'w> RowSink<'w> {
         }
     }
 
-    fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         if let Some(e) = self.err {
             return Err(e);
         }
@@ -175,6 +193,10 @@ impl<'w> RowSink<'w> {
 }
 
 impl Emit for RowSink<'_> {
+    fn closed(&self) -> bool {
+        self.err.is_some()
+    }
+
     fn transaction(&mut self, t: &Transaction) {
         let wanted = match self.mode {
             Mode::Transactions => true,

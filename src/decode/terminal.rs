@@ -220,3 +220,95 @@ pub fn write_summary(
     }
     Ok(())
 }
+
+/// Devices shown in the live view at most (the busiest).
+const LIVE_DEVICES: usize = 12;
+
+/// The live view of `capture` on a terminal, refreshed in place about once a second: packets,
+/// drops, requests per second, and per device its requests, rate, exceptions, unanswered and
+/// open requests, slowest answers and writes. `prev` carries the last refresh's request total
+/// and time, for the rates.
+pub fn live_text(
+    label: &str,
+    v: &super::live::LiveView<'_, '_>,
+    prev: &mut (u64, std::time::Duration),
+) -> String {
+    use std::fmt::Write as _;
+    let devices = &v.analysis.devices;
+    let requests: u64 = devices.iter().map(|d| d.requests).sum();
+    let dt = v.elapsed.saturating_sub(prev.1).as_secs_f64();
+    let rate = |n: u64| if dt > 0.0 { n as f64 / dt } else { 0.0 };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "capturing on {label}: {:.0} s, {} packets",
+        v.elapsed.as_secs_f64(),
+        v.packets
+    );
+    if v.written > 0 {
+        let _ = write!(s, " ({} written)", v.written);
+    }
+    let _ = write!(
+        s,
+        ", {} dropped by the kernel, {:.0} requests/s  (Ctrl-C stops)",
+        v.source.kernel_drops,
+        rate(requests.saturating_sub(prev.0))
+    );
+    let uart = v.source.framing_errors + v.source.parity_errors + v.source.overruns;
+    if uart > 0 {
+        let _ = write!(
+            s,
+            "\nUART errors: {} framing, {} parity, {} overruns",
+            v.source.framing_errors, v.source.parity_errors, v.source.overruns
+        );
+    }
+    *prev = (requests, v.elapsed);
+    if devices.is_empty() {
+        s.push_str("\nno Modbus or OPC UA traffic yet");
+        return s;
+    }
+    let _ = write!(
+        s,
+        "\n{:<26} {:<12} {:>9} {:>8} {:>6} {:>6} {:>5} {:>9} {:>9} {:>6}",
+        "device",
+        "protocol",
+        "requests",
+        "req/s",
+        "exc",
+        "unans",
+        "open",
+        "p95 ms",
+        "max ms",
+        "writes"
+    );
+    let mut order: Vec<usize> = (0..devices.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(devices[i].requests));
+    let ms =
+        |ns: Option<u64>| ns.map_or_else(|| "-".to_string(), |n| format!("{:.2}", n as f64 / 1e6));
+    for &i in order.iter().take(LIVE_DEVICES) {
+        let d = &devices[i];
+        let exc: u64 = d.exceptions.iter().map(|e| e.1).sum::<u64>()
+            + d.bad_status.iter().map(|e| e.1).sum::<u64>();
+        let open = d
+            .requests
+            .saturating_sub(d.answered + d.unanswered + d.parked_publish);
+        let _ = write!(
+            s,
+            "\n{:<26} {:<12} {:>9} {:>8.1} {:>6} {:>6} {:>5} {:>9} {:>9} {:>6}",
+            sanitize(&d.id.to_string()),
+            super::rows::proto_word(d.proto),
+            d.requests,
+            d.requests as f64 / v.elapsed.as_secs_f64().max(1e-3),
+            exc,
+            d.unanswered,
+            open,
+            ms(d.rt.quantile(0.95)),
+            ms(d.rt.max()),
+            d.writes
+        );
+    }
+    if devices.len() > LIVE_DEVICES {
+        let _ = write!(s, "\n… and {} more devices", devices.len() - LIVE_DEVICES);
+    }
+    s
+}

@@ -4,5 +4,6 @@
 pub mod modbus;
 pub mod opcua;
 pub mod pace;
+pub mod packet_socket;
 pub mod rtu;
 pub mod serial_sniff;

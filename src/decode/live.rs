@@ -1,0 +1,235 @@
+//! The live pipeline behind `capture`: packets from a [`LiveSource`] (an interface, a serial
+//! line) through the same decoder, analysis and row writer as `decode` of a file, written to
+//! pcapng as they come ([`CaptureFiles`]), until a signal, `--duration` or `--count`. A
+//! [`LiveView`] is handed to the caller about once a second (the terminal's summary refreshed
+//! in place), and at the end the same [`Decoded`] as a file's, for the same summary document.
+//!
+//! What is written: every packet of a flow the decoder decodes (Modbus/TCP, RTU over TCP,
+//! OPC UA, on their ports or recognised by content) unless `keep_all`. Packets of a flow sent
+//! before its content gave it away (its handshake, on a port that is not a fieldbus port) are
+//! not written; flows on the fieldbus ports are written whole from their first packet.
+
+use std::{
+    io::Write,
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use super::{
+    pipeline::{Decoded, Mode, RowSink, SummaryData},
+    ring::CaptureFiles,
+};
+use crate::{
+    capture::{
+        analysis::Analysis,
+        reader::ReadStats,
+        source::{LiveSource, SourceStats},
+        Config, Decoder, DeviceFilter,
+    },
+    report::Format,
+};
+
+/// How a live capture runs.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// What to decode.
+    pub cfg: Config,
+    /// `--device`.
+    pub filter: Option<DeviceFilter>,
+    /// Rows streamed while capturing.
+    pub mode: Mode,
+    /// Their format.
+    pub format: Format,
+    /// Write every packet, not only those of decoded flows.
+    pub keep_all: bool,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+}
+
+/// Why the capture stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// `--duration` reached.
+    Duration,
+    /// `--count` reached.
+    Count,
+    /// The rows' reader went away (a closed pipe).
+    OutputClosed,
+    /// The source failed (interface down, port unplugged): its words.
+    SourceFailed(String),
+}
+
+/// What a live capture found and wrote.
+pub struct Captured {
+    /// The decode, as for a file.
+    pub decoded: Decoded,
+    /// The source's counters (kernel drops, UART errors).
+    pub source: SourceStats,
+    /// Files written and still on disk.
+    pub files: Vec<PathBuf>,
+    /// Packets written to them.
+    pub written: u64,
+    /// Files the ring removed.
+    pub removed: u64,
+    /// Why it stopped.
+    pub end: End,
+    /// Wall-clock time captured.
+    pub elapsed: Duration,
+}
+
+/// What the caller gets about once a second while capturing.
+pub struct LiveView<'a, 'e> {
+    /// The analysis so far (devices and their counters).
+    pub analysis: &'a Analysis<'e>,
+    /// Packets captured so far.
+    pub packets: u64,
+    /// Packets written so far.
+    pub written: u64,
+    /// Counters of the source.
+    pub source: SourceStats,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// How often the view is refreshed.
+const VIEW_EVERY: Duration = Duration::from_secs(1);
+/// How long one wait for packets lasts, at most: the stop flag is looked at this often.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Capture from `source` until `stop` is set, the duration or count is reached, the output
+/// closes or the source fails.
+///
+/// # Errors
+/// Writing the capture files failed (disk full, …): what was written so far stays valid.
+pub fn capture(
+    source: &mut dyn LiveSource,
+    set: &LiveSettings,
+    mut files: Option<CaptureFiles>,
+    out: &mut dyn Write,
+    stop: &AtomicBool,
+    view: &mut dyn FnMut(&LiveView<'_, '_>),
+) -> anyhow::Result<Captured> {
+    let start = Instant::now();
+    let linktype = source.interface().linktype;
+    let mut rows = RowSink::live(out, set.format, set.mode);
+    let mut decoder = Decoder::new(set.cfg.clone());
+    let mut an = Analysis::new(set.filter, &mut rows);
+    an.want_pdus = set.mode == Mode::Pdus;
+    an.want_tx = set.mode == Mode::Transactions;
+    let mut stats = ReadStats {
+        format: format!("live capture, link type {linktype}"),
+        ..ReadStats::default()
+    };
+    let mut last_view = Instant::now();
+    let mut write_err: Option<anyhow::Error> = None;
+    let end = loop {
+        if stop.load(Ordering::Relaxed) {
+            break End::Signal;
+        }
+        let wait = match set.duration {
+            Some(d) => {
+                let left = d.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    break End::Duration;
+                }
+                left.min(POLL)
+            }
+            None => POLL,
+        };
+        let mut counted_out = false;
+        let polled = source.poll(wait, &mut |p| {
+            if counted_out {
+                return;
+            }
+            stats.packets += 1;
+            stats.bytes += p.data.len() as u64;
+            if p.data.len() < p.orig_len as usize {
+                stats.snapped += 1;
+            }
+            decoder.packet(p, &mut an);
+            if let (Some(f), None) = (files.as_mut(), &write_err) {
+                if set.keep_all || decoder.last_packet_decoded() {
+                    if let Err(e) = f.packet(p) {
+                        write_err = Some(e);
+                    }
+                }
+            }
+            if set.count.is_some_and(|c| stats.packets >= c) {
+                counted_out = true;
+            }
+        });
+        if let Some(f) = files.as_mut() {
+            if write_err.is_none() {
+                if let Err(e) = f
+                    .flush()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|()| f.tick())
+                {
+                    write_err = Some(e);
+                }
+            }
+        }
+        if let Some(e) = write_err.take() {
+            // Keep what is on disk valid: no more writes; say why at the end.
+            drop(files.take().map(CaptureFiles::finish));
+            return Err(e.context(
+                "writing the capture file failed; what was written before is a valid capture",
+            ));
+        }
+        if let Err(e) = polled {
+            break End::SourceFailed(e.to_string());
+        }
+        if counted_out {
+            break End::Count;
+        }
+        if an.output_closed() {
+            break End::OutputClosed;
+        }
+        if last_view.elapsed() >= VIEW_EVERY {
+            last_view = Instant::now();
+            let source_stats = source.stats();
+            view(&LiveView {
+                analysis: &an,
+                packets: stats.packets,
+                written: files.as_ref().map_or(0, |f| f.packets),
+                source: source_stats,
+                elapsed: start.elapsed(),
+            });
+        }
+    };
+    let source_stats = source.stats();
+    decoder.finish(&mut an);
+    an.finish();
+    let summary = SummaryData::take(&mut an);
+    drop(an);
+    let (files_left, written, removed) = match files {
+        Some(f) => {
+            let (w, r) = (f.packets, f.removed);
+            (f.finish()?, w, r)
+        }
+        None => (Vec::new(), 0, 0),
+    };
+    let end = match rows.finish() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => End::OutputClosed,
+        Err(e) => return Err(e.into()),
+        Ok(()) => end,
+    };
+    Ok(Captured {
+        decoded: Decoded {
+            stats,
+            health: decoder.health,
+            summary,
+        },
+        source: source_stats,
+        files: files_left,
+        written,
+        removed,
+        end,
+        elapsed: start.elapsed(),
+    })
+}
