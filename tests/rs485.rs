@@ -306,6 +306,34 @@ fn a_bus_is_sniffed_paired_per_unit_and_tshark_agrees() {
             assert_eq!(a[k], b[k], "unit {unit} {k}: live {a:#} file {b:#}");
         }
     }
+    // --writes and --transactions: the same rows as for TCP, named after the line.
+    let r = run(&[
+        "--format",
+        "jsonl",
+        "decode",
+        file.to_str().unwrap(),
+        "--writes",
+    ]);
+    let writes = r.jsonl();
+    assert_eq!(writes.len(), rounds as usize, "{}", r.stdout);
+    for w in &writes {
+        assert_eq!(w["device"], format!("{line}/1"), "{w}");
+        assert_eq!(w["function"], 6, "{w}");
+        assert_eq!(w["status"], "ok", "{w}");
+        assert_eq!(w["master"], format!("{line}/master"), "{w}");
+    }
+    let r = run(&[
+        "--format",
+        "jsonl",
+        "decode",
+        file.to_str().unwrap(),
+        "--transactions",
+    ]);
+    let txs = r.jsonl();
+    let total: u64 = [u1, u5, u9].iter().map(|d| n(&d["requests"])).sum();
+    assert_eq!(txs.len() as u64, total, "every request is one row");
+    let unanswered = txs.iter().filter(|t| t["status"] == "unanswered").count() as u64;
+    assert_eq!(unanswered, n(&u5["unanswered"]) + n(&u9["unanswered"]));
     // --device selects one unit of the line.
     let r = run(&[
         "--format",

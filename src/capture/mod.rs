@@ -1162,6 +1162,56 @@ mod tests {
     }
 
     #[test]
+    fn a_written_serial_capture_reads_back_with_directions_and_line_name() {
+        use crate::proto::modbus::rtu::adu;
+        use reader::PacketDirection::{Inbound, Outbound};
+        let iface = writer::Interface {
+            linktype: serial::linktype::EXPORTED_PDU,
+            snaplen: 0,
+            name: Some("/dev/ttyUSB4".into()),
+            description: Some("test".into()),
+        };
+        let mut w = writer::PcapngWriter::with_interface(Vec::new(), &iface).unwrap();
+        // An FC 6 write and its echo: only the flags tell them apart.
+        let wr = adu(2, &[6, 0, 1, 0, 9]);
+        for (i, (f, d)) in [(&wr, Outbound), (&wr, Outbound), (&wr, Inbound)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut p = serial::MBRTU_HEADER.to_vec();
+            p.extend_from_slice(f);
+            w.packet_with_flags(1_000 + i as u64, &p, d.flags())
+                .unwrap();
+        }
+        let bytes = w.into_inner();
+        let mut stats = reader::ReadStats::default();
+        let mut got = Vec::new();
+        let mut tx = Txs(Vec::new());
+        let mut an = analysis::Analysis::new(None, &mut tx);
+        an.want_tx = true;
+        let mut dec = Decoder::new(Config::default());
+        reader::read_stream(
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            "mem",
+            false,
+            &mut stats,
+            &mut |p| {
+                got.push((p.direction, p.if_name.map(str::to_string), p.ts_ns));
+                dec.packet(p, &mut an);
+            },
+            &bytes[..4],
+        )
+        .unwrap();
+        dec.finish(&mut an);
+        an.finish();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (Outbound, Some("/dev/ttyUSB4".into()), 1_000));
+        assert_eq!(got[2].0, Inbound);
+        let words: Vec<_> = tx.0.iter().map(|t| (t.0.as_str(), t.1)).collect();
+        assert_eq!(words, [("ttyUSB4/2", "unanswered"), ("ttyUSB4/2", "ok")]);
+    }
+
+    #[test]
     fn device_filter_names_serial_lines() {
         let d = DeviceId {
             addr: Addr::serial_end(link::line_index("/dev/ttyUSB1"), link::SerialEnd::Line),
