@@ -500,6 +500,10 @@ pub struct LiveArgs {
     /// Write every packet the filter passes, not only fieldbus flows.
     #[arg(long, requires = "write")]
     pub all_packets: bool,
+    /// Capture through libpcap instead of the built-in packet socket (builds with the `pcap`
+    /// feature only); `-i any` always does.
+    #[arg(long, conflicts_with = "serial")]
+    pub libpcap: bool,
     /// Put the interface in promiscuous mode (frames for other hosts: a mirror port).
     #[arg(short, long, conflicts_with = "serial")]
     pub promiscuous: bool,

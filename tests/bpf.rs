@@ -14,13 +14,23 @@
 //! (the kernel rejects a program's load outside the frame). Those frames are counted and
 //! printed. Each expression must accept some frames and reject others, so agreement cannot come
 //! from programs that do nothing.
+//!
+//! Also: 300 random expressions of the grammar, refused by both compilers or decided alike by
+//! plcprobe and unoptimised libpcap on every synthesized frame; and the kernel itself, with
+//! libpcap's programs attached by dumpcap on `lo` and frames sent there through an `AF_PACKET`
+//! socket (Python), whose every decision `bpf::run` must predict.
 
 use crate::util::{root, skip};
 use plcprobe::capture::{
     bpf::{self, code, compile, run, validate, Insn, Meta, SKF_AD_OFF},
     reader::{for_each_packet, Linktype},
 };
-use std::{path::Path, process::Command};
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 /// Expressions covering the supported grammar, with addresses and ports that occur in the
 /// public captures and in the synthesized frames.
@@ -87,6 +97,9 @@ const EXPRESSIONS: &[&str] = &[
     "host 141.81.0.10 and not port 502 and not port 102",
     "tcp port 502 and src host 192.168.0.21",
     "udp or arp or icmp",
+    // Over 255 instructions: jumps that do not fit in 8 bits.
+    "port 502 or 503 or 504 or 505 or 506 or 507 or 102 or 2222 or 44818 or 4840 or 20000 or 47808",
+    "vlan and (port 1 or 2 or 3 or 4 or 5 or 6 or 7 or 8 or 9 or 10 or 502)",
 ];
 
 /// The program libpcap compiles for `expr` on the loopback interface (link type Ethernet on
@@ -632,13 +645,30 @@ for expr in sys.stdin.read().split("\n"):
         continue
     p = Prog()
     if lib.pcap_compile(h, ctypes.byref(p), expr.encode(), opt, 0xffffffff) != 0:
-        sys.exit("pcap_compile %r: %s" % (expr, lib.pcap_geterr(h).decode()))
+        print("ERR " + lib.pcap_geterr(h).decode())
+        continue
     print(" ".join("%d,%d,%d,%d" % (p.insns[i].code, p.insns[i].jt, p.insns[i].jf, p.insns[i].k) for i in range(p.len)))
 "#;
 
 /// libpcap's programs for all expressions, optimised or not; `None` when Python or libpcap
 /// cannot be loaded.
 fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
+    let progs = pcap_compile_each(EXPRESSIONS, optimize)?;
+    Some(
+        progs
+            .into_iter()
+            .zip(EXPRESSIONS)
+            .map(|(p, e)| p.unwrap_or_else(|err| panic!("libpcap refused {e:?}: {err}")))
+            .collect(),
+    )
+}
+
+/// libpcap's program for each expression, or its error message; `None` when Python or libpcap
+/// cannot be loaded.
+fn pcap_compile_each(
+    expressions: &[impl AsRef<str>],
+    optimize: bool,
+) -> Option<Vec<Result<Vec<Insn>, String>>> {
     use std::io::Write;
     let mut child = Command::new("python3")
         .args(["-c", PCAP_COMPILE_PY, if optimize { "1" } else { "0" }])
@@ -651,22 +681,31 @@ fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
         .stdin
         .take()
         .unwrap()
-        .write_all(EXPRESSIONS.join("\n").as_bytes())
+        .write_all(
+            expressions
+                .iter()
+                .map(|e| format!("{}\n", e.as_ref()))
+                .collect::<String>()
+                .as_bytes(),
+        )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
         assert!(
             why.contains("OSError") || why.contains("pcap_open_live"),
-            "libpcap refused an expression: {why}"
+            "python3 -c PCAP_COMPILE_PY: {why}"
         );
         return None;
     }
-    let progs: Vec<Vec<Insn>> = String::from_utf8(out.stdout)
+    let progs: Vec<Result<Vec<Insn>, String>> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| {
-            l.split(' ')
+            if let Some(err) = l.strip_prefix("ERR ") {
+                return Err(err.to_string());
+            }
+            Ok(l.split(' ')
                 .map(|w| {
                     let v: Vec<u32> = w.split(',').map(|n| n.parse().unwrap()).collect();
                     Insn {
@@ -676,10 +715,10 @@ fn pcap_compile_all(optimize: bool) -> Option<Vec<Vec<Insn>>> {
                         k: v[3],
                     }
                 })
-                .collect()
+                .collect())
         })
         .collect();
-    assert_eq!(progs.len(), EXPRESSIONS.len());
+    assert_eq!(progs.len(), expressions.len());
     Some(progs)
 }
 
@@ -760,8 +799,9 @@ fn decides_as_libpcap_on_every_frame() {
             frames.len()
         );
         report += &format!(
-            "{expr:<45} {accepted:>6} accepted ({from_shared:>5} from captures); {:>3} insns, libpcap {:>3} ({:>3} optimised); {differ} truncated frames where libpcap's optimiser decides otherwise\n",
+            "{expr:<45} {accepted:>6} accepted ({from_shared:>5} from captures); {:>3} insns{}, libpcap {:>3} ({:>3} optimised); {differ} truncated frames where libpcap's optimiser decides otherwise\n",
             ours.len(),
+            if &ours == plain { " (the same)" } else { "" },
             plain.len(),
             dumpcap.len()
         );
@@ -775,5 +815,340 @@ fn decides_as_libpcap_on_every_frame() {
         frames.len(),
         from_captures,
         frames.len() - from_captures
+    );
+}
+
+/// Filters the kernel runs in `kernel_runs_filters_as_the_interpreter_does`.
+const KERNEL_EXPRESSIONS: &[&str] = &[
+    "port 502",
+    "vlan",
+    "not vlan",
+    "vlan 10",
+    "vlan 20",
+    "vlan and port 502",
+    "vlan 10 and host 10.0.0.5",
+    "vlan and vlan 20",
+    "vlan or udp",
+    "host 10.0.0.5 or arp",
+    "less 70",
+    "tcp and not vlan",
+    "ip6 and tcp",
+];
+
+/// Sends each hex line of stdin as one frame on `lo` through an `AF_PACKET` socket.
+const SEND_PY: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("lo", 0))
+for line in sys.stdin:
+    if line.strip():
+        s.send(bytes.fromhex(line.strip()))
+        time.sleep(0.002)
+"#;
+
+/// The reality check of the interpreter: libpcap's programs attached by dumpcap to `lo` decide
+/// in the kernel on frames sent there, and `bpf::run` must predict every decision, for
+/// libpcap's program and plcprobe's. On `lo` each frame is filtered once, on receive, after the
+/// kernel has moved an outer 802.1Q or 802.1ad tag out of the frame into the packet's metadata
+/// (where `SKF_AD_VLAN_TAG` finds it; libpcap puts it back into the frame it writes), which is
+/// what a VLAN-accelerated Ethernet card does too.
+#[test]
+fn kernel_runs_filters_as_the_interpreter_does() {
+    if Command::new("dumpcap").arg("--version").output().is_err() {
+        return skip("dumpcap (tshark's capture tool) is not installed");
+    }
+    let probe = Command::new("python3")
+        .args([
+            "-c",
+            "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+        ])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        return skip("python3 cannot open an AF_PACKET socket (not root?)");
+    }
+    let run_id = std::process::id().to_be_bytes();
+    let mut sent = Vec::new();
+    for (what, f) in base_frames() {
+        for (variant, frame) in [
+            ("untagged", f.clone()),
+            ("802.1Q vid 10", tagged(&f, 0x8100, 10)),
+            ("802.1ad vid 20", tagged(&f, 0x88a8, 20)),
+            ("0x9100 vid 10", tagged(&f, 0x9100, 10)),
+            (
+                "802.1ad vid 10, 802.1Q vid 20",
+                tagged(&tagged(&f, 0x8100, 20), 0x88a8, 10),
+            ),
+        ] {
+            let mut frame = frame;
+            frame.extend_from_slice(b"PLCBPF");
+            frame.extend_from_slice(&run_id);
+            frame.extend_from_slice(&(sent.len() as u16).to_be_bytes());
+            sent.push((format!("{what}, {variant}"), frame));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut captures = Vec::new();
+    for (i, expr) in KERNEL_EXPRESSIONS.iter().enumerate() {
+        let file = dir.path().join(format!("{i}.pcapng"));
+        let mut child = Command::new("dumpcap")
+            .args(["-i", "lo", "-f", expr, "-a", "duration:6", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap() > 0 && !line.contains("Capturing on") {}
+        assert!(line.contains("Capturing on"), "dumpcap -f {expr:?}: {line}");
+        captures.push((expr, file, child, err));
+    }
+    // dumpcap attaches its filter around the time it says "Capturing on"; leave it a margin.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut sender = Command::new("python3")
+        .args(["-c", SEND_PY])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hex: String = sent
+        .iter()
+        .map(|(_, f)| f.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n")
+        .collect();
+    sender
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(hex.as_bytes())
+        .unwrap();
+    assert!(sender.wait().unwrap().success());
+    let mut report = String::new();
+    for (expr, file, mut child, _err) in captures {
+        assert!(child.wait().unwrap().success(), "dumpcap -f {expr:?}");
+        let mut seen = vec![0u32; sent.len()];
+        for_each_packet(&file, |p| {
+            let d = p.data;
+            if d.len() >= 12
+                && &d[d.len() - 12..d.len() - 6] == b"PLCBPF"
+                && d[d.len() - 6..d.len() - 2] == run_id
+            {
+                seen[usize::from(u16::from_be_bytes([d[d.len() - 2], d[d.len() - 1]]))] += 1;
+            }
+        })
+        .unwrap();
+        let theirs = libpcap_program(expr);
+        let ours = compile(expr).unwrap();
+        let mut accepted = 0;
+        for ((what, frame), &n) in sent.iter().zip(&seen) {
+            // What the kernel filtered: the frame without an outer 802.1Q/802.1ad tag, which
+            // it keeps as metadata.
+            let (data, meta) = match u16::from_be_bytes([frame[12], frame[13]]) {
+                0x8100 | 0x88a8 => {
+                    let mut d = frame[..12].to_vec();
+                    d.extend_from_slice(&frame[16..]);
+                    (
+                        d,
+                        Meta {
+                            vlan_tci: Some(u16::from_be_bytes([frame[14], frame[15]])),
+                        },
+                    )
+                }
+                _ => (frame.clone(), Meta::default()),
+            };
+            let f = Frame {
+                what: what.clone(),
+                wire_len: data.len() as u32,
+                data,
+                meta,
+            };
+            assert!(n <= 1, "{expr:?}: {what} captured {n} times");
+            let kernel = n == 1;
+            assert_eq!(
+                accepts(&theirs, &f),
+                kernel,
+                "{expr:?} on {what}: interpreter vs kernel, libpcap's program"
+            );
+            assert_eq!(
+                accepts(&ours, &f),
+                kernel,
+                "{expr:?} on {what}: plcprobe's program vs the kernel"
+            );
+            accepted += usize::from(kernel);
+        }
+        assert!(
+            accepted > 0 && accepted < sent.len(),
+            "{expr:?}: the kernel accepted {accepted} of {}",
+            sent.len()
+        );
+        report += &format!(
+            "{expr:<30} kernel accepted {accepted:>3} of {}\n",
+            sent.len()
+        );
+    }
+    eprintln!("{report}");
+}
+
+/// A deterministic stream of expressions from the supported grammar, with the shorthand for
+/// bare values, `not` and parentheses at any depth, `vlan` anywhere (it moves the offsets of
+/// what follows), and some combinations libpcap refuses.
+struct ExpressionGen(u64);
+
+impl ExpressionGen {
+    fn next(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % n
+    }
+
+    fn pick<'a>(&mut self, options: &[&'a str]) -> &'a str {
+        options[self.next(options.len() as u64) as usize]
+    }
+
+    /// A bare value for qualifiers `q` (for the shorthand `q V1 or V2`).
+    fn value(&mut self, addr: &str, proto: &str) -> String {
+        match addr {
+            "port" => self
+                .pick(&["502", "102", "2222", "4840", "44818", "1", "65535"])
+                .into(),
+            "portrange" => self
+                .pick(&["500-510", "40000-50000", "1-1024", "510-500"])
+                .into(),
+            "net" if proto == "ip6" => self.pick(&["2001:db8::/32", "fe80::/10"]).into(),
+            "net" => self
+                .pick(&[
+                    "10.0.0.0/8",
+                    "141.81.0.0/24",
+                    "192.168.0.0/16",
+                    "10.0",
+                    "10",
+                ])
+                .into(),
+            _ if proto == "ether" => self
+                .pick(&[
+                    "00:1d:9c:c8:03:e7",
+                    "02:00:00:00:00:02",
+                    "ff:ff:ff:ff:ff:ff",
+                ])
+                .into(),
+            _ if proto == "ip6" => self.pick(&["2001:db8::5", "2001:db8::6", "fe80::1"]).into(),
+            _ => self
+                .pick(&[
+                    "10.0.0.5",
+                    "10.0.0.6",
+                    "192.168.0.21",
+                    "192.168.0.20",
+                    "141.81.0.10",
+                    "2001:db8::5",
+                ])
+                .into(),
+        }
+    }
+
+    fn primitive(&mut self) -> String {
+        match self.next(9) {
+            0 => self
+                .pick(&["tcp", "udp", "icmp", "ip", "ip6", "arp", "rarp", "sctp"])
+                .into(),
+            1 => self.pick(&["vlan", "vlan 10", "vlan 20"]).into(),
+            2 => format!("{} {}", self.pick(&["less", "greater"]), self.next(120)),
+            _ => {
+                let (proto, addr) = match self.next(8) {
+                    0 | 1 => (self.pick(&["", "", "tcp", "udp", "sctp", "ip"]), "port"),
+                    2 => (self.pick(&["", "tcp", "udp"]), "portrange"),
+                    3 => (self.pick(&["", "ip", "ip6", "arp"]), "net"),
+                    4 => ("ether", self.pick(&["host", ""])),
+                    _ => (
+                        self.pick(&["", "", "ip", "arp", "ip6", "tcp"]),
+                        self.pick(&["host", "host", ""]),
+                    ),
+                };
+                let mut dir = self.pick(&["", "", "src", "dst", "src or dst", "src and dst"]);
+                if addr.is_empty() && dir.is_empty() {
+                    dir = "src";
+                }
+                let head: Vec<&str> = [proto, dir, addr]
+                    .into_iter()
+                    .filter(|w| !w.is_empty())
+                    .collect();
+                let head = head.join(" ");
+                let v = self.value(addr, proto);
+                match self.next(6) {
+                    0 => format!(
+                        "{head} {v} {} {}",
+                        self.pick(&["or", "and", "||"]),
+                        self.value(addr, proto)
+                    ),
+                    1 => format!(
+                        "{head} {v} or ({} and not {})",
+                        self.value(addr, proto),
+                        self.value(addr, proto)
+                    ),
+                    _ => format!("{head} {v}"),
+                }
+            }
+        }
+    }
+
+    fn expression(&mut self, depth: u32) -> String {
+        if depth == 0 {
+            return self.primitive();
+        }
+        match self.next(6) {
+            0 => format!("not {}", self.expression(depth - 1)),
+            1 => format!("({})", self.expression(depth - 1)),
+            2 => self.primitive(),
+            _ => format!(
+                "{} {} {}",
+                self.expression(depth - 1),
+                self.pick(&["and", "or", "&&", "||"]),
+                self.expression(depth - 1)
+            ),
+        }
+    }
+}
+
+/// Random expressions of the grammar: libpcap and plcprobe accept and refuse the same ones,
+/// and decide alike (plcprobe as unoptimised libpcap) on every synthesized frame.
+#[test]
+fn random_expressions_decide_as_libpcap() {
+    let mut gen = ExpressionGen(0x0005_eed0_fb9f);
+    let expressions: Vec<String> = (0..300).map(|_| gen.expression(3)).collect();
+    let Some(theirs) = pcap_compile_each(&expressions, false) else {
+        return skip("python3 with ctypes cannot load libpcap.so.0.8 or open lo");
+    };
+    let frames = synthesized();
+    let (mut compared, mut refused, mut decisions) = (0, 0, 0usize);
+    for (expr, theirs) in expressions.iter().zip(theirs) {
+        let ours = compile(expr);
+        let (ours, theirs) = match (ours, theirs) {
+            (Ok(o), Ok(t)) => (o, t),
+            (Err(_), Err(_)) => {
+                refused += 1;
+                continue;
+            }
+            (o, t) => panic!("{expr:?}: plcprobe {:?}, libpcap {:?}", o.err(), t.err()),
+        };
+        validate(&ours).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+        for f in &frames {
+            assert_eq!(
+                accepts(&ours, f),
+                accepts(&theirs, f),
+                "{expr:?} on {}\nplcprobe: {ours:?}\nlibpcap: {theirs:?}",
+                f.what
+            );
+        }
+        compared += 1;
+        decisions += frames.len();
+    }
+    assert!(
+        compared > 200 && refused > 0,
+        "{compared} compared, {refused} refused by both"
+    );
+    eprintln!(
+        "{} random expressions: {compared} compiled by both and decided alike on {} frames each \
+         ({decisions} decisions), {refused} refused by both",
+        expressions.len(),
+        frames.len()
     );
 }

@@ -610,3 +610,108 @@ fn rotation_by_time_keeps_the_last_n_and_sigterm_closes_them_valid() {
         tshark(&dir.path().join(f), &[]);
     }
 }
+
+/// With the `pcap` feature (libpcap): `-i any`, whose link type is Linux cooked capture.
+#[cfg(feature = "pcap")]
+#[test]
+fn libpcap_captures_any_interface() {
+    if !can_capture() {
+        return;
+    }
+    let Some(_) = tool("tshark") else { return };
+    let sim = Sim::start("demo-line.toml", &[]);
+    let port = sim.addrs[0].port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("any.pcapng");
+    let live = Live::start(
+        "any",
+        &file,
+        &[
+            "--no-detect",
+            "--modbus-port",
+            &port.to_string(),
+            "--format",
+            "json",
+        ],
+    );
+    let r = util::run(&["poll", &sim.target(1), "hr:100", "-i", "20ms", "-c", "10"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (code, stdout, stderr) = live.interrupt();
+    assert_eq!(code, 0, "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let n = count_field(
+        &file,
+        &[format!("tcp.port=={port},mbtcp")],
+        "mbtcp",
+        "mbtcp.trans_id",
+    );
+    assert_eq!(n, 20, "10 requests and answers");
+    assert_eq!(doc["totals"]["modbus_pdus"], n);
+    let format = doc["capture"]["format"].as_str().unwrap();
+    assert!(format.contains("Linux cooked"), "{format}");
+}
+
+/// Deletes the link it names when dropped.
+struct DelLink(String);
+
+impl Drop for DelLink {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn promiscuous_mode_lasts_as_long_as_the_capture() {
+    if !can_capture() {
+        return;
+    }
+    let Some(_) = tool("ip") else { return };
+    // A veth pair of this test's own (no traffic leaves it): its promiscuity counter is 1
+    // while `-p` captures and 0 after, also when the capture is interrupted.
+    let veth = format!("pp{}", std::process::id() % 1_000_000);
+    let made = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            &veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &format!("{veth}x"),
+        ])
+        .output()
+        .unwrap();
+    if !made.status.success() {
+        skip(&format!(
+            "cannot create a veth pair here: {}",
+            String::from_utf8_lossy(&made.stderr)
+        ));
+        return;
+    }
+    let _del = DelLink(veth.clone());
+    assert!(Command::new("ip")
+        .args(["link", "set", &veth, "up"])
+        .status()
+        .unwrap()
+        .success());
+    let promiscuity = || {
+        let out = Command::new("ip")
+            .args(["-d", "link", "show", &veth])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("promiscuity ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no promiscuity in {text}"))
+    };
+    assert_eq!(promiscuity(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let live = Live::start(&veth, &dir.path().join("p.pcapng"), &["-p", "-q"]);
+    assert_eq!(promiscuity(), 1, "promiscuous while capturing");
+    let (code, _, stderr) = live.interrupt();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(promiscuity(), 0, "and no longer after");
+}

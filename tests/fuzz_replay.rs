@@ -136,7 +136,8 @@ replay_tests!(
     modbus_pdu,
     opcua_message,
     rtu_framing,
-    serial_framer
+    serial_framer,
+    bpf_compile
 );
 
 #[test]

@@ -251,3 +251,53 @@ fn progress_bars_only_on_a_terminal() {
     assert_eq!(r.stderr, "", "stderr on a pipe");
     assert!(!r.stdout.contains('\x1b'), "{:?}", r.stdout);
 }
+
+/// `capture` on a terminal: the summary refreshed in place while capturing (devices and their
+/// requests), then the final summary; on a pipe (tests/capture.rs) only what was asked.
+#[test]
+fn capture_refreshes_its_summary_in_place_on_a_terminal() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        util::skip("live capture needs root (CAP_NET_RAW); CI runs as root");
+        return;
+    }
+    let sim = Sim::start("demo-line.toml", &[]);
+    let port = sim.addrs[0].port().to_string();
+    let target = sim.target(1);
+    let poller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        util::run(&["poll", &target, "hr:100", "-i", "50ms", "-c", "40"])
+    });
+    let Some(pty) = on_pty(
+        &[
+            "capture",
+            "-i",
+            "lo",
+            "--no-detect",
+            "--modbus-port",
+            &port,
+            "--duration",
+            "4s",
+        ],
+        &[],
+    ) else {
+        return;
+    };
+    assert_eq!(poller.join().unwrap().code, 0);
+    assert_eq!(pty.code, 0, "{}", pty.out);
+    let device = format!("127.0.0.1:{port}/1");
+    // The live view names the interface, the rate and the device while it captures…
+    let live = pty
+        .out
+        .split("capturing on lo:")
+        .skip(1)
+        .find(|v| v.contains(&device))
+        .unwrap_or_else(|| panic!("no live view with the device:\n{}", pty.out));
+    assert!(live.contains("requests/s"), "{live}");
+    // …and is cleared for the final summary, which has the device's 40 requests.
+    assert!(pty.out.contains("Devices"), "{}", pty.out);
+    assert!(pty.out.contains("40 transactions"), "{}", pty.out);
+}

@@ -7,6 +7,7 @@
 use plcprobe::{
     capture::{
         analysis::{Analysis, Emit},
+        bpf,
         reader::{read_stream, Linktype, Packet, PacketDirection, ReadStats},
         serial::{LineFramer, MAX_FRAME},
         writer::tcp_frame,
@@ -28,13 +29,14 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 6] = [
+pub const TARGETS: [(&str, Body); 7] = [
     ("capture_file", capture_file),
     ("tcp_reassembly", tcp_reassembly),
     ("modbus_pdu", modbus_pdu),
     ("opcua_message", opcua_message),
     ("rtu_framing", rtu_framing),
     ("serial_framer", serial_framer),
+    ("bpf_compile", bpf_compile),
 ];
 
 /// Drops every transaction and PDU the analysis emits (the targets look for panics, hangs and
@@ -245,4 +247,41 @@ pub fn serial_framer(data: &[u8]) {
     }
     dec.finish(&mut an);
     an.finish();
+}
+
+/// Any bytes as a `--filter` expression (lossily UTF-8): compiling never panics; an error names
+/// a column inside the expression (or one past its end) in one line; a compiled program passes
+/// the kernel's checks and, run on the input itself as a frame (with and without a stripped
+/// VLAN tag), returns 0 or the snapshot length.
+pub fn bpf_compile(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match bpf::compile(&text) {
+        Ok(prog) => {
+            if let Err(e) = bpf::validate(&prog) {
+                panic!("{text:?} compiled to a program the kernel refuses: {e}");
+            }
+            for meta in [
+                bpf::Meta::default(),
+                bpf::Meta {
+                    vlan_tci: Some(0x200a),
+                },
+            ] {
+                let r = bpf::run(
+                    &prog,
+                    data,
+                    u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    &meta,
+                );
+                assert!(r == 0 || r == bpf::ACCEPT, "{text:?} returned {r}");
+            }
+        }
+        Err(e) => {
+            assert!(
+                (1..=text.chars().count() + 1).contains(&e.column),
+                "{text:?}: column {} outside the expression",
+                e.column
+            );
+            assert!(!e.to_string().contains('\n'), "{text:?}: {e}");
+        }
+    }
 }

@@ -4,13 +4,19 @@
 //!
 //! Contract:
 //! - [`compile`] turns an expression into a program of [`Insn`] (the kernel's `struct
-//!   sock_filter` layout, ready for `SO_ATTACH_FILTER`) that accepts exactly the packets the
-//!   program libpcap 1.10 generates for a Linux Ethernet interface accepts (what
-//!   `dumpcap -i IFACE -f EXPR -d` prints): same tests, same offsets, same evaluation order,
-//!   so that even a packet too short for a load is rejected by both. An accepted packet returns
-//!   [`ACCEPT`] (libpcap's default snapshot length, 262144), a rejected one 0. An empty or
-//!   all-whitespace expression accepts everything. A bad expression is a [`FilterError`] naming
-//!   the column, the token and what is accepted there; never a panic.
+//!   sock_filter` layout, ready for `SO_ATTACH_FILTER`) that decides as libpcap 1.10 does for a
+//!   Linux Ethernet interface: the code generation follows libpcap's `gencode.c` function by
+//!   function (named in the comments), without its optimiser, and for the expressions tested
+//!   the programs are libpcap's unoptimised programs instruction for instruction (but for
+//!   `vlan N`, written as an equivalent if/else, and the order of the two `ret`s when the whole
+//!   expression is negated). So every frame gets libpcap's decision; a frame too short for one
+//!   of the loads gets unoptimised libpcap's (rejected, as the kernel does), which is also the
+//!   optimised program's except where libpcap's optimiser dropped or reordered that load. An accepted frame returns [`ACCEPT`] (libpcap's default snapshot
+//!   length, 262144), a rejected one 0. An empty or all-whitespace expression accepts
+//!   everything. A bad expression is a [`FilterError`] naming the column, the token and what is
+//!   accepted there; never a panic. Programs are longer than libpcap's optimised ones (e.g.
+//!   `port 502`: 54 instructions, 24 optimised), far below the kernel's 4096 for what a
+//!   technician types.
 //! - [`run`] executes a program as the kernel does: a load outside the packet ends the program
 //!   with 0 (reject), so does a division by zero; `ld len` is the wire length; the Linux
 //!   ancillary loads libpcap uses for VLANs (`SKF_AD_VLAN_TAG`, `SKF_AD_VLAN_TAG_PRESENT`) read
@@ -41,17 +47,19 @@
 //! a pure module: give numbers), arithmetic and byte tests (`tcp[13] & 2 != 0`), `proto`,
 //! `protochain`, `gateway`, `broadcast`/`multicast`, `mpls`, `pppoes`, `geneve`, 802.11,
 //! `inbound`/`outbound`, `ifindex`, `mask` netmasks, other link types. They are rare in
-//! fieldbus work; the `pcap` cargo feature (libpcap itself) is the way to them.
+//! fieldbus work; libpcap itself (the capture issue's planned `pcap` cargo feature) is the way
+//! to them.
 //!
-//! Why not a crate: crates.io has libpcap bindings (`pcap`, which compiles through libpcap's
-//! `pcap_compile`), BPF *interpreters/assemblers* (`bpf-rs`-style crates that take already
-//! compiled instructions, `bpfjit`), eBPF toolchains (`aya`, `redbpf`) and pcap *file* readers
-//! (`pcap-parser`); none compiles pcap-filter text to classic BPF without libpcap (searched
-//! 2026-11-27). The code generation here follows libpcap 1.10.3's `gencode.c` function by
-//! function (named in the comments) without its optimiser, so programs are longer than
-//! libpcap's (never above the kernel's 4096 instructions for what a technician types) but
-//! decide the same; `tests/bpf.rs` checks that against libpcap's own programs, from
-//! `dumpcap -d`, on every Ethernet frame of the public captures and on synthesized frames.
+//! Why not a crate: crates.io has libpcap bindings (`pcap`, `pcap-sys`: `pcap_compile` is
+//! libpcap's), socket-attach helpers that take compiled instructions (`bpf`), eBPF toolchains
+//! (`aya`), a pure-Rust matcher of a tcpdump-like syntax over parsed packets (`pcap-toolkit`'s
+//! `bpf` module, no BPF), and one pure-Rust compiler to classic BPF, `pktbaffle` (searched
+//! 2026-11-27): a single 0.1.0 release, by its README written with AI tools, whose grammar
+//! departs from libpcap's (juxtaposition means `and`): not the well-kept standard a dependency
+//! here must be. The checks live in
+//! `tests/bpf.rs`: plcprobe's, dumpcap's and unoptimised libpcap's programs on every Ethernet
+//! frame of the public captures and on synthesized frames (every truncation included), and the
+//! kernel's own decisions on `lo` predicted by [`run`].
 
 // The opcode parts read best unqualified where instructions are built or decoded.
 #![allow(clippy::wildcard_imports)]
@@ -550,11 +558,12 @@ fn lex(expr: &str) -> Vec<Token> {
                 _ => (Tok::Other(c), 1),
             }
         };
-        out.push(Token {
-            tok,
-            column,
-            text: chars[i..i + n].iter().collect(),
-        });
+        // Shown in messages: a control character is escaped, not sent to the terminal.
+        let text = chars[i..i + n]
+            .iter()
+            .flat_map(|c| c.escape_debug())
+            .collect();
+        out.push(Token { tok, column, text });
         i += n;
     }
     out.push(Token {
@@ -1486,7 +1495,22 @@ impl Parser {
             if UNSUPPORTED.contains(&w.as_str()) {
                 return err(&t, format!("`{w}` is pcap-filter syntax that plcprobe's compiler does not support; use {ACCEPTED_START}"));
             }
-            return err(&t, format!("{} needs a qualifier before it: write `host {w}`, `net {w}` or `port {w}` (libpcap's rules), or start with {ACCEPTED_START}", shown(&t)));
+            let fix = if parse_num(&w).is_some() {
+                Some(format!("`port {w}` or `host {w}`"))
+            } else if parse_mac(&w).is_some() {
+                Some(format!("`ether host {w}`"))
+            } else if w.parse::<Ipv6Addr>().is_ok() || matches!(parse_dotted(&w), Some(Ok(_))) {
+                Some(format!("`host {w}` or `net {w}`"))
+            } else {
+                None
+            };
+            if let Some(fix) = fix {
+                return err(
+                    &t,
+                    format!("`{w}` needs a qualifier before it: write e.g. {fix}"),
+                );
+            }
+            return err(&t, format!("unknown word `{w}`; expected {ACCEPTED_START}"));
         }
         let q = Qual {
             proto: proto.unwrap_or(Proto::Default),
@@ -1538,8 +1562,17 @@ impl Parser {
                 " (arithmetic and comparisons are not supported)".to_string()
             }
             Tok::RParen => " (a `)` without its `(`)".to_string(),
+            Tok::Word(w) if UNSUPPORTED.contains(&w.as_str()) => {
+                " (pcap-filter syntax that plcprobe's compiler does not support)".to_string()
+            }
             _ => String::new(),
         };
+        if t.tok == Tok::End {
+            return err(
+                t,
+                format!("the expression ends too early; expected {accepted}"),
+            );
+        }
         err(
             t,
             format!("unexpected {}{what}; expected {accepted}", shown(t)),
@@ -1612,6 +1645,7 @@ impl Parser {
             self.depth -= 1;
             return Ok(self.g.not(b));
         }
+        let before = self.toks[self.pos.saturating_sub(1)].text.clone();
         let t = self.next();
         match &t.tok {
             Tok::LParen => {
@@ -1654,10 +1688,21 @@ impl Parser {
                 };
                 self.value(&t, value, mask_len, q)
             }
-            _ => Self::unexpected(
-                &t,
-                "an address, a number or a port range after the qualifiers",
-            ),
+            _ => {
+                let example = match q.addr {
+                    Addr::Port => "`port 502`".to_string(),
+                    Addr::PortRange => "`portrange 500-510`".to_string(),
+                    Addr::Net => "`net 10.0.0.0/24`".to_string(),
+                    _ if q.proto == Proto::Link => format!("`ether {before} 00:1d:9c:c8:03:e7`"),
+                    _ => "`host 10.0.0.5`".to_string(),
+                };
+                Self::unexpected(
+                    &t,
+                    &format!(
+                        "an address, a number or a port range after `{before}`, e.g. {example}"
+                    ),
+                )
+            }
         }
     }
 
@@ -1935,4 +1980,371 @@ pub fn compile(expr: &str) -> Result<Vec<Insn>, FilterError> {
         column: 1,
         message: format!("the expression compiles to {n} instructions, more than the kernel's {MAX_INSNS}; split it or simplify it"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn error(expr: &str) -> FilterError {
+        compile(expr).expect_err(expr)
+    }
+
+    /// An Ethernet frame: IPv4 TCP between 10.0.0.1:`sport` and 10.0.0.2:`dport`.
+    fn tcp_frame(sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 54];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f[46] = 0x50;
+        f
+    }
+
+    fn accepts(expr: &str, frame: &[u8]) -> bool {
+        let p = compile(expr).unwrap();
+        validate(&p).unwrap();
+        run(&p, frame, frame.len() as u32, &Meta::default()) != 0
+    }
+
+    #[test]
+    fn empty_expression_accepts_everything() {
+        for e in ["", "   ", "\t\n"] {
+            let p = compile(e).unwrap();
+            assert_eq!(p, vec![Insn::stmt(code::RET | code::K, ACCEPT)]);
+            assert_eq!(run(&p, &[], 0, &Meta::default()), ACCEPT);
+        }
+    }
+
+    #[test]
+    fn primitives_select_what_they_name() {
+        let f = tcp_frame(40000, 502);
+        assert!(accepts("port 502", &f));
+        assert!(accepts("dst port 502", &f));
+        assert!(!accepts("src port 502", &f));
+        assert!(accepts("tcp port 502 and host 10.0.0.2", &f));
+        assert!(accepts("src host 10.0.0.1 && ! udp", &f));
+        assert!(!accepts("dst host 10.0.0.1", &f));
+        assert!(accepts("net 10.0.0.0/24", &f));
+        assert!(!accepts("net 10.0.1.0/24", &f));
+        assert!(accepts("portrange 500-510", &f));
+        assert!(accepts("portrange 510-500", &f));
+        assert!(!accepts("portrange 503-510", &f));
+        assert!(accepts("less 54 and greater 54", &f));
+        assert!(!accepts("less 53", &f));
+        assert!(accepts("ether dst 00:00:00:00:00:00", &f));
+        assert!(!accepts("vlan", &f));
+    }
+
+    #[test]
+    fn a_bare_value_repeats_the_last_qualifiers() {
+        let f = tcp_frame(4840, 1);
+        assert_eq!(
+            compile("port 502 or 4840").unwrap(),
+            compile("port 502 or port 4840").unwrap()
+        );
+        assert!(accepts("port 502 or 4840", &f));
+        assert_eq!(
+            compile("host 10.0.0.1 and (10.0.0.2 or 10.0.0.3)").unwrap(),
+            compile("host 10.0.0.1 and (host 10.0.0.2 or host 10.0.0.3)").unwrap()
+        );
+        assert_eq!(
+            compile("tcp dst port 1 or not 2").unwrap(),
+            compile("tcp dst port 1 or not tcp dst port 2").unwrap()
+        );
+    }
+
+    #[test]
+    fn and_and_or_group_left_to_right_with_equal_precedence() {
+        // libpcap: `a or b and c` is `(a or b) and c`.
+        assert_eq!(
+            compile("udp or tcp and port 502").unwrap(),
+            compile("(udp or tcp) and port 502").unwrap()
+        );
+        let f = tcp_frame(1, 2);
+        assert!(!accepts("tcp or udp and port 502", &f));
+    }
+
+    #[test]
+    fn long_programs_jump_through_ja() {
+        let ports: Vec<String> = (1..=40).map(|p| p.to_string()).collect();
+        let expr = format!("port {}", ports.join(" or "));
+        let p = compile(&expr).unwrap();
+        validate(&p).unwrap();
+        assert!(p.len() > 1000);
+        assert!(p.iter().any(|i| i.code == code::JMP | code::JA));
+        for port in [1u16, 20, 40] {
+            let f = tcp_frame(port, 60000);
+            assert_eq!(run(&p, &f, 54, &Meta::default()), ACCEPT, "port {port}");
+        }
+        assert_eq!(run(&p, &tcp_frame(41, 60000), 54, &Meta::default()), 0);
+    }
+
+    #[test]
+    fn errors_name_the_column_and_what_is_accepted() {
+        let e = error("host");
+        assert_eq!(e.column, 5);
+        assert!(
+            e.message.contains("address") && e.message.contains("after `host`"),
+            "{e}"
+        );
+        let e = error("port 70000");
+        assert_eq!((e.column, e.message.contains("65535")), (6, true), "{e}");
+        let e = error("(port 502");
+        assert_eq!(e.column, 10);
+        assert!(e.message.contains("expected `)`"), "{e}");
+        let e = error("port 502)");
+        assert_eq!(e.column, 9);
+        assert!(e.message.contains("`)`"), "{e}");
+        let e = error("hots 10.0.0.5");
+        assert_eq!(e.column, 1);
+        assert!(
+            e.message.contains("unknown word `hots`") && e.message.contains("`host 10.0.0.5`"),
+            "{e}"
+        );
+        let e = error("10.0.0.5");
+        assert!(e.message.contains("`host 10.0.0.5`"), "{e}");
+        let e = error("tcp[13] & 2 != 0");
+        assert_eq!(e.column, 4);
+        assert!(e.message.contains("not supported"), "{e}");
+        assert!(error("host plc1")
+            .message
+            .contains("names are not resolved"));
+        assert!(error("port modbus").message.contains("give the number"));
+        assert!(error("ip proto 6").message.contains("does not support"));
+        assert!(error("vlan 4096").message.contains("4095"));
+        assert!(error("tcp or 502").message.contains("bare value"));
+        assert!(error("ether host 10.0.0.1").message.contains("MAC"));
+        assert!(error("host 00:11:22:33:44:55")
+            .message
+            .contains("ether host"));
+        assert!(error("ip6 host 10.0.0.1").message.contains("IPv4"));
+        assert!(error("udp host 10.0.0.1").message.contains("IPv4"));
+        assert!(error("ip port 502").message.contains("`port`"));
+        assert!(error("host 10.0.0.0/8").message.contains("networks only"));
+        assert!(error("net 10.0.0.1/8")
+            .message
+            .contains("outside the prefix"));
+        assert!(error("net 10.0.0.0/33").message.contains("above 32"));
+        assert!(error("host 10.0.0.256").message.contains("IPv4"));
+        assert!(error("portrange 5-x").message.contains("port range"));
+        assert!(error("src or port 1").message.contains("dst"));
+        assert!(error("ether").message.contains("MAC"));
+        assert!(error("port 502 port 503").message.contains("`and`, `or`"));
+        let shown = error("port 70000").to_string();
+        assert!(
+            shown.starts_with("filter expression, column 6: "),
+            "{shown}"
+        );
+        assert!(!shown.contains('\n'));
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        let deep = format!("{}tcp{}", "(".repeat(200), ")".repeat(200));
+        assert!(error(&deep).message.contains("nest"));
+        assert!(error(&"! ".repeat(500)).message.contains("nest"));
+        let many = vec!["port 1"; 300].join(" or ");
+        assert!(error(&many).message.contains("instructions"));
+    }
+
+    #[test]
+    fn interpreter_follows_the_kernel() {
+        use code::*;
+        let m = Meta::default();
+        // Out of bounds: 0, whatever comes after.
+        let p = [Insn::stmt(LD | H | ABS, 3), Insn::stmt(RET | K, 7)];
+        assert_eq!(run(&p, &[0; 5], 5, &m), 7);
+        assert_eq!(run(&p, &[0; 4], 5, &m), 0);
+        // ld len is the wire length; ret a.
+        let p = [Insn::stmt(LD | W | LEN, 0), Insn::stmt(RET | A, 0)];
+        assert_eq!(run(&p, &[], 1514, &m), 1514);
+        // Division by X = 0 ends with 0.
+        let p = [
+            Insn::stmt(LD | W | IMM, 10),
+            Insn::stmt(LDX | W | IMM, 0),
+            Insn::stmt(ALU | DIV | X, 0),
+            Insn::stmt(RET | K, 1),
+        ];
+        assert_eq!(run(&p, &[], 0, &m), 0);
+        // 4 * (P[0] & 0xf), X-relative loads, scratch memory, tax/txa.
+        let p = [
+            Insn::stmt(LDX | B | MSH, 0),
+            Insn::stmt(LD | B | IND, 1),
+            Insn::stmt(ST, 3),
+            Insn::stmt(MISC | TXA, 0),
+            Insn::stmt(LDX | W | MEM, 3),
+            Insn::stmt(ALU | ADD | X, 0),
+            Insn::stmt(RET | A, 0),
+        ];
+        validate(&p).unwrap();
+        assert_eq!(run(&p, &[0x42, 0, 0, 0, 0, 0, 0, 0, 0, 9], 10, &m), 8 + 9);
+        // VLAN ancillary loads.
+        let p = [
+            Insn::stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT),
+            Insn {
+                code: JMP | JEQ | K,
+                jt: 0,
+                jf: 1,
+                k: 1,
+            },
+            Insn::stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG),
+            Insn::stmt(RET | A, 0),
+        ];
+        assert_eq!(
+            run(
+                &p,
+                &[],
+                0,
+                &Meta {
+                    vlan_tci: Some(0x2abc)
+                }
+            ),
+            0x2abc
+        );
+        assert_eq!(run(&p, &[], 0, &m), 0);
+        // Other ancillary loads are not emulated.
+        let p = [Insn::stmt(LD | W | ABS, SKF_AD_OFF), Insn::stmt(RET | K, 1)];
+        assert_eq!(run(&p, &[0; 64], 64, &m), 0);
+    }
+
+    #[test]
+    fn validate_refuses_what_the_kernel_refuses() {
+        use code::*;
+        let ret = Insn::stmt(RET | K, 0);
+        assert!(validate(&[]).is_err());
+        assert!(validate(&[Insn::stmt(LD | W | IMM, 0)]).is_err());
+        let jump = Insn {
+            code: JMP | JEQ | K,
+            jt: 1,
+            jf: 0,
+            k: 0,
+        };
+        assert!(validate(&[jump, ret]).is_err());
+        assert!(validate(&[jump, ret, ret]).is_ok());
+        assert!(validate(&[Insn::stmt(JMP | JA, 1), ret]).is_err());
+        assert!(validate(&[Insn::stmt(ALU | DIV | K, 0), ret]).is_err());
+        assert!(validate(&[Insn::stmt(ALU | LSH | K, 32), ret]).is_err());
+        assert!(validate(&[Insn::stmt(LD | W | MEM, 16), ret]).is_err());
+        assert!(validate(&[Insn::stmt(LD | W | MEM, 0), ret]).is_err());
+        assert!(validate(&[Insn::stmt(0xffff, 0), ret]).is_err());
+        // M[0] written on one path only.
+        let p = [jump, Insn::stmt(ST, 0), Insn::stmt(LD | W | MEM, 0), ret];
+        assert!(validate(&p).unwrap_err().reason.contains("before"));
+        assert!(validate(&vec![ret; MAX_INSNS + 1]).is_err());
+    }
+
+    /// Random expressions of the supported grammar.
+    fn expression() -> impl Strategy<Value = String> {
+        let v4 = (0u8..4, 0u8..=255).prop_map(|(a, b)| format!("10.{a}.0.{b}"));
+        let v6 = (0u16..4).prop_map(|a| format!("2001:db8::{a:x}"));
+        let dir = prop_oneof![
+            Just(""),
+            Just("src "),
+            Just("dst "),
+            Just("src or dst "),
+            Just("src and dst ")
+        ];
+        let port = 0u32..=65535;
+        let leaf = prop_oneof![
+            (dir.clone(), v4.clone()).prop_map(|(d, a)| format!("{d}host {a}")),
+            (dir.clone(), v6).prop_map(|(d, a)| format!("{d}host {a}")),
+            (dir.clone(), 8u32..=32).prop_map(|(d, l)| format!("{d}net 10.0.0.0/{l}")),
+            (
+                prop_oneof![Just(""), Just("tcp "), Just("udp "), Just("sctp ")],
+                dir.clone(),
+                port.clone()
+            )
+                .prop_map(|(p, d, n)| format!("{p}{d}port {n}")),
+            (dir.clone(), port.clone(), port).prop_map(|(d, a, b)| format!("{d}portrange {a}-{b}")),
+            prop_oneof![
+                Just("tcp"),
+                Just("udp"),
+                Just("icmp"),
+                Just("ip"),
+                Just("ip6"),
+                Just("arp"),
+                Just("sctp"),
+                Just("vlan")
+            ]
+            .prop_map(String::from),
+            (0u32..=4095).prop_map(|v| format!("vlan {v}")),
+            (dir, any::<[u8; 6]>()).prop_map(|(d, m)| {
+                let d = if d.is_empty() { "host " } else { d };
+                format!(
+                    "ether {d}{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                )
+            }),
+            (0u32..2000).prop_map(|n| format!("less {n}")),
+            (0u32..2000).prop_map(|n| format!("greater {n}")),
+        ];
+        leaf.prop_recursive(4, 12, 3, |inner| {
+            prop_oneof![
+                (
+                    inner.clone(),
+                    prop_oneof![Just("and"), Just("or"), Just("&&"), Just("||")],
+                    inner.clone()
+                )
+                    .prop_map(|(a, op, b)| format!("{a} {op} {b}")),
+                inner.clone().prop_map(|a| format!("not {a}")),
+                inner.clone().prop_map(|a| format!("!({a})")),
+                inner.prop_map(|a| format!("({a})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn grammar_expressions_compile_to_valid_programs(
+            expr in expression(),
+            frame in proptest::collection::vec(any::<u8>(), 0..120),
+            tci in proptest::option::of(any::<u16>()),
+        ) {
+            let p = compile(&expr).map_err(|e| TestCaseError::fail(format!("{expr}: {e}")))?;
+            prop_assert!(validate(&p).is_ok(), "{expr}: {:?}", validate(&p));
+            let r = run(&p, &frame, frame.len() as u32, &Meta { vlan_tci: tci });
+            prop_assert!(r == 0 || r == ACCEPT);
+        }
+
+        #[test]
+        fn compile_never_panics(expr in "[ -~]{0,80}") {
+            if let Ok(p) = compile(&expr) {
+                prop_assert!(validate(&p).is_ok());
+            }
+        }
+
+        #[test]
+        fn compile_never_panics_on_grammar_words(
+            words in proptest::collection::vec(prop_oneof![
+                Just("host"), Just("net"), Just("port"), Just("portrange"), Just("src"), Just("dst"),
+                Just("and"), Just("or"), Just("not"), Just("!"), Just("("), Just(")"), Just("tcp"),
+                Just("udp"), Just("ip"), Just("ip6"), Just("ether"), Just("vlan"), Just("less"),
+                Just("502"), Just("10.0.0.1"), Just("::1"), Just("1-2"), Just("/"), Just("24"),
+                Just("00:11:22:33:44:55"), Just("&&"), Just("||"), Just("arp"), Just("70000"),
+            ], 0..14),
+        ) {
+            let expr = words.join(" ");
+            if let Ok(p) = compile(&expr) {
+                prop_assert!(validate(&p).is_ok(), "{expr}");
+            }
+        }
+
+        #[test]
+        fn run_never_panics_on_any_program(
+            prog in proptest::collection::vec(
+                (any::<u16>(), any::<u8>(), any::<u8>(), any::<u32>())
+                    .prop_map(|(code, jt, jf, k)| Insn { code, jt, jf, k }),
+                0..20,
+            ),
+            frame in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let _ = run(&prog, &frame, frame.len() as u32, &Meta::default());
+            let _ = validate(&prog);
+        }
+    }
 }

@@ -207,6 +207,9 @@ pub async fn run(ctx: &Ctx, args: &LiveArgs) -> anyhow::Result<Outcome> {
 /// The interface or serial port, opened; errors as `Fail`s with their exit code.
 fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
     if let Some(iface) = &args.interface {
+        if args.libpcap || iface == "any" {
+            return open_libpcap(iface, args);
+        }
         let expr = args
             .filter
             .clone()
@@ -223,7 +226,14 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
             filter: prog,
         };
         return match PacketSocket::open(iface, &opts) {
-            Ok(s) => Ok(Box::new(s)),
+            Ok(s) => {
+                let state = std::fs::read_to_string(format!("/sys/class/net/{iface}/operstate"))
+                    .unwrap_or_default();
+                if state.trim() == "down" {
+                    super::warn(format!("{iface} is down (no link, or not brought up): nothing arrives until it is up; capturing anyway"));
+                }
+                Ok(Box::new(s))
+            }
             Err(e) => Err(Fail::unknown(e.to_string()).into()),
         };
     }
@@ -253,10 +263,36 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
     Ok(Box::new(sniffer))
 }
 
+#[cfg(feature = "pcap")]
+fn open_libpcap(iface: &str, args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
+    // libpcap reads the tags the kernel strips itself, and `vlan` does not apply to `any`.
+    let expr = args
+        .filter
+        .clone()
+        .unwrap_or_else(|| default_tcp(&args.decode));
+    crate::transport::pcap_source::PcapSource::open(iface, args.promiscuous, Some(&expr))
+        .map(|s| Box::new(s) as Box<dyn LiveSource>)
+        .map_err(|e| Fail::unknown(e).into())
+}
+
+#[cfg(not(feature = "pcap"))]
+fn open_libpcap(iface: &str, _args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
+    Err(Fail::unknown(format!(
+        "capturing on `{iface}` through libpcap needs a plcprobe built with the `pcap` feature (`cargo install --features pcap`, which needs libpcap-dev); this one captures with its own packet socket: name one interface, e.g. -i eth1, without --libpcap"
+    ))
+    .into())
+}
+
 /// The kernel filter when none is given: TCP (tagged or not), and with `--no-detect` only the
 /// fieldbus ports. Which flows are fieldbus flows is then the decoder's call.
 fn default_filter(d: &DecodeArgs) -> String {
-    let tcp = if d.no_detect {
+    let tcp = default_tcp(d);
+    format!("{tcp} or (vlan and {tcp})")
+}
+
+/// TCP, or with `--no-detect` TCP on the fieldbus ports.
+fn default_tcp(d: &DecodeArgs) -> String {
+    if d.no_detect {
         let ports: Vec<String> = [502u16, 4840]
             .iter()
             .chain(&d.modbus_port)
@@ -267,6 +303,5 @@ fn default_filter(d: &DecodeArgs) -> String {
         format!("(tcp port {})", ports.join(" or "))
     } else {
         "tcp".to_string()
-    };
-    format!("{tcp} or (vlan and {tcp})")
+    }
 }

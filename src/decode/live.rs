@@ -122,7 +122,7 @@ pub fn capture(
     an.want_pdus = set.mode == Mode::Pdus;
     an.want_tx = set.mode == Mode::Transactions;
     let mut stats = ReadStats {
-        format: format!("live capture, link type {linktype}"),
+        format: format!("live capture ({})", linktype_name(linktype)),
         ..ReadStats::default()
     };
     let mut last_view = Instant::now();
@@ -232,4 +232,17 @@ pub fn capture(
         end,
         elapsed: start.elapsed(),
     })
+}
+
+/// A link type in words, for the summary's first line.
+fn linktype_name(linktype: u16) -> String {
+    match linktype {
+        1 => "Ethernet".into(),
+        113 => "Linux cooked".into(),
+        276 => "Linux cooked v2".into(),
+        147 => "USER0: raw Modbus RTU frames".into(),
+        250 => "RTAC serial".into(),
+        252 => "exported PDUs: Modbus RTU frames".into(),
+        n => format!("link type {n}"),
+    }
 }

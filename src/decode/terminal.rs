@@ -36,6 +36,12 @@ pub fn write_summary(
             _ => String::new(),
         }
     )?;
+    if let Some(d) = c["kernel_drops"].as_u64().filter(|&d| d > 0) {
+        writeln!(
+            w,
+            "INCOMPLETE: the kernel dropped {d} packets that were not read in time"
+        )?;
+    }
     if let Some(tr) = c["truncated"].as_str() {
         writeln!(w, "TRUNCATED: {tr}")?;
     }

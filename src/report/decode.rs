@@ -180,13 +180,18 @@ fn device_table(devs: &[&Json]) -> Table {
 /// The line under a capture's heading: its format, packets and first and last time, each
 /// separated by `sep`, the texts escaped with `escape` (HTML or Markdown).
 fn capture_meta(capture: &Json, sep: &str, escape: fn(&str) -> String) -> String {
-    format!(
+    let mut m = format!(
         "{}{sep}{} packets{sep}{} → {}",
         escape(s(capture, "format")),
         val(&capture["packets"]),
         escape(s(capture, "first")),
         escape(s(capture, "last"))
-    )
+    );
+    // A live capture says what the kernel dropped (0 included: nothing was lost).
+    if let Some(d) = capture["kernel_drops"].as_u64() {
+        let _ = write!(m, "{sep}{d} dropped by the kernel");
+    }
+    m
 }
 
 /// HTML section for one decode document.

@@ -5,5 +5,7 @@ pub mod modbus;
 pub mod opcua;
 pub mod pace;
 pub mod packet_socket;
+#[cfg(feature = "pcap")]
+pub mod pcap_source;
 pub mod rtu;
 pub mod serial_sniff;

@@ -3,9 +3,9 @@
 //!
 //! What it guarantees (issue "capture", docs/DESIGN.md §8):
 //! - every frame of the interface, both directions, with the kernel's receive timestamp
-//!   (`SO_TIMESTAMPNS`), promiscuous on request (`PACKET_ADD_MEMBERSHIP`, undone when the socket
+//!   (nanoseconds, from the ring's packet headers), promiscuous on request (`PACKET_ADD_MEMBERSHIP`, undone when the socket
 //!   closes);
-//! - 802.1Q tags the kernel stripped (it hands them over in `PACKET_AUXDATA`) put back into the
+//! - 802.1Q tags the kernel stripped (it hands them over in the ring's packet headers) put back into the
 //!   frame, as libpcap does, so a VLAN-tagged frame is written and decoded with its tag;
 //! - on the loopback interface each packet once (the kernel shows it twice, as sent and as
 //!   received; libpcap drops the sent copy, so do we);
@@ -17,12 +17,15 @@
 //!
 //! Why `unsafe` here, and only here (the crate denies it everywhere else): no well-kept crate
 //! covers this. `socket2` opens the socket and attaches a filter but cannot bind a
-//! `sockaddr_ll`, read `PACKET_AUXDATA` or `PACKET_STATISTICS`, or join promiscuous mode;
+//! `sockaddr_ll`, set up a `PACKET_RX_RING`, read `PACKET_STATISTICS`, or join promiscuous mode;
 //! `nix` lacks the `SOL_PACKET` options; `pnet_datalink` gives no kernel timestamps, VLAN tags
 //! or drop counts (FIELD-NOTES "Live capture on Linux"). So this module makes the few libc
-//! calls itself; each `unsafe` block says why it is sound. It is a plain `recvmsg` loop, not a
-//! `TPACKET_V3` ring: docs/PERFORMANCE.md ("Live capture") has the measurement against dumpcap
-//! (which uses the ring) that decided it.
+//! calls itself; each `unsafe` block says why it is sound.
+//!
+//! Packets arrive through a `TPACKET_V3` ring shared with the kernel (as dumpcap's): the kernel
+//! fills blocks of packets, plcprobe reads a whole block in place and hands it back, with no
+//! system call per packet. A `recvmsg` per packet, tried first, dropped 15 to 40 times more
+//! packets than dumpcap on a loopback flood (docs/PERFORMANCE.md, "Live capture").
 #![allow(unsafe_code)]
 
 use std::{
@@ -41,10 +44,15 @@ use crate::capture::{
 
 /// Bytes kept of each frame: the loopback MTU (64 KiB) plus a link header and a VLAN tag.
 const SNAPLEN: usize = 65_536 + 64;
-/// Receive buffer asked of the kernel (`SO_RCVBUFFORCE` as root, else capped by
-/// `net.core.rmem_max`).
-const RCVBUF: usize = 32 << 20;
-/// Frames read per `poll` call at most, so that the caller looks at its clock and signals.
+/// The ring: blocks of 1 MiB (a loopback frame of 64 KiB fits), 32 of them.
+const BLOCK_SIZE: usize = 1 << 20;
+/// Blocks in the ring.
+const BLOCKS: usize = 32;
+/// A block the kernel has started is handed over after this long even if not full (ms): the
+/// live view and streamed rows lag at most this much.
+const BLOCK_TIMEOUT_MS: u32 = 50;
+/// Packets handed out per `poll` call before it returns (at a block's end), so that the caller
+/// looks at its clock and signals.
 const BURST: usize = 4096;
 
 /// Why an interface could not be opened for capture.
@@ -100,14 +108,59 @@ pub struct Options {
     pub filter: Vec<Insn>,
 }
 
-/// An open `AF_PACKET` socket on one interface.
+/// An open `AF_PACKET` socket on one interface, with its receive ring.
 pub struct PacketSocket {
+    ring: Ring,
     fd: OwnedFd,
     iface: Interface,
     loopback: bool,
-    buf: Vec<u8>,
+    /// A frame with its VLAN tag put back.
+    tagged: Vec<u8>,
     frame: u64,
     stats: SourceStats,
+}
+
+/// The `TPACKET_V3` ring mapped into this process: `BLOCKS` blocks of `BLOCK_SIZE` bytes.
+struct Ring {
+    map: *mut u8,
+    len: usize,
+    /// The next block to read.
+    next: usize,
+}
+
+// SAFETY: the mapping belongs to this ring alone (its socket is owned by the same
+// PacketSocket and never shared); moving it to another thread moves its only user.
+unsafe impl Send for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `map` and `len` are what mmap returned; nothing borrows the mapping past
+        // `PacketSocket::poll`.
+        unsafe {
+            libc::munmap(self.map.cast(), self.len);
+        }
+    }
+}
+
+impl Ring {
+    /// The block descriptor of block `i`.
+    fn block(&self, i: usize) -> *mut libc::tpacket_block_desc {
+        // SAFETY: i < BLOCKS, so the offset stays inside the mapping.
+        unsafe { self.map.add(i * BLOCK_SIZE).cast() }
+    }
+
+    /// The status word of block `i`, shared with the kernel.
+    fn status(&self, i: usize) -> &std::sync::atomic::AtomicU32 {
+        // SAFETY: block_status is the first, 4-byte aligned u32 of the block header (the
+        // mapping is page aligned); the kernel and this process hand the block over through
+        // it, which is what an atomic is for.
+        unsafe {
+            let bd = self.block(i);
+            std::sync::atomic::AtomicU32::from_ptr(std::ptr::addr_of_mut!(
+                (*bd).hdr.bh1.block_status
+            ))
+        }
+    }
 }
 
 impl std::fmt::Debug for PacketSocket {
@@ -196,15 +249,42 @@ impl PacketSocket {
         if !opts.filter.is_empty() {
             attach_filter(&fd, &opts.filter).map_err(step("installing the capture filter"))?;
         }
-        set_opt(&fd, libc::SOL_PACKET, libc::PACKET_AUXDATA, &1i32)
-            .map_err(step("asking for VLAN tags (PACKET_AUXDATA)"))?;
-        set_opt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &1i32)
-            .map_err(step("asking for kernel timestamps (SO_TIMESTAMPNS)"))?;
-        let rcvbuf = i32::try_from(RCVBUF).unwrap_or(i32::MAX);
-        if set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &rcvbuf).is_err() {
-            // Without CAP_NET_ADMIN: as much as net.core.rmem_max allows.
-            let _ = set_opt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &rcvbuf);
+        let version = libc::tpacket_versions::TPACKET_V3 as i32;
+        set_opt(&fd, libc::SOL_PACKET, libc::PACKET_VERSION, &version)
+            .map_err(step("asking for a TPACKET_V3 ring (Linux 3.2 or later)"))?;
+        let block = u32::try_from(BLOCK_SIZE).unwrap_or(0);
+        let req = libc::tpacket_req3 {
+            tp_block_size: block,
+            tp_block_nr: u32::try_from(BLOCKS).unwrap_or(0),
+            tp_frame_size: 2048,
+            tp_frame_nr: u32::try_from(BLOCK_SIZE * BLOCKS / 2048).unwrap_or(0),
+            tp_retire_blk_tov: BLOCK_TIMEOUT_MS,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        set_opt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)
+            .map_err(step("setting up the receive ring"))?;
+        let len = BLOCK_SIZE * BLOCKS;
+        // SAFETY: a fresh shared mapping of the ring the kernel just allocated for `fd`; its
+        // length is the ring's.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(last_os_error(name, "mapping the receive ring"));
         }
+        let ring = Ring {
+            map: map.cast(),
+            len,
+            next: 0,
+        };
         // SAFETY: all-zero is a valid sockaddr_ll.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -230,6 +310,7 @@ impl PacketSocket {
                 .map_err(|_| last_os_error(name, "entering promiscuous mode"))?;
         }
         let mut s = PacketSocket {
+            ring,
             fd,
             iface: Interface {
                 linktype: 1,
@@ -239,7 +320,7 @@ impl PacketSocket {
             },
             loopback: std::fs::read_to_string(format!("/sys/class/net/{name}/type"))
                 .is_ok_and(|t| t.trim() == "772"),
-            buf: vec![0; SNAPLEN],
+            tagged: Vec::with_capacity(SNAPLEN),
             frame: 0,
             stats: SourceStats::default(),
         };
@@ -248,11 +329,121 @@ impl PacketSocket {
         Ok(s)
     }
 
+    /// Wait up to `timeout` for the kernel to hand over a block.
+    fn wait(&self, timeout: Duration) -> io::Result<()> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        if pfd.revents & (libc::POLLNVAL | libc::POLLHUP) != 0
+            || (pfd.revents & libc::POLLERR != 0 && pfd.revents & libc::POLLIN == 0)
+        {
+            let why = std::fs::read_to_string(format!(
+                "/sys/class/net/{}/operstate",
+                self.iface.name.as_deref().unwrap_or("")
+            ))
+            .map_or_else(
+                |_| "the interface went away (removed or renamed)".to_string(),
+                |s| format!("the interface is {}", s.trim()),
+            );
+            return Err(io::Error::other(why));
+        }
+        Ok(())
+    }
+
+    /// Hand every packet of block `i` (owned by this process now) to `f`.
+    fn read_block(&mut self, i: usize, f: &mut dyn FnMut(&Packet<'_>)) -> usize {
+        let bd = self.ring.block(i);
+        // SAFETY: the block belongs to this process (TP_STATUS_USER, read with Acquire) until
+        // it is handed back after this function; the kernel wrote `num_pkts` packets in it,
+        // each a tpacket3_hdr at `offset_to_first_pkt`, then `tp_next_offset` apart, followed
+        // by a sockaddr_ll, with `tp_snaplen` bytes at `tp_mac`; every offset is checked
+        // against the block's length before it is used.
+        let (count, mut off) = unsafe {
+            let h = &(*bd).hdr.bh1;
+            (h.num_pkts as usize, h.offset_to_first_pkt as usize)
+        };
+        let base = bd.cast::<u8>();
+        // TPACKET_ALIGN: the sockaddr_ll follows the header at a 16-byte boundary.
+        let sll_at = size_of::<libc::tpacket3_hdr>().next_multiple_of(libc::TPACKET_ALIGNMENT);
+        let mut n = 0;
+        for _ in 0..count {
+            if off + sll_at + size_of::<libc::sockaddr_ll>() > BLOCK_SIZE {
+                break;
+            }
+            // SAFETY: inside the block (checked above); read unaligned as the layout allows.
+            let (h, sll): (libc::tpacket3_hdr, libc::sockaddr_ll) = unsafe {
+                (
+                    std::ptr::read_unaligned(base.add(off).cast()),
+                    std::ptr::read_unaligned(base.add(off + sll_at).cast()),
+                )
+            };
+            let start = off + usize::from(h.tp_mac);
+            let len = h.tp_snaplen as usize;
+            let next = h.tp_next_offset as usize;
+            if start + len <= BLOCK_SIZE
+                && !(self.loopback && sll.sll_pkttype == libc::PACKET_OUTGOING)
+            {
+                // SAFETY: `start + len` is inside the block (checked just above).
+                let data = unsafe { std::slice::from_raw_parts(base.add(start), len) };
+                self.frame += 1;
+                n += 1;
+                let ts_ns = i64::from(h.tp_sec) * 1_000_000_000 + i64::from(h.tp_nsec);
+                let vlan = (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0).then(|| {
+                    let tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                        h.hv1.tp_vlan_tpid
+                    } else {
+                        0x8100
+                    };
+                    (tpid, u16::try_from(h.hv1.tp_vlan_tci & 0xffff).unwrap_or(0))
+                });
+                let (data, orig): (&[u8], u32) = match vlan {
+                    Some((tpid, tci)) if len >= 12 => {
+                        // Put the tag back after the two MAC addresses, as libpcap does.
+                        self.tagged.clear();
+                        self.tagged.extend_from_slice(&data[..12]);
+                        self.tagged.extend_from_slice(&tpid.to_be_bytes());
+                        self.tagged.extend_from_slice(&tci.to_be_bytes());
+                        self.tagged.extend_from_slice(&data[12..]);
+                        (&self.tagged, h.tp_len + 4)
+                    }
+                    _ => (data, h.tp_len),
+                };
+                f(&Packet {
+                    frame: self.frame,
+                    ts_ns,
+                    linktype: Linktype(1),
+                    data,
+                    orig_len: orig,
+                    direction: PacketDirection::Unknown,
+                    if_name: None,
+                });
+            }
+            if next == 0 {
+                break;
+            }
+            off += next;
+        }
+        n
+    }
+
     /// The kernel's counters since the last call (it resets them on every read).
     fn kernel_stats(&mut self) -> io::Result<(u64, u64)> {
-        // SAFETY: all-zero is a valid tpacket_stats.
-        let mut st: libc::tpacket_stats = unsafe { zeroed() };
-        let mut len = libc::socklen_t::try_from(size_of::<libc::tpacket_stats>()).unwrap_or(0);
+        // SAFETY: all-zero is a valid tpacket_stats_v3.
+        let mut st: libc::tpacket_stats_v3 = unsafe { zeroed() };
+        let mut len = libc::socklen_t::try_from(size_of::<libc::tpacket_stats_v3>()).unwrap_or(0);
         // SAFETY: `st` is writable for `len` bytes; the kernel writes at most `len`.
         let r = unsafe {
             libc::getsockopt(
@@ -268,99 +459,6 @@ impl PacketSocket {
         }
         Ok((u64::from(st.tp_packets), u64::from(st.tp_drops)))
     }
-
-    /// Read one frame without waiting: `None` when the queue is empty, `Some(Ok(None))` for a
-    /// frame skipped (loopback's sent copy), `Some(Ok(Some(meta)))` for one in `self.buf`.
-    #[allow(clippy::option_option)]
-    fn recv_one(&mut self) -> Option<io::Result<Option<Received>>> {
-        // SAFETY: all-zero is a valid sockaddr_ll, iovec and msghdr.
-        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-        // cmsg space: a timespec and a tpacket_auxdata, with headers and alignment.
-        let mut control = [0u64; 16];
-        let mut iov = libc::iovec {
-            iov_base: self.buf.as_mut_ptr().cast(),
-            iov_len: self.buf.len(),
-        };
-        // SAFETY: as above.
-        let mut msg: libc::msghdr = unsafe { zeroed() };
-        msg.msg_name = std::ptr::from_mut(&mut sll).cast();
-        msg.msg_namelen = libc::socklen_t::try_from(size_of::<libc::sockaddr_ll>()).unwrap_or(0);
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of::<[u64; 16]>();
-        // SAFETY: every pointer in `msg` points to a live buffer of the length given with it.
-        let n = unsafe {
-            libc::recvmsg(
-                self.fd.as_raw_fd(),
-                &raw mut msg,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => None,
-                io::ErrorKind::Interrupted => Some(Ok(None)),
-                _ => Some(Err(e)),
-            };
-        }
-        if self.loopback && sll.sll_pkttype == libc::PACKET_OUTGOING {
-            return Some(Ok(None));
-        }
-        let wire = usize::try_from(n).unwrap_or(0);
-        let mut got = Received {
-            len: wire.min(self.buf.len()),
-            wire,
-            ts_ns: None,
-            vlan: None,
-        };
-        // SAFETY: the CMSG_* macros walk the control buffer the kernel filled, within
-        // `msg_controllen`; each payload is read unaligned with its own type's size, checked
-        // against the header's length.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
-            while !c.is_null() {
-                let h = &*c;
-                let data = libc::CMSG_DATA(c);
-                let have = h.cmsg_len.saturating_sub(libc::CMSG_LEN(0) as usize);
-                if h.cmsg_level == libc::SOL_SOCKET
-                    && h.cmsg_type == libc::SCM_TIMESTAMPNS
-                    && have >= size_of::<libc::timespec>()
-                {
-                    let t: libc::timespec = std::ptr::read_unaligned(data.cast());
-                    got.ts_ns = Some(t.tv_sec * 1_000_000_000 + t.tv_nsec);
-                } else if h.cmsg_level == libc::SOL_PACKET
-                    && h.cmsg_type == libc::PACKET_AUXDATA
-                    && have >= size_of::<libc::tpacket_auxdata>()
-                {
-                    let a: libc::tpacket_auxdata = std::ptr::read_unaligned(data.cast());
-                    if a.tp_status & libc::TP_STATUS_VLAN_VALID != 0 {
-                        let tpid = if a.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                            a.tp_vlan_tpid
-                        } else {
-                            0x8100
-                        };
-                        got.vlan = Some((tpid, a.tp_vlan_tci));
-                    }
-                    got.wire = usize::try_from(a.tp_len).unwrap_or(got.wire);
-                }
-                c = libc::CMSG_NXTHDR(&raw const msg, c);
-            }
-        }
-        Some(Ok(Some(got)))
-    }
-}
-
-/// What `recvmsg` said about the frame in the buffer.
-struct Received {
-    /// Bytes in the buffer.
-    len: usize,
-    /// Bytes on the wire (without a stripped tag).
-    wire: usize,
-    ts_ns: Option<i64>,
-    /// A tag the kernel stripped: TPID and TCI.
-    vlan: Option<(u16, u16)>,
 }
 
 /// Install a classic-BPF program on the socket.
@@ -381,77 +479,34 @@ fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
     set_opt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
 
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 impl LiveSource for PacketSocket {
     fn interface(&self) -> &Interface {
         &self.iface
     }
 
     fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Packet<'_>)) -> io::Result<usize> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&raw mut pfd, 1, ms) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        if pfd.revents & (libc::POLLERR | libc::POLLNVAL | libc::POLLHUP) != 0
-            && pfd.revents & libc::POLLIN == 0
-        {
-            return Err(io::Error::other(
-                "the interface went away (down, removed or renamed)",
-            ));
-        }
+        use std::sync::atomic::Ordering;
         let mut n = 0;
-        let mut tagged = Vec::new();
-        while n < BURST {
-            let got = match self.recv_one() {
-                None => break,
-                Some(Ok(None)) => continue,
-                Some(Ok(Some(g))) => g,
-                Some(Err(e)) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                    return Err(io::Error::other("the interface is down"));
+        let mut waited = false;
+        loop {
+            let i = self.ring.next;
+            if self.ring.status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                if n > 0 || waited {
+                    break;
                 }
-                Some(Err(e)) => return Err(e),
-            };
-            self.frame += 1;
-            n += 1;
-            let ts_ns = got.ts_ns.unwrap_or_else(now_ns);
-            let (data, orig): (&[u8], usize) = match got.vlan {
-                Some((tpid, tci)) if got.len >= 12 => {
-                    // Put the tag back after the two MAC addresses, as libpcap does.
-                    tagged.clear();
-                    tagged.extend_from_slice(&self.buf[..12]);
-                    tagged.extend_from_slice(&tpid.to_be_bytes());
-                    tagged.extend_from_slice(&tci.to_be_bytes());
-                    tagged.extend_from_slice(&self.buf[12..got.len]);
-                    (&tagged, got.wire + 4)
-                }
-                _ => (&self.buf[..got.len], got.wire),
-            };
-            f(&Packet {
-                frame: self.frame,
-                ts_ns,
-                linktype: Linktype(1),
-                data,
-                orig_len: u32::try_from(orig).unwrap_or(u32::MAX),
-                direction: PacketDirection::Unknown,
-                if_name: None,
-            });
+                self.wait(timeout)?;
+                waited = true;
+                continue;
+            }
+            n += self.read_block(i, f);
+            // Hand the block back to the kernel.
+            self.ring
+                .status(i)
+                .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+            self.ring.next = (i + 1) % BLOCKS;
+            if n >= BURST {
+                break;
+            }
         }
         self.stats.packets += n as u64;
         Ok(n)
