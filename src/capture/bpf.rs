@@ -20,12 +20,13 @@
 //! - [`run`] executes a program as the kernel does: a load outside the packet ends the program
 //!   with 0 (reject), so does a division by zero; `ld len` is the wire length; the Linux
 //!   ancillary loads libpcap uses for VLANs (`SKF_AD_VLAN_TAG`, `SKF_AD_VLAN_TAG_PRESENT`) read
-//!   [`Meta`] (the tag the kernel stripped from the frame, if it did). Other ancillary loads and
-//!   the negative `SKF_NET_OFF`/`SKF_LL_OFF` offsets are not emulated: they return 0, and so
-//!   does an opcode the kernel does not know.
+//!   [`Meta`] (the tag the kernel stripped from the frame, if it did). The kernel's other
+//!   ancillary loads (protocol, interface, mark…) and the negative `SKF_NET_OFF`/`SKF_LL_OFF`
+//!   offsets are not emulated: they end the program with 0, as an opcode the kernel does not
+//!   know does.
 //! - [`validate`] checks a program as the kernel's `bpf_check_classic` does (size, opcodes,
-//!   jumps inside the program, constant divisors, shifts, scratch memory written before it is
-//!   read, last instruction a `ret`).
+//!   jumps inside the program, constant divisors, shifts, known ancillary loads, scratch memory
+//!   written before it is read, last instruction a `ret`).
 //!
 //! Supported subset (what technicians type): `host A`, `src host A`, `dst host A`,
 //! `src or dst host`, `src and dst host` (IPv4 or IPv6 literals; `ip`/`arp`/`rarp`/`ip6` before
@@ -427,8 +428,8 @@ fn known_opcode(c: u16) -> bool {
 
 /// Check `prog` as the Linux kernel does before attaching it (`bpf_check_classic`): 1 to 4096
 /// instructions, known opcodes, every jump inside the program, no constant division by zero,
-/// constant shifts below 32, scratch memory indices below 16 and written on every path before
-/// they are read, and a `ret` last.
+/// constant shifts below 32, ancillary loads the kernel knows, scratch memory indices below 16
+/// and written on every path before they are read, and a `ret` last.
 ///
 /// # Errors
 /// The first instruction the kernel would refuse, and why.
@@ -461,6 +462,14 @@ pub fn validate(prog: &[Insn]) -> Result<(), InvalidProgram> {
             }
             ST | STX if i.k as usize >= MEMWORDS => {
                 return bad(pc, format!("scratch memory M[{}] (there are 16)", i.k))
+            }
+            // An absolute load in the ancillary area must name an operation the kernel knows
+            // (`SKF_AD_PROTOCOL` 0 to `SKF_AD_VLAN_TPID` 60, in steps of 4).
+            LD if c & 0xe0 == ABS && i.k >= SKF_AD_OFF => {
+                let op = i.k - SKF_AD_OFF;
+                if op > 60 || !op.is_multiple_of(4) {
+                    return bad(pc, format!("unknown ancillary load SKF_AD_OFF + {op}"));
+                }
             }
             JMP => {
                 let room = len - pc - 1;
@@ -2232,6 +2241,8 @@ mod tests {
         assert!(validate(&[Insn::stmt(LD | W | MEM, 16), ret]).is_err());
         assert!(validate(&[Insn::stmt(LD | W | MEM, 0), ret]).is_err());
         assert!(validate(&[Insn::stmt(0xffff, 0), ret]).is_err());
+        assert!(validate(&[Insn::stmt(LD | B | ABS, SKF_AD_OFF + 64), ret]).is_err());
+        assert!(validate(&[Insn::stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG), ret]).is_ok());
         // M[0] written on one path only.
         let p = [jump, Insn::stmt(ST, 0), Insn::stmt(LD | W | MEM, 0), ret];
         assert!(validate(&p).unwrap_err().reason.contains("before"));
