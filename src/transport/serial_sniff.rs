@@ -4,7 +4,7 @@
 //! in raw mode with `INPCK | PARMRK` and `IGNPAR` off, so that characters received with a
 //! framing or parity error arrive marked (`0xFF 0x00 X`) instead of silently dropped or
 //! passed as good. A thread reads the port and stamps each chunk with the time it arrived;
-//! [`capture::serial::LineFramer`] turns the chunks into RTU frames; each frame is handed out
+//! [`crate::capture::serial::LineFramer`] turns the chunks into RTU frames; each frame is handed out
 //! as a packet of link type 252 (exported PDU, dissector `mbrtu`), which `tshark -r` decodes
 //! as Modbus RTU with no options, marked outbound (a master's request) or inbound (an answer).
 //!
