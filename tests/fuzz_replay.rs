@@ -136,6 +136,7 @@ replay_tests!(
     modbus_pdu,
     opcua_message,
     rtu_framing,
+    serial_framer,
     bpf_compile
 );
 

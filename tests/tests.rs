@@ -20,6 +20,7 @@ mod modbus_sim;
 mod opcua;
 mod peers;
 mod register_scan;
+mod rs485;
 mod rtu;
 mod rtu_peers;
 mod serial_model;

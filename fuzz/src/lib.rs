@@ -8,7 +8,8 @@ use plcprobe::{
     capture::{
         analysis::{Analysis, Emit},
         bpf,
-        reader::{read_stream, Linktype, Packet, ReadStats},
+        reader::{read_stream, Linktype, Packet, PacketDirection, ReadStats},
+        serial::{LineFramer, MAX_FRAME},
         writer::tcp_frame,
         Config, Decoder,
     },
@@ -16,7 +17,7 @@ use plcprobe::{
     proto::{
         modbus::{
             pdu::{decode_pdu, rtu_crc_ok, rtu_frame_len, split_adu, Direction},
-            rtu::{answer_len, find_frames, next_request},
+            rtu::{answer_len, find_frames, next_request, Timing},
         },
         opcua::{decode_message, starts_message, MESSAGE_TYPES},
     },
@@ -28,12 +29,13 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 6] = [
+pub const TARGETS: [(&str, Body); 7] = [
     ("capture_file", capture_file),
     ("tcp_reassembly", tcp_reassembly),
     ("modbus_pdu", modbus_pdu),
     ("opcua_message", opcua_message),
     ("rtu_framing", rtu_framing),
+    ("serial_framer", serial_framer),
     ("bpf_compile", bpf_compile),
 ];
 
@@ -118,6 +120,8 @@ pub fn tcp_reassembly(data: &[u8]) {
                 linktype: Linktype::ETHERNET,
                 data: &f,
                 orig_len: u32::try_from(f.len()).unwrap(),
+                direction: PacketDirection::Unknown,
+                if_name: None,
             },
             &mut an,
         );
@@ -170,6 +174,79 @@ pub fn rtu_framing(data: &[u8]) {
     let s = score_bytes(data);
     assert!(s.framed_bytes <= s.bytes);
     let _ = server_id_text(data);
+}
+
+/// A sniffed serial line: the first byte picks PARMRK marks on or off and the baud; then each
+/// step is a header (length, pause before it) and that many bytes, fed to the framer as one
+/// chunk, with an idle check after some. The framer must never panic; every frame it hands out
+/// is 1..=256 bytes, a frame it calls good checks its
+/// CRC, and without marks every byte comes out once, in a frame or as noise. The same frames
+/// then go through the decoder as link type 252, 147 and 250 packets, and the analysis.
+pub fn serial_framer(data: &[u8]) {
+    let Some((&sel, mut rest)) = data.split_first() else {
+        return;
+    };
+    let parmrk = sel & 1 == 1;
+    let baud = [9600u32, 19_200, 115_200][usize::from(sel >> 1) % 3];
+    let mut fr = LineFramer::new(Timing::new(baud, 11), parmrk);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut fed = 0u64;
+    let mut ts = 1_000_000_000i64;
+    let check = |f: &plcprobe::capture::serial::Frame<'_>, frames: &mut Vec<Vec<u8>>| {
+        assert!(!f.bytes.is_empty() && f.bytes.len() <= MAX_FRAME);
+        if f.crc_ok {
+            assert!(rtu_crc_ok(f.bytes));
+        }
+        frames.push(f.bytes.to_vec());
+    };
+    while rest.len() >= 2 {
+        let (head, tail) = rest.split_at(2);
+        let n = usize::from(head[0] % 96).min(tail.len());
+        let (chunk, tail2) = tail.split_at(n);
+        rest = tail2;
+        ts += i64::from(head[1]) * 100_000;
+        fed += n as u64;
+        fr.push(ts, chunk, &mut |f| check(f, &mut frames));
+        if head[1] & 0x80 != 0 {
+            fr.idle(ts + i64::from(head[1]) * 1_000_000, &mut |f| {
+                check(f, &mut frames);
+            });
+        }
+    }
+    fr.finish(&mut |f| check(f, &mut frames));
+    if !parmrk {
+        let out: u64 = frames.iter().map(|f| f.len() as u64).sum();
+        assert_eq!(out + fr.stats().noise_bytes, fed);
+    }
+    let mut emit = Nothing;
+    let mut an = Analysis::new(None, &mut emit);
+    let mut dec = decoder();
+    for (i, f) in frames.iter().enumerate() {
+        let (lt, mut p) = match i % 3 {
+            0 => (252, plcprobe::capture::serial::MBRTU_HEADER.to_vec()),
+            1 => (147, Vec::new()),
+            _ => (250, vec![0, 0, 0, 1, 0, 0, 0, 2, sel, 0, 0, 0]),
+        };
+        p.extend_from_slice(f);
+        dec.packet(
+            &Packet {
+                frame: i as u64 + 1,
+                ts_ns: i64::try_from(i).unwrap() * 1_000_000,
+                linktype: Linktype(lt),
+                data: &p,
+                orig_len: u32::try_from(p.len()).unwrap(),
+                direction: [
+                    PacketDirection::Unknown,
+                    PacketDirection::Inbound,
+                    PacketDirection::Outbound,
+                ][usize::from(sel >> 4) % 3],
+                if_name: Some("ttyFUZZ"),
+            },
+            &mut an,
+        );
+    }
+    dec.finish(&mut an);
+    an.finish();
 }
 
 /// Any bytes as a `--filter` expression (lossily UTF-8): compiling never panics; an error names

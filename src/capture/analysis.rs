@@ -1,5 +1,6 @@
 //! What a capture says about a line: requests paired with responses (Modbus: flow +
-//! transaction id + unit; OPC UA: flow + request handle), per-device counts, exceptions by
+//! transaction id + unit; a serial line is one flow with transaction id 0, and a new request on
+//! it gives up the one before; OPC UA: flow + request handle), per-device counts, exceptions by
 //! code, unanswered requests, response times (min/p50/p95/max), malformed PDUs, duplicate
 //! transaction ids, writes (who wrote what, where, when) and how regularly each master polls.
 //!
@@ -475,6 +476,8 @@ pub struct Analysis<'e> {
     pub devices: Vec<DeviceStats>,
     index: FxHashMap<DeviceId, u32>,
     pending: FxHashMap<u64, Pending>,
+    /// Serial lines: the key of the one request outstanding on each line (flow), if any.
+    line_pending: FxHashMap<u32, u64>,
 
     /// Poll series not followed because of the cap.
     pub polls_dropped: u64,
@@ -513,6 +516,7 @@ impl<'e> Analysis<'e> {
             devices: Vec::new(),
             index: FxHashMap::default(),
             pending: FxHashMap::default(),
+            line_pending: FxHashMap::default(),
             slots: vec![
                 Slot {
                     flow: u32::MAX,
@@ -720,6 +724,22 @@ impl<'e> Analysis<'e> {
                 });
             }
         }
+        let serial = e.proto == Proto::ModbusRtu;
+        if serial && mf.crc_ok == Some(false) {
+            // A device ignores a request with a bad CRC, a master discards such an answer: the
+            // frame is counted (malformed, CRC error), never paired.
+            return;
+        }
+        if serial && e.dir == Direction::Query {
+            // One master, one request at a time: a new request gives up the one before it
+            // (its unit did not answer, and the master moved on or asked again).
+            if let Some(k) = self.line_pending.remove(&e.flow) {
+                if let Some(old) = self.pending.remove(&k) {
+                    self.unanswered(old);
+                }
+            }
+            self.line_pending.insert(e.flow, key);
+        }
         match e.dir {
             Direction::Query => {
                 let d = &mut self.devices[di as usize];
@@ -759,6 +779,9 @@ impl<'e> Analysis<'e> {
                 d.responses += 1;
                 if let Some(x) = p.exception {
                     bump(&mut d.exceptions, x);
+                }
+                if serial && self.line_pending.get(&e.flow) == Some(&key) {
+                    self.line_pending.remove(&e.flow);
                 }
                 match self.pending.remove(&key) {
                     Some(req) => {
@@ -910,6 +933,7 @@ impl<'e> Analysis<'e> {
 
     /// End of capture: every request still outstanding is unanswered.
     pub fn finish(&mut self) {
+        self.line_pending.clear();
         let mut left: Vec<(u64, Pending)> = self.pending.drain().collect();
         left.sort_by_key(|(_, p)| p.frame);
         for (_, p) in left {
@@ -970,6 +994,7 @@ impl PduSink for Analysis<'_> {
     }
 
     fn flow_closed(&mut self, flow: u32) {
+        self.line_pending.remove(&flow);
         if self.pending.is_empty() {
             return;
         }

@@ -34,7 +34,98 @@ impl Addr {
 
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.ip().fmt(f)
+        match self.serial() {
+            Some((line, SerialEnd::Line)) => f.write_str(line_name(line)),
+            Some((line, SerialEnd::Master)) => write!(f, "{}/master", line_name(line)),
+            Some((line, SerialEnd::Unit(u))) => write!(f, "{}/{u}", line_name(line)),
+            None => self.ip().fmt(f),
+        }
+    }
+}
+
+/// What a serial [`Addr`] stands for on its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialEnd {
+    /// The line itself (the address of its devices; the unit is the device id's).
+    Line,
+    /// The master polling the line.
+    Master,
+    /// One unit on the line.
+    Unit(u8),
+}
+
+/// First two bytes of a serial line's [`Addr`]: `ff53::/16`, IPv6 multicast, which is never
+/// the end of a TCP connection, so a serial line's devices never mix with a network's.
+const SERIAL_PREFIX: [u8; 2] = [0xff, 0x53];
+
+/// Names of the serial lines seen by this process, by index (a handful: bounded).
+static LINES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+/// Serial lines named one by one; further names share the last index.
+const MAX_LINES: usize = 256;
+
+/// The index of the serial line named `name` (`/dev/` dropped: `ttyUSB1`), registered on first
+/// use, so that a serial device's [`Addr`] stays a plain copyable value and prints its line's
+/// name.
+#[must_use]
+pub fn line_index(name: &str) -> u16 {
+    let name = name.strip_prefix("/dev/").unwrap_or(name);
+    let mut lines = LINES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(i) = lines.iter().position(|l| *l == name) {
+        return u16::try_from(i).unwrap_or(u16::MAX);
+    }
+    if lines.len() >= MAX_LINES {
+        return u16::try_from(MAX_LINES - 1).unwrap_or(u16::MAX);
+    }
+    lines.push(Box::leak(name.to_string().into_boxed_str()));
+    u16::try_from(lines.len() - 1).unwrap_or(u16::MAX)
+}
+
+/// The name of serial line `i` (`serial` if never registered).
+#[must_use]
+pub fn line_name(i: u16) -> &'static str {
+    LINES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(usize::from(i))
+        .copied()
+        .unwrap_or("serial")
+}
+
+impl Addr {
+    /// The address of an end of serial line `line`.
+    #[must_use]
+    pub fn serial_end(line: u16, end: SerialEnd) -> Addr {
+        let mut a = [0u8; 16];
+        a[..2].copy_from_slice(&SERIAL_PREFIX);
+        match end {
+            SerialEnd::Line => {}
+            SerialEnd::Master => a[2] = 1,
+            SerialEnd::Unit(u) => {
+                a[2] = 2;
+                a[3] = u;
+            }
+        }
+        a[14..].copy_from_slice(&line.to_be_bytes());
+        Addr(a)
+    }
+
+    /// The serial line and end this address stands for; `None` for an IP address.
+    #[must_use]
+    pub fn serial(self) -> Option<(u16, SerialEnd)> {
+        if self.0[..2] != SERIAL_PREFIX {
+            return None;
+        }
+        let line = u16::from_be_bytes([self.0[14], self.0[15]]);
+        Some((
+            line,
+            match self.0[2] {
+                1 => SerialEnd::Master,
+                2 => SerialEnd::Unit(self.0[3]),
+                _ => SerialEnd::Line,
+            },
+        ))
     }
 }
 

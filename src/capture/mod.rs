@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod bpf;
 pub mod link;
 pub mod reader;
+pub mod serial;
 pub mod source;
 pub mod tcp;
 pub mod writer;
@@ -32,6 +33,9 @@ pub enum Proto {
     /// OPC UA Binary.
     #[serde(rename = "opcua")]
     OpcUa,
+    /// Modbus RTU on a serial line (link types 252, 147, 250; `capture --serial`).
+    #[serde(rename = "modbus-rtu")]
+    ModbusRtu,
 }
 
 impl fmt::Display for Proto {
@@ -40,6 +44,7 @@ impl fmt::Display for Proto {
             Proto::ModbusTcp => "modbus-tcp",
             Proto::RtuOverTcp => "modbus-rtu-over-tcp",
             Proto::OpcUa => "opcua",
+            Proto::ModbusRtu => "modbus-rtu",
         })
     }
 }
@@ -87,6 +92,14 @@ impl fmt::Display for DeviceId {
         if *self == analysis::OTHER_DEVICES {
             return f.write_str("(other devices)");
         }
+        if self.addr.serial().is_some() {
+            // A serial line's device: `ttyUSB1/3`.
+            write!(f, "{}", self.addr)?;
+            if let Some(u) = self.unit {
+                write!(f, "/{u}")?;
+            }
+            return Ok(());
+        }
         let ip = self.addr.ip();
         match (ip, self.port, self.unit) {
             (std::net::IpAddr::V4(a), 502, Some(_)) => write!(f, "{a}")?,
@@ -113,18 +126,32 @@ pub struct DeviceFilter {
 }
 
 impl DeviceFilter {
-    /// Parse `10.0.0.5`, `10.0.0.5/1`, `10.0.0.5:5020/1`, `[::1]:502/3`.
+    /// Parse `10.0.0.5`, `10.0.0.5/1`, `10.0.0.5:5020/1`, `[::1]:502/3`, and a serial line's
+    /// devices: `ttyUSB1/3`, `/dev/ttyUSB1/3`, `serial/3` (a capture that names no port),
+    /// `COM3/3`, or `line:NAME/3` for a line of any other name.
     ///
     /// # Errors
     /// A message with examples.
     pub fn parse(s: &str) -> Result<DeviceFilter, String> {
         let bad = || {
-            format!("`{s}` is not a device; write ADDR[/UNIT] or ADDR:PORT[/UNIT], e.g. 10.0.0.5/1, 10.0.0.5:5020/1, [::1]:4840")
+            format!("`{s}` is not a device; write ADDR[/UNIT] or ADDR:PORT[/UNIT], e.g. 10.0.0.5/1, 10.0.0.5:5020/1, [::1]:4840, or a serial line's LINE[/UNIT], e.g. ttyUSB1/3, serial/3, line:NAME/3")
         };
         let (host, unit) = match s.rsplit_once('/') {
-            Some((h, u)) => (h, Some(u.parse::<u8>().map_err(|_| bad())?)),
-            None => (s, None),
+            Some((h, u)) if !h.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) => {
+                (h, Some(u.parse::<u8>().map_err(|_| bad())?))
+            }
+            _ => (s, None),
         };
+        if let Some(line) = serial_line_name(host) {
+            if line.is_empty() {
+                return Err(bad());
+            }
+            return Ok(DeviceFilter {
+                addr: Addr::serial_end(link::line_index(line), link::SerialEnd::Line),
+                port: None,
+                unit,
+            });
+        }
         let (ip, port): (std::net::IpAddr, Option<u16>) = if let Ok(ip) = host.parse() {
             (ip, None)
         } else if let Ok(sa) = host.parse::<std::net::SocketAddr>() {
@@ -148,6 +175,22 @@ impl DeviceFilter {
             && self.port.is_none_or(|p| p == d.port)
             && (self.unit.is_none() || self.unit == d.unit)
     }
+}
+
+/// The serial line a `--device` text names, if it names one: `line:NAME`, or a name that
+/// looks like a serial port (`/dev/…`, `tty…`, `pts/…`, `COM…`, `serial…`, `rs485…`).
+fn serial_line_name(host: &str) -> Option<&str> {
+    if let Some(n) = host.strip_prefix("line:") {
+        return Some(n);
+    }
+    let n = host.strip_prefix("/dev/").unwrap_or(host);
+    let looks = host.starts_with("/dev/")
+        || n.starts_with("tty")
+        || n.starts_with("COM")
+        || n.starts_with("serial")
+        || n.starts_with("pts/")
+        || n.starts_with("rs485");
+    looks.then_some(n)
 }
 
 /// Modbus framing of a PDU event.
@@ -233,6 +276,12 @@ pub struct Health {
     pub flows: u64,
     /// Flows dropped while open to bound memory.
     pub evicted_flows: u64,
+    /// Serial frames (link types 252, 147, 250).
+    pub serial_frames: u64,
+    /// Exported PDUs (link type 252) for a dissector other than Modbus RTU, skipped.
+    pub other_dissectors: u64,
+    /// UART errors a capture recorded (RTAC serial events: framing, parity, overflow).
+    pub uart_errors: u64,
 }
 
 /// Receives decoded PDUs.
@@ -317,10 +366,22 @@ impl Framer for RtuFramer {
     }
 }
 
+/// A serial line seen in a capture (one per pcapng interface name).
+struct SerialLine {
+    /// The interface's name as the file gives it.
+    name: Option<String>,
+    /// Its index for [`Addr::serial_end`].
+    index: u16,
+    /// Its flow id: one flow per line, so that the analysis pairs per line and unit.
+    flow: u32,
+    bus: serial::BusState,
+}
+
 /// The capture decoder: feed it packets, it calls the sink with every PDU.
 pub struct Decoder {
     cfg: Config,
     flows: FlowTable<FlowApp>,
+    lines: Vec<SerialLine>,
     /// Counters.
     pub health: Health,
     /// PDUs found in the current frame.
@@ -336,6 +397,7 @@ impl Decoder {
         Decoder {
             cfg,
             flows: FlowTable::default(),
+            lines: Vec::new(),
             health: Health::default(),
             frame_pdus: 0,
             decoded_flow: false,
@@ -359,11 +421,144 @@ impl Decoder {
                 return;
             }
             Err(Skip::UnknownLink) => {
-                self.health.unknown_link += 1;
+                if !self.serial_packet(p, sink) {
+                    self.health.unknown_link += 1;
+                }
                 return;
             }
         };
         self.segment(p, &seg, sink);
+    }
+
+    /// A packet of a serial link type (252 exported PDU with the `mbrtu` dissector, 147 USER0
+    /// raw frames, 250 RTAC serial): one RTU frame, or several that tile it exactly (a sniffer
+    /// that wrote a burst). Returns false for other link types.
+    fn serial_packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) -> bool {
+        use serial::{linktype, SerialPacket};
+        let payload = match p.linktype.0 {
+            x if x == i32::from(linktype::EXPORTED_PDU) => serial::exported_pdu(p.data),
+            x if x == i32::from(linktype::USER0) => SerialPacket::Rtu(p.data),
+            x if x == i32::from(linktype::RTAC_SERIAL) => serial::rtac_serial(p.data),
+            _ => return false,
+        };
+        let b = match payload {
+            SerialPacket::Rtu(b) if !b.is_empty() => {
+                self.decoded_flow = true;
+                b
+            }
+            SerialPacket::Rtu(_) => return true,
+            SerialPacket::OtherDissector(_) => {
+                self.health.other_dissectors += 1;
+                return true;
+            }
+            SerialPacket::UartEvent(_) => {
+                self.health.uart_errors += 1;
+                return true;
+            }
+            SerialPacket::Malformed => {
+                self.health.malformed_frames += 1;
+                return true;
+            }
+        };
+        let known = self
+            .lines
+            .iter()
+            .position(|l| l.name.as_deref() == p.if_name);
+        let li = if let Some(i) = known {
+            i
+        } else {
+            let index = link::line_index(p.if_name.unwrap_or("serial"));
+            let n = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
+            self.lines.push(SerialLine {
+                name: p.if_name.map(str::to_string),
+                index,
+                // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
+                // analysis's flow cache takes for an empty slot.
+                flow: u32::MAX - 1 - n.min(u32::MAX / 2),
+                bus: serial::BusState::default(),
+            });
+            self.lines.len() - 1
+        };
+        self.frame_pdus = 0;
+        let whole = pdu::rtu_crc_ok(b);
+        let found = if whole {
+            Vec::new()
+        } else {
+            crate::proto::modbus::rtu::find_frames(b)
+        };
+        let tiles = found.len() >= 2
+            && found[0].start == 0
+            && found
+                .windows(2)
+                .all(|w| w[0].start + w[0].len == w[1].start)
+            && found.last().is_some_and(|f| f.start + f.len == b.len());
+        if tiles {
+            for f in &found {
+                self.serial_frame(p, li, &b[f.start..f.start + f.len], true, sink);
+            }
+        } else {
+            self.serial_frame(p, li, b, whole, sink);
+        }
+        true
+    }
+
+    fn serial_frame(
+        &mut self,
+        p: &reader::Packet<'_>,
+        li: usize,
+        b: &[u8],
+        ok: bool,
+        sink: &mut dyn PduSink,
+    ) {
+        let line = &mut self.lines[li];
+        let dir = match p.direction {
+            reader::PacketDirection::Outbound => Direction::Query,
+            reader::PacketDirection::Inbound => Direction::Response,
+            reader::PacketDirection::Unknown => line.bus.classify(b),
+        };
+        if p.direction != reader::PacketDirection::Unknown {
+            line.bus.saw(b, dir);
+        }
+        self.health.serial_frames += 1;
+        if !ok {
+            self.health.crc_errors += 1;
+        }
+        let unit = b[0];
+        let body = &b[1..b.len().saturating_sub(2).max(1)];
+        let mut pdu = pdu::decode_pdu(body, dir);
+        pdu.malformed |= !ok;
+        let master = Addr::serial_end(line.index, link::SerialEnd::Master);
+        let device_end = Addr::serial_end(line.index, link::SerialEnd::Unit(unit));
+        let (src, dst) = match dir {
+            Direction::Query => (master, device_end),
+            Direction::Response => (device_end, master),
+        };
+        let index = self.frame_pdus;
+        self.frame_pdus = self.frame_pdus.saturating_add(1);
+        sink.pdu(&PduEvent {
+            frame: p.frame,
+            ts_ns: p.ts_ns,
+            index,
+            flow: line.flow,
+            src,
+            dst,
+            sport: 0,
+            dport: 0,
+            proto: Proto::ModbusRtu,
+            dir,
+            device: DeviceId {
+                addr: Addr::serial_end(line.index, link::SerialEnd::Line),
+                port: 0,
+                unit: Some(unit),
+            },
+            modbus: Some(ModbusFrame {
+                mbap: None,
+                unit,
+                pdu,
+                crc_ok: Some(ok),
+            }),
+            opcua: None,
+        });
     }
 
     fn classify(cfg: &Config, seg: &Segment<'_>, d: usize) -> (Option<Proto>, u8) {
@@ -401,6 +596,7 @@ impl Decoder {
         let Decoder {
             cfg,
             flows,
+            lines: _,
             health,
             frame_pdus,
             decoded_flow,
@@ -541,8 +737,12 @@ impl Decoder {
         self.decoded_flow
     }
 
-    /// End of capture: decode what is held after gaps, and close every flow.
+    /// End of capture: decode what is held after gaps, and close every flow (serial lines
+    /// too).
     pub fn finish(&mut self, sink: &mut dyn PduSink) {
+        for l in self.lines.drain(..) {
+            sink.flow_closed(l.flow);
+        }
         let flows: Vec<_> = self.flows.drain().collect();
         for mut f in flows {
             match f.app.proto {
@@ -667,7 +867,7 @@ impl Step<'_> {
                             ..base
                         });
                     }
-                    Proto::RtuOverTcp => {
+                    Proto::RtuOverTcp | Proto::ModbusRtu => {
                         let ok = pdu::rtu_crc_ok(b);
                         if !ok {
                             health.crc_errors += 1;
@@ -719,7 +919,9 @@ impl Step<'_> {
         match proto {
             Proto::ModbusTcp => dir_state.feed(&ModbusFramer, data, &mut on_piece),
             Proto::OpcUa => dir_state.feed(&OpcUaFramer, data, &mut on_piece),
-            Proto::RtuOverTcp => dir_state.feed(&RtuFramer(dir), data, &mut on_piece),
+            Proto::RtuOverTcp | Proto::ModbusRtu => {
+                dir_state.feed(&RtuFramer(dir), data, &mut on_piece);
+            }
         }
     }
 }
@@ -821,6 +1023,208 @@ mod tests {
         assert!(DeviceFilter::parse("plc7")
             .unwrap_err()
             .contains("10.0.0.5/1"));
+    }
+
+    struct Txs(Vec<(String, &'static str, Option<i64>)>);
+    impl analysis::Emit for Txs {
+        fn transaction(&mut self, t: &analysis::Transaction) {
+            self.0
+                .push((t.device.to_string(), t.status.word(), t.rt_ns()));
+        }
+    }
+
+    fn rtu_packets(
+        frames: &[(Vec<u8>, reader::PacketDirection)],
+        lt: u16,
+    ) -> Vec<(Vec<u8>, reader::PacketDirection)> {
+        frames
+            .iter()
+            .map(|(f, d)| {
+                let mut data = match lt {
+                    252 => serial::MBRTU_HEADER.to_vec(),
+                    250 => vec![0, 0, 0, 1, 0, 0, 0, 2, 2, 0, 0, 0],
+                    _ => Vec::new(),
+                };
+                data.extend(f);
+                (data, *d)
+            })
+            .collect()
+    }
+
+    type Decoded = (
+        Vec<(String, &'static str, Option<i64>)>,
+        Health,
+        Vec<analysis::DeviceStats>,
+    );
+
+    fn decode_serial(
+        lt: u16,
+        pk: &[(Vec<u8>, reader::PacketDirection)],
+        name: Option<&str>,
+    ) -> Decoded {
+        let mut tx = Txs(Vec::new());
+        let mut an = analysis::Analysis::new(None, &mut tx);
+        an.want_tx = true;
+        let mut dec = Decoder::new(Config::default());
+        for (i, (data, d)) in pk.iter().enumerate() {
+            dec.packet(
+                &reader::Packet {
+                    frame: i as u64 + 1,
+                    ts_ns: (i as i64 + 1) * 10_000_000,
+                    linktype: reader::Linktype(i32::from(lt)),
+                    data,
+                    orig_len: data.len() as u32,
+                    direction: *d,
+                    if_name: name,
+                },
+                &mut an,
+            );
+        }
+        dec.finish(&mut an);
+        an.finish();
+        let devices = an.devices.clone();
+        (tx.0, dec.health, devices)
+    }
+
+    #[test]
+    fn a_serial_line_pairs_per_unit_and_gives_up_on_the_next_request() {
+        use crate::proto::modbus::rtu::adu;
+        use reader::PacketDirection::Unknown;
+        let q = |u: u8| (adu(u, &[3, 0, 0, 0, 1]), Unknown);
+        let r = |u: u8| (adu(u, &[3, 2, 0, 7]), Unknown);
+        let mut bad = adu(2, &[3, 2, 0, 7]);
+        bad[3] ^= 1;
+        // unit 1 silent, master moves to 2; 2 answers; 1 re-polled twice, the second answered;
+        // 2 answers with a bad CRC (not paired), the request is given up at the end.
+        let frames = [q(1), q(2), r(2), q(1), q(1), r(1), q(2), (bad, Unknown)];
+        for lt in [147u16, 252, 250] {
+            let (tx, health, devices) =
+                decode_serial(lt, &rtu_packets(&frames, lt), Some("/dev/ttyUSB7"));
+            let words: Vec<_> = tx.iter().map(|t| (t.0.as_str(), t.1)).collect();
+            assert_eq!(
+                words,
+                [
+                    ("ttyUSB7/1", "unanswered"),
+                    ("ttyUSB7/2", "ok"),
+                    ("ttyUSB7/1", "unanswered"),
+                    ("ttyUSB7/1", "ok"),
+                    ("ttyUSB7/2", "unanswered"),
+                ],
+                "link type {lt}"
+            );
+            assert_eq!(
+                tx[1].2,
+                Some(10_000_000),
+                "response time from the frames' times"
+            );
+            assert_eq!((health.serial_frames, health.crc_errors), (8, 1));
+            let d1 = devices.iter().find(|d| d.id.unit == Some(1)).unwrap();
+            assert_eq!(
+                (d1.requests, d1.answered, d1.unanswered, d1.duplicate_ids),
+                (3, 1, 2, 0)
+            );
+            assert_eq!(d1.masters[0].to_string(), "ttyUSB7/master");
+            assert_eq!(d1.proto, Proto::ModbusRtu);
+        }
+    }
+
+    #[test]
+    fn serial_directions_come_from_packet_flags_when_given() {
+        use crate::proto::modbus::rtu::adu;
+        use reader::PacketDirection::{Inbound, Outbound};
+        // A write's answer echoes its request: only the flags tell a re-sent request apart.
+        let w = adu(4, &[6, 0, 1, 0, 9]);
+        let frames = [(w.clone(), Outbound), (w.clone(), Outbound), (w, Inbound)];
+        let (tx, _, _) = decode_serial(147, &rtu_packets(&frames, 147), None);
+        let words: Vec<_> = tx.iter().map(|t| (t.0.as_str(), t.1)).collect();
+        assert_eq!(words, [("serial/4", "unanswered"), ("serial/4", "ok")]);
+    }
+
+    #[test]
+    fn a_burst_in_one_packet_is_split_and_other_dissectors_are_skipped() {
+        use crate::proto::modbus::rtu::adu;
+        let mut burst = adu(1, &[3, 0, 0, 0, 1]);
+        burst.extend(adu(1, &[3, 2, 0, 7]));
+        let frames = [(burst, reader::PacketDirection::Unknown)];
+        let (tx, health, _) = decode_serial(147, &frames, Some("line3"));
+        assert_eq!(tx.len(), 1);
+        assert_eq!((tx[0].0.as_str(), tx[0].1), ("line3/1", "ok"));
+        assert_eq!(health.serial_frames, 2);
+        let other = vec![0, 12, 0, 4, b'e', b't', b'h', 0, 0, 0, 0, 0, 1, 2, 3];
+        let (tx, health, _) =
+            decode_serial(252, &[(other, reader::PacketDirection::Unknown)], None);
+        assert!(tx.is_empty());
+        assert_eq!((health.other_dissectors, health.serial_frames), (1, 0));
+        let mut ev = vec![0u8; 12];
+        ev[8] = 7;
+        let (_, health, _) = decode_serial(250, &[(ev, reader::PacketDirection::Unknown)], None);
+        assert_eq!(health.uart_errors, 1);
+    }
+
+    #[test]
+    fn a_written_serial_capture_reads_back_with_directions_and_line_name() {
+        use crate::proto::modbus::rtu::adu;
+        use reader::PacketDirection::{Inbound, Outbound};
+        let iface = writer::Interface {
+            linktype: serial::linktype::EXPORTED_PDU,
+            snaplen: 0,
+            name: Some("/dev/ttyUSB4".into()),
+            description: Some("test".into()),
+        };
+        let mut w = writer::PcapngWriter::with_interface(Vec::new(), &iface).unwrap();
+        // An FC 6 write and its echo: only the flags tell them apart.
+        let wr = adu(2, &[6, 0, 1, 0, 9]);
+        for (i, (f, d)) in [(&wr, Outbound), (&wr, Outbound), (&wr, Inbound)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut p = serial::MBRTU_HEADER.to_vec();
+            p.extend_from_slice(f);
+            w.packet_with_flags(1_000 + i as u64, &p, d.flags())
+                .unwrap();
+        }
+        let bytes = w.into_inner();
+        let mut stats = reader::ReadStats::default();
+        let mut got = Vec::new();
+        let mut tx = Txs(Vec::new());
+        let mut an = analysis::Analysis::new(None, &mut tx);
+        an.want_tx = true;
+        let mut dec = Decoder::new(Config::default());
+        reader::read_stream(
+            Box::new(std::io::Cursor::new(bytes.clone())),
+            "mem",
+            false,
+            &mut stats,
+            &mut |p| {
+                got.push((p.direction, p.if_name.map(str::to_string), p.ts_ns));
+                dec.packet(p, &mut an);
+            },
+            &bytes[..4],
+        )
+        .unwrap();
+        dec.finish(&mut an);
+        an.finish();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (Outbound, Some("/dev/ttyUSB4".into()), 1_000));
+        assert_eq!(got[2].0, Inbound);
+        let words: Vec<_> = tx.0.iter().map(|t| (t.0.as_str(), t.1)).collect();
+        assert_eq!(words, [("ttyUSB4/2", "unanswered"), ("ttyUSB4/2", "ok")]);
+    }
+
+    #[test]
+    fn device_filter_names_serial_lines() {
+        let d = DeviceId {
+            addr: Addr::serial_end(link::line_index("/dev/ttyUSB1"), link::SerialEnd::Line),
+            port: 0,
+            unit: Some(3),
+        };
+        assert_eq!(d.to_string(), "ttyUSB1/3");
+        for t in ["ttyUSB1/3", "/dev/ttyUSB1/3", "ttyUSB1", "line:ttyUSB1/3"] {
+            assert!(DeviceFilter::parse(t).unwrap().matches(&d), "{t}");
+        }
+        assert!(!DeviceFilter::parse("ttyUSB1/4").unwrap().matches(&d));
+        assert!(!DeviceFilter::parse("serial/3").unwrap().matches(&d));
+        assert!(DeviceFilter::parse("line:/3").is_err());
     }
 
     #[test]

@@ -35,6 +35,47 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// Length on the wire.
     pub orig_len: u32,
+    /// Which way the packet went, where the file says (pcapng `epb_flags`; read on link types
+    /// other than Ethernet only). plcprobe's serial captures say `Outbound` for a master's
+    /// request and `Inbound` for a device's answer.
+    pub direction: PacketDirection,
+    /// The interface's name (pcapng `if_name`: an Ethernet interface, a serial port), where the
+    /// file gives one.
+    pub if_name: Option<&'a str>,
+}
+
+/// The direction bits of a pcapng packet's flags (`epb_flags` bits 0–1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PacketDirection {
+    /// Not said.
+    #[default]
+    Unknown,
+    /// Received (serial captures: a device's answer).
+    Inbound,
+    /// Sent (serial captures: a master's request).
+    Outbound,
+}
+
+impl PacketDirection {
+    /// From `epb_flags`.
+    #[must_use]
+    pub fn from_flags(flags: u32) -> PacketDirection {
+        match flags & 3 {
+            1 => PacketDirection::Inbound,
+            2 => PacketDirection::Outbound,
+            _ => PacketDirection::Unknown,
+        }
+    }
+
+    /// As `epb_flags` bits.
+    #[must_use]
+    pub fn flags(self) -> u32 {
+        match self {
+            PacketDirection::Unknown => 0,
+            PacketDirection::Inbound => 1,
+            PacketDirection::Outbound => 2,
+        }
+    }
 }
 
 /// What the reader saw besides packets.
@@ -178,6 +219,7 @@ pub fn read_stream(
     let gzs = if gz { "+gzip" } else { "" };
     let mut legacy: Option<(Linktype, u64)> = None;
     let mut ifaces: Vec<Iface> = Vec::new();
+    let mut names: Vec<Option<String>> = Vec::new();
     let mut capacity = BUFFER;
     let mut frame = 0u64;
     loop {
@@ -211,18 +253,24 @@ pub fn read_stream(
                                 linktype,
                                 data,
                                 orig_len: b.origlen,
+                                direction: PacketDirection::Unknown,
+                                if_name: None,
                             },
                         );
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => {
                         stats.format = format!("pcapng{gzs}");
                         ifaces.clear();
+                        names.clear();
                     }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface {
-                        linktype: idb.linktype,
-                        resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                        offset_s: idb.ts_offset(),
-                    }),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        ifaces.push(Iface {
+                            linktype: idb.linktype,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset_s: idb.ts_offset(),
+                        });
+                        names.push(idb.if_name().and_then(Result::ok).map(str::to_string));
+                    }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         frame += 1;
                         let Some(iface) = ifaces.get(epb.if_id as usize).copied() else {
@@ -234,6 +282,21 @@ pub fn read_stream(
                         let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                         let ts_ns = ts_to_ns(raw, iface.resolution, iface.offset_s);
                         let caplen = (epb.caplen as usize).min(epb.data.len());
+                        // Flags matter for serial captures only; Ethernet skips the search.
+                        let direction = if iface.linktype == Linktype::ETHERNET {
+                            PacketDirection::Unknown
+                        } else {
+                            epb.options
+                                .iter()
+                                .find(|o| o.code.0 == 2)
+                                .and_then(|o| o.as_bytes().ok())
+                                .and_then(|v| v.get(..4))
+                                .map_or(PacketDirection::Unknown, |v| {
+                                    PacketDirection::from_flags(u32::from_le_bytes([
+                                        v[0], v[1], v[2], v[3],
+                                    ]))
+                                })
+                        };
                         deliver(
                             stats,
                             f,
@@ -243,6 +306,8 @@ pub fn read_stream(
                                 linktype: iface.linktype,
                                 data: &epb.data[..caplen],
                                 orig_len: epb.origlen,
+                                direction,
+                                if_name: names.get(epb.if_id as usize).and_then(Option::as_deref),
                             },
                         );
                     }
@@ -259,6 +324,8 @@ pub fn read_stream(
                                 linktype,
                                 data: &spb.data[..len],
                                 orig_len: spb.origlen,
+                                direction: PacketDirection::Unknown,
+                                if_name: names.first().and_then(Option::as_deref),
                             },
                         );
                     }
@@ -376,6 +443,8 @@ mod tests {
 struct Batch {
     data: Vec<u8>,
     meta: Vec<Meta>,
+    /// Interface names of this batch's packets (`Meta::name` indexes it).
+    names: Vec<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -386,6 +455,9 @@ struct Meta {
     start: usize,
     len: usize,
     orig_len: u32,
+    direction: PacketDirection,
+    /// Index in `Batch::names`; `u16::MAX` for none.
+    name: u16,
 }
 
 /// Bytes of packet data per batch handed from the reading thread to the caller.
@@ -407,6 +479,7 @@ pub fn for_each_packet_threaded(
         let _ = empty_tx.send(Batch {
             data: Vec::with_capacity(BATCH + (64 << 10)),
             meta: Vec::with_capacity(BATCH / 64),
+            names: Vec::new(),
         });
     }
     std::thread::scope(|sc| {
@@ -415,6 +488,16 @@ pub fn for_each_packet_threaded(
             let mut batch = empty_rx.recv().ok();
             let r = for_each_packet(&owned, |p| {
                 let Some(b) = batch.as_mut() else { return };
+                let name = p.if_name.map_or(u16::MAX, |n| {
+                    let at = match b.names.last() {
+                        Some(l) if l == n => b.names.len() - 1,
+                        _ => b.names.iter().position(|x| x == n).unwrap_or_else(|| {
+                            b.names.push(n.to_string());
+                            b.names.len() - 1
+                        }),
+                    };
+                    u16::try_from(at).unwrap_or(u16::MAX)
+                });
                 b.meta.push(Meta {
                     frame: p.frame,
                     ts_ns: p.ts_ns,
@@ -422,6 +505,8 @@ pub fn for_each_packet_threaded(
                     start: b.data.len(),
                     len: p.data.len(),
                     orig_len: p.orig_len,
+                    direction: p.direction,
+                    name,
                 });
                 b.data.extend_from_slice(p.data);
                 if b.data.len() >= BATCH {
@@ -447,10 +532,13 @@ pub fn for_each_packet_threaded(
                     linktype: m.linktype,
                     data: &b.data[m.start..m.start + m.len],
                     orig_len: m.orig_len,
+                    direction: m.direction,
+                    if_name: b.names.get(usize::from(m.name)).map(String::as_str),
                 });
             }
             b.data.clear();
             b.meta.clear();
+            b.names.clear();
             let _ = empty_tx.send(b);
         }
         reader.join().unwrap_or_else(|_| {

@@ -118,6 +118,33 @@ pub fn enhanced_packet(
     data: &[u8],
     orig_len: u32,
 ) -> io::Result<()> {
+    enhanced_packet_with_flags(out, ts_ns, data, orig_len, 0)
+}
+
+/// The options of an Enhanced Packet Block that says its direction (`epb_flags`, bits 0–1: 1
+/// inbound, 2 outbound), after the padding of its `data_len` bytes of data; empty for `flags` 0.
+fn flags_option(data_len: usize, flags: u32) -> Vec<u8> {
+    let mut opts = Vec::new();
+    if flags != 0 {
+        opts.extend(std::iter::repeat_n(0u8, pad4(data_len)));
+        option(&mut opts, 2, &flags.to_le_bytes());
+        opts.extend_from_slice(&0u32.to_le_bytes());
+    }
+    opts
+}
+
+/// [`enhanced_packet`] with `epb_flags` (a serial frame's direction: `Packet::direction`).
+///
+/// # Errors
+/// A packet too large for the block's length field.
+pub fn enhanced_packet_with_flags(
+    out: &mut Vec<u8>,
+    ts_ns: i64,
+    data: &[u8],
+    orig_len: u32,
+    flags: u32,
+) -> io::Result<()> {
+    let opts = flags_option(data.len(), flags);
     let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
     let ts = u64::try_from(ts_ns).unwrap_or(0);
     let high = u32::try_from(ts >> 32).unwrap_or(0).to_le_bytes();
@@ -131,6 +158,7 @@ pub fn enhanced_packet(
             &caplen.to_le_bytes(),
             &orig_len.max(caplen).to_le_bytes(),
             data,
+            &opts,
         ],
     )?);
     Ok(())
@@ -161,6 +189,16 @@ impl<W: Write> PcapngWriter<W> {
     /// # Errors
     /// I/O errors of the underlying writer.
     pub fn packet(&mut self, ts_ns: u64, frame: &[u8]) -> io::Result<()> {
+        self.packet_with_flags(ts_ns, frame, 0)
+    }
+
+    /// Write one frame with its `epb_flags` (bits 0–1: 1 inbound, 2 outbound; 0 writes no
+    /// option). Serial captures mark a master's requests outbound and devices' answers inbound
+    /// (`reader::PacketDirection`).
+    ///
+    /// # Errors
+    /// I/O errors of the underlying writer.
+    pub fn packet_with_flags(&mut self, ts_ns: u64, frame: &[u8], flags: u32) -> io::Result<()> {
         let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
         // Enhanced Packet Block: interface 0, timestamp (high, low), captured and original
         // length, the frame.
@@ -169,7 +207,11 @@ impl<W: Write> PcapngWriter<W> {
             .unwrap_or(0)
             .to_le_bytes();
         let len = len.to_le_bytes();
-        let b = block(6, &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame])?;
+        let opts = flags_option(frame.len(), flags);
+        let b = block(
+            6,
+            &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame, &opts],
+        )?;
         self.w.write_all(&b)?;
         self.w.flush()
     }

@@ -33,7 +33,11 @@ use crate::{
         terminal::live_text,
     },
     outcome::Fail,
-    transport::packet_socket::{Options, PacketSocket},
+    transport::{
+        packet_socket::{Options, PacketSocket},
+        rtu::LineSettings,
+        serial_sniff,
+    },
 };
 
 /// Run `capture`.
@@ -233,7 +237,30 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
             Err(e) => Err(Fail::unknown(e.to_string()).into()),
         };
     }
-    Err(Fail::unknown("capture --serial is not available yet").into())
+    let Some(dev) = &args.serial else {
+        return Err(Fail::unknown(
+            "give an interface (-i eth1) or a serial port (--serial /dev/ttyUSB1)",
+        )
+        .into());
+    };
+    let Some((data_bits, parity, stop_bits)) = crate::target::parse_frame_text(&args.frame) else {
+        return Err(Fail::unknown(format!(
+            "--frame {}: not data bits, parity and stop bits like 8E1, 8N2 or 7O1",
+            args.frame
+        ))
+        .into());
+    };
+    let settings = LineSettings {
+        baud: args.baud,
+        data_bits,
+        parity,
+        stop_bits,
+    };
+    let sniffer = serial_sniff::open(dev, settings).map_err(Fail::unknown)?;
+    for w in sniffer.warnings() {
+        super::warn(w.clone());
+    }
+    Ok(Box::new(sniffer))
 }
 
 #[cfg(feature = "pcap")]

@@ -17,7 +17,7 @@ use std::{
 
 use crate::capture::{
     reader::Packet,
-    writer::{enhanced_packet, file_header, Interface},
+    writer::{enhanced_packet_with_flags, file_header, Interface},
 };
 
 /// `--ring N[xSIZE]`.
@@ -184,7 +184,13 @@ impl CaptureFiles {
     /// Writing or creating a file failed.
     pub fn packet(&mut self, p: &Packet<'_>) -> anyhow::Result<()> {
         let before = self.buf.len();
-        enhanced_packet(&mut self.buf, p.ts_ns, p.data, p.orig_len)?;
+        enhanced_packet_with_flags(
+            &mut self.buf,
+            p.ts_ns,
+            p.data,
+            p.orig_len,
+            p.direction.flags(),
+        )?;
         let block = (self.buf.len() - before) as u64;
         let full = self.ring.and_then(|r| r.size).is_some_and(|max| {
             self.cur_size + block > max && self.cur_size > self.header.len() as u64

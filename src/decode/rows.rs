@@ -460,6 +460,7 @@ pub fn proto_word(p: Proto) -> &'static str {
         Proto::ModbusTcp => "modbus-tcp",
         Proto::RtuOverTcp => "modbus-rtu-over-tcp",
         Proto::OpcUa => "opcua",
+        Proto::ModbusRtu => "modbus-rtu",
     }
 }
 
@@ -503,6 +504,10 @@ fn written_value(w: &Written) -> Json {
 pub struct Endpoint(pub Addr, pub u16);
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.serial().is_some() {
+            // A serial line's master: `ttyUSB1/master`, no port.
+            return write!(f, "{}", self.0);
+        }
         match self.0.ip() {
             std::net::IpAddr::V4(a) => write!(f, "{a}:{}", self.1),
             std::net::IpAddr::V6(a) => write!(f, "[{a}]:{}", self.1),

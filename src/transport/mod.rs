@@ -8,3 +8,4 @@ pub mod packet_socket;
 #[cfg(feature = "pcap")]
 pub mod pcap_source;
 pub mod rtu;
+pub mod serial_sniff;

@@ -37,7 +37,7 @@ use std::{
 
 use crate::capture::{
     bpf::Insn,
-    reader::{Linktype, Packet},
+    reader::{Linktype, Packet, PacketDirection},
     source::{LiveSource, SourceStats},
     writer::Interface,
 };
@@ -427,6 +427,8 @@ impl PacketSocket {
                     linktype: Linktype(1),
                     data,
                     orig_len: orig,
+                    direction: PacketDirection::Unknown,
+                    if_name: None,
                 });
             }
             if next == 0 {

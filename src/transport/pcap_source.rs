@@ -15,7 +15,7 @@ use std::{
 use pcap::{Active, Capture, Precision};
 
 use crate::capture::{
-    reader::{Linktype, Packet},
+    reader::{Linktype, Packet, PacketDirection},
     source::{LiveSource, SourceStats},
     writer::Interface,
 };
@@ -106,6 +106,8 @@ impl LiveSource for PcapSource {
                         linktype,
                         data: p.data,
                         orig_len: p.header.len,
+                        direction: PacketDirection::Unknown,
+                        if_name: None,
                     });
                     if n >= BURST {
                         break;

@@ -490,9 +490,7 @@ pub fn open_serial(path: &str, line: LineSettings) -> Result<tokio_serial::Seria
         StopBits::One
     };
     if !Path::new(path).exists() {
-        return Err(format!(
-            "{path}: no such serial port. Is the adapter plugged in? `ls /dev/serial/by-id/` lists the ports this machine has"
-        ));
+        return Err(no_such_port_text(path));
     }
     let builder = tokio_serial::new(path, line.baud)
         .data_bits(data_bits)
@@ -514,23 +512,9 @@ fn is_pty(path: &str) -> bool {
 fn describe_open(path: &str, line: LineSettings, e: &tokio_serial::Error) -> String {
     use tokio_serial::ErrorKind as K;
     match e.kind {
-        K::Io(io::ErrorKind::PermissionDenied) => format!(
-            "{path}: permission denied. Serial ports belong to the `dialout` group: `sudo usermod -aG dialout $USER`, then log in again (or run with sudo once to confirm)"
-        ),
-        K::Io(io::ErrorKind::NotFound) => format!(
-            "{path}: no such serial port. Is the adapter plugged in? `ls /dev/serial/by-id/` lists the ports this machine has"
-        ),
-        K::NoDevice => {
-            let holders = holders_of(path);
-            if holders.is_empty() {
-                format!("{path}: the port is busy (another program has it open); close it and try again")
-            } else {
-                format!(
-                    "{path}: the port is busy, held by {}; stop it (or use the same program for both jobs) and try again",
-                    holders.join(", ")
-                )
-            }
-        }
+        K::Io(io::ErrorKind::PermissionDenied) => permission_text(path),
+        K::Io(io::ErrorKind::NotFound) => no_such_port_text(path),
+        K::NoDevice => busy_text(path),
         _ if line.parity != Parity::None && is_pty(path) => format!(
             "{path}: this port refuses parity {} ({}). Linux pseudo-terminals accept no parity only: use frame=8N1 (or 8N2) on a pty",
             line.text(),
@@ -541,6 +525,33 @@ fn describe_open(path: &str, line: LineSettings, e: &tokio_serial::Error) -> Str
             line.text(),
             e.description
         ),
+    }
+}
+
+/// A port that does not exist, in words.
+pub fn no_such_port_text(path: &str) -> String {
+    format!(
+        "{path}: no such serial port. Is the adapter plugged in? `ls /dev/serial/by-id/` lists the ports this machine has"
+    )
+}
+
+/// A port this user may not open, in words.
+pub fn permission_text(path: &str) -> String {
+    format!(
+        "{path}: permission denied. Serial ports belong to the `dialout` group: `sudo usermod -aG dialout $USER`, then log in again (or run with sudo once to confirm)"
+    )
+}
+
+/// A port another program holds, in words, naming it where the OS says.
+pub fn busy_text(path: &str) -> String {
+    let holders = holders_of(path);
+    if holders.is_empty() {
+        format!("{path}: the port is busy (another program has it open); close it and try again")
+    } else {
+        format!(
+            "{path}: the port is busy, held by {}; stop it (or use the same program for both jobs) and try again",
+            holders.join(", ")
+        )
     }
 }
 
@@ -576,14 +587,21 @@ pub fn holders_of(path: &str) -> Vec<String> {
     out
 }
 
-/// An FTDI USB adapter's latency timer, which merges frames and delays every answer by up to
-/// its value: the advice to give when it is above 1 ms, after lowering it where permitted
-/// (writing 1 is what the kernel's `ASYNC_LOW_LATENCY` flag does for FTDI chips).
-pub fn latency_advice(path: &str) -> Option<String> {
+/// The latency timer of the USB serial adapter behind `path`, in ms, and the sysfs file that
+/// holds it; `None` when the port has none (not a USB adapter, or the kernel does not say).
+pub fn latency_timer(path: &str) -> Option<(u32, String)> {
     let real = std::fs::canonicalize(path).ok()?;
     let name = real.file_name()?.to_str()?.to_string();
     let file = format!("/sys/bus/usb-serial/devices/{name}/latency_timer");
     let ms: u32 = std::fs::read_to_string(&file).ok()?.trim().parse().ok()?;
+    Some((ms, file))
+}
+
+/// An FTDI USB adapter's latency timer, which merges frames and delays every answer by up to
+/// its value: the advice to give when it is above 1 ms, after lowering it where permitted
+/// (writing 1 is what the kernel's `ASYNC_LOW_LATENCY` flag does for FTDI chips).
+pub fn latency_advice(path: &str) -> Option<String> {
+    let (ms, file) = latency_timer(path)?;
     if ms <= 1 {
         return None;
     }

@@ -13,7 +13,8 @@
 //!   (fixed 1.75 ms above 19200 baud, §2.5.1.1).
 //! - [`answer_len`]: how long the answer at the start of a buffer is, from its header.
 //! - [`find_frames`]: CRC-valid frames in a byte stream of unknown alignment (the listener, the
-//!   simulator's request reader), trying each start offset as pymodbus does.
+//!   simulator's request reader), trying each start offset as pymodbus does; [`frame_at`] and
+//!   [`frame_len`] for one offset (the sniffer's framer, `capture::serial`).
 
 use std::time::Duration;
 
@@ -226,8 +227,10 @@ pub fn answer_len(b: &[u8]) -> Option<usize> {
     }
 }
 
-/// A frame's length by its function code and direction, FC43 / MEI 0x0E included.
-fn frame_len(b: &[u8], dir: Direction) -> Option<usize> {
+/// A frame's length by its function code and direction, FC43 / MEI 0x0E included: `None`
+/// until the header is there, or when the function code has no known layout.
+#[must_use]
+pub fn frame_len(b: &[u8], dir: Direction) -> Option<usize> {
     match (b.get(1)?, dir) {
         (43, Direction::Query) => (*b.get(2)? == 0x0E).then_some(7),
         (43, Direction::Response) => mei_answer_len(b).filter(|n| *n > 0),
@@ -280,11 +283,7 @@ pub fn find_frames(b: &[u8]) -> Vec<Found> {
             .then(|| {
                 [Direction::Query, Direction::Response]
                     .into_iter()
-                    .find_map(|dir| {
-                        let len = frame_len(rest, dir)?;
-                        (len >= 4 && len <= rest.len() && rtu_crc_ok(&rest[..len]))
-                            .then_some(Found { start: i, len, dir })
-                    })
+                    .find_map(|dir| frame_at(rest, dir).map(|len| Found { start: i, len, dir }))
             })
             .flatten();
         match hit {
@@ -298,16 +297,20 @@ pub fn find_frames(b: &[u8]) -> Vec<Found> {
     out
 }
 
+/// The length of a complete, CRC-valid frame of direction `dir`'s layout at the start of `b`.
+#[must_use]
+pub fn frame_at(b: &[u8], dir: Direction) -> Option<usize> {
+    let len = frame_len(b, dir)?;
+    (len >= 4 && len <= b.len() && rtu_crc_ok(&b[..len])).then_some(len)
+}
+
 /// The first complete, CRC-valid request frame in `b`: `Some((skip, len))` for bytes
 /// `skip..skip+len` (bytes before it are noise to drop); `None` while none is complete. A server
 /// reads requests with it and drops what it holds once the line has gone quiet.
 #[must_use]
 pub fn next_request(b: &[u8]) -> Option<(usize, usize)> {
-    (0..b.len().saturating_sub(3)).find_map(|i| {
-        let rest = &b[i..];
-        let len = frame_len(rest, Direction::Query)?;
-        (len >= 4 && len <= rest.len() && rtu_crc_ok(&rest[..len])).then_some((i, len))
-    })
+    (0..b.len().saturating_sub(3))
+        .find_map(|i| frame_at(&b[i..], Direction::Query).map(|len| (i, len)))
 }
 
 #[cfg(test)]
