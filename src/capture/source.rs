@@ -35,4 +35,9 @@ pub trait LiveSource: Send {
     fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Packet<'_>)) -> io::Result<usize>;
     /// Counters so far (the kernel's drop counter is read here).
     fn stats(&mut self) -> SourceStats;
+    /// The capture ends: hand out what the source still holds (a serial line's last frame,
+    /// still waiting for the silence that ends it); returns how many.
+    fn finish(&mut self, _f: &mut dyn FnMut(&Packet<'_>)) -> usize {
+        0
+    }
 }

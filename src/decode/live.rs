@@ -146,19 +146,15 @@ pub fn capture(
             if counted_out {
                 return;
             }
-            stats.packets += 1;
-            stats.bytes += p.data.len() as u64;
-            if p.data.len() < p.orig_len as usize {
-                stats.snapped += 1;
-            }
-            decoder.packet(p, &mut an);
-            if let (Some(f), None) = (files.as_mut(), &write_err) {
-                if set.keep_all || decoder.last_packet_decoded() {
-                    if let Err(e) = f.packet(p) {
-                        write_err = Some(e);
-                    }
-                }
-            }
+            take(
+                p,
+                &mut stats,
+                &mut decoder,
+                &mut an,
+                files.as_mut(),
+                &mut write_err,
+                set.keep_all,
+            );
             if set.count.is_some_and(|c| stats.packets >= c) {
                 counted_out = true;
             }
@@ -202,6 +198,31 @@ pub fn capture(
             });
         }
     };
+    // What the source still holds (a serial line's last frame) is part of the capture.
+    if end != End::Count {
+        source.finish(&mut |p| {
+            take(
+                p,
+                &mut stats,
+                &mut decoder,
+                &mut an,
+                files.as_mut(),
+                &mut write_err,
+                set.keep_all,
+            );
+        });
+        if let (Some(f), None) = (files.as_mut(), &write_err) {
+            if let Err(e) = f.flush() {
+                write_err = Some(e.into());
+            }
+        }
+        if let Some(e) = write_err.take() {
+            drop(files.take().map(CaptureFiles::finish));
+            return Err(e.context(
+                "writing the capture file failed; what was written before is a valid capture",
+            ));
+        }
+    }
     let source_stats = source.stats();
     decoder.finish(&mut an);
     an.finish();
@@ -232,6 +253,33 @@ pub fn capture(
         end,
         elapsed: start.elapsed(),
     })
+}
+
+/// One packet: counted, decoded, and written when it belongs to a decoded flow (or all are
+/// kept); a write error is kept for the caller, and nothing more is written after it.
+#[allow(clippy::too_many_arguments)]
+fn take(
+    p: &crate::capture::reader::Packet<'_>,
+    stats: &mut ReadStats,
+    decoder: &mut Decoder,
+    an: &mut Analysis<'_>,
+    files: Option<&mut CaptureFiles>,
+    write_err: &mut Option<anyhow::Error>,
+    keep_all: bool,
+) {
+    stats.packets += 1;
+    stats.bytes += p.data.len() as u64;
+    if p.data.len() < p.orig_len as usize {
+        stats.snapped += 1;
+    }
+    decoder.packet(p, an);
+    if let (Some(f), None) = (files, &*write_err) {
+        if keep_all || decoder.last_packet_decoded() {
+            if let Err(e) = f.packet(p) {
+                *write_err = Some(e);
+            }
+        }
+    }
 }
 
 /// A link type in words, for the summary's first line.

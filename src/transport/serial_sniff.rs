@@ -316,6 +316,10 @@ impl LiveSource for SerialSniffer {
         &self.iface
     }
 
+    fn finish(&mut self, f: &mut dyn FnMut(&Packet<'_>)) -> usize {
+        self.flush(f)
+    }
+
     fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Packet<'_>)) -> io::Result<usize> {
         if let Some(e) = self.failed.take() {
             return Err(io::Error::new(e.kind(), format!("{}: {e}", self.path)));
