@@ -239,8 +239,16 @@ pub struct Health {
 pub trait PduSink {
     /// One PDU.
     fn pdu(&mut self, e: &PduEvent<'_>);
-    /// A flow ended (RST, both FINs, end of capture, or evicted).
+    /// A flow ended before the capture did: RST, both FINs, or dropped from the flow table to
+    /// bound memory. Flows still open when the capture ends are not closed one by one: what is
+    /// outstanding on them is the sink's own end of capture (`Analysis::finish`).
     fn flow_closed(&mut self, _flow: u32) {}
+    /// Several flows ended at once (the flow table dropped them to bound memory).
+    fn flows_closed(&mut self, flows: &[u32]) {
+        for &f in flows {
+            self.flow_closed(f);
+        }
+    }
 }
 
 struct FlowApp {
@@ -402,6 +410,7 @@ impl Decoder {
         } = self;
         // A new flow is classified by its ports; on other ports, only with content detection.
         let mut unknown_port = false;
+        let mut evicted = Vec::new();
         let flow = flows.get_or_insert(
             key,
             p.ts_ns,
@@ -418,9 +427,12 @@ impl Decoder {
             },
             &mut |f| {
                 health.evicted_flows += 1;
-                sink.flow_closed(f.id);
+                evicted.push(f.id);
             },
         );
+        if !evicted.is_empty() {
+            sink.flows_closed(&evicted);
+        }
         if flow.app.ignored {
             return;
         }
@@ -524,28 +536,27 @@ impl Decoder {
         }
         if closing {
             st.close(flow);
+            st.sink.flow_closed(flow.id);
             flows.remove(&key);
         }
     }
 
-    /// End of capture: decode what is held after gaps, and close every flow.
+    /// End of capture: decode what is held after gaps in every flow still open. The flows are
+    /// not reported closed: the capture ended, not they.
     pub fn finish(&mut self, sink: &mut dyn PduSink) {
         let flows: Vec<_> = self.flows.drain().collect();
         for mut f in flows {
-            match f.app.proto {
-                Some(proto) if !f.app.ignored => {
-                    let mut st = Step {
-                        with_nodes: self.cfg.opcua_nodes,
-                        health: &mut self.health,
-                        sink,
-                        proto,
-                        ends: f.ends,
-                        flow_id: f.id,
-                        query_dir: usize::from(f.app.query_dir),
-                    };
-                    st.close(&mut f);
-                }
-                _ => sink.flow_closed(f.id),
+            if let (Some(proto), false) = (f.app.proto, f.app.ignored) {
+                let mut st = Step {
+                    with_nodes: self.cfg.opcua_nodes,
+                    health: &mut self.health,
+                    sink,
+                    proto,
+                    ends: f.ends,
+                    flow_id: f.id,
+                    query_dir: usize::from(f.app.query_dir),
+                };
+                st.close(&mut f);
             }
         }
     }
@@ -572,7 +583,8 @@ impl Step<'_> {
         }
     }
 
-    /// End of a flow: give up any gap, decode what is held, note an unfinished PDU.
+    /// End of a flow or of the capture: give up any gap, decode what is held, note an
+    /// unfinished PDU.
     fn close(&mut self, flow: &mut tcp::Flow<FlowApp>) {
         for d in 0..2 {
             // Each round decodes at least the first held segment, so this ends.
@@ -586,7 +598,6 @@ impl Step<'_> {
                 self.health.abandoned_pdus += 1;
             }
         }
-        self.sink.flow_closed(self.flow_id);
     }
 
     #[allow(clippy::too_many_arguments)]

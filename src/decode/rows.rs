@@ -129,6 +129,12 @@ impl TxCells {
                             let _ = write!(self.info, "wrote {v}");
                         }
                     }
+                } else if t.status == TxStatus::Pending {
+                    self.info
+                        .push_str("capture ended before an answer could be seen");
+                } else if t.status == TxStatus::Held {
+                    self.info
+                        .push_str("held by the server when the connection ended");
                 }
             }
         }

@@ -53,10 +53,21 @@ pub fn write_summary(
         t["modbus_pdus"], t["opcua_messages"], t["transactions"], t["exceptions"], t["bad_status"],
         t["unanswered"], t["malformed"], t["writes"]
     )?;
+    let (pending, held) = (
+        t["pending"].as_u64().unwrap_or(0),
+        t["held"].as_u64().unwrap_or(0),
+    );
+    if pending + held > 0 {
+        writeln!(
+            w,
+            "not failures: {pending} requests pending (the capture ended before their answer could be seen), {held} OPC UA Publish held by the server when their connection ended"
+        )?;
+    }
     if doc["devices"].as_array().is_some_and(|a| !a.is_empty()) {
         // Devices with problems first, then the busiest; all of them with -v or in json.
         let mut rows = device_rows(doc);
-        let bad = |r: &Vec<Json>| -> u64 { [4, 5, 6].iter().filter_map(|&i| r[i].as_u64()).sum() };
+        // exceptions, unanswered, malformed
+        let bad = |r: &Vec<Json>| -> u64 { [4, 5, 8].iter().filter_map(|&i| r[i].as_u64()).sum() };
         rows.rows
             .sort_by(|a, b| bad(b).cmp(&bad(a)).then(b[2].as_u64().cmp(&a[2].as_u64())));
         let total = rows.rows.len();
