@@ -558,8 +558,11 @@ pub struct Analysis<'e> {
     /// Whether PDUs go to `emit.pdu`.
     pub want_pdus: bool,
     /// Whether every transaction goes to `emit.transaction` (else only those the summary keeps
-    /// are built: writes, failures, the slowest).
+    /// are built and sent: the first writes and failures, the slowest, and those given up,
+    /// pending or held).
     pub want_tx: bool,
+    /// Whether every write goes to `emit.transaction` (`--writes`).
+    pub want_writes: bool,
 }
 
 impl<'e> Analysis<'e> {
@@ -600,6 +603,7 @@ impl<'e> Analysis<'e> {
             span_ns: None,
             want_pdus: false,
             want_tx: false,
+            want_writes: false,
         }
     }
 
@@ -675,13 +679,20 @@ impl<'e> Analysis<'e> {
         i
     }
 
-    /// Does a completed transaction need building (someone wants it)?
+    /// Does an answered transaction need building (someone wants it)? If not, it is only
+    /// counted ([`Analysis::count_unbuilt`]).
     fn keeps(&self, written: bool, status: TxStatus, rt: i64) -> bool {
         self.want_tx
-            || written
-            || status.failed()
+            || (written && (self.want_writes || self.writes.len() < KEEP))
+            || (status.failed() && self.failures.len() < KEEP)
             || self.slow.len() < 10
             || self.slow.peek().is_some_and(|s| s.0 < rt)
+    }
+
+    /// What [`Analysis::finish_tx`] counts of a transaction nobody keeps.
+    fn count_unbuilt(&mut self, written: bool, status: TxStatus) {
+        self.writes_total += u64::from(written);
+        self.failures_total += u64::from(status.failed());
     }
 
     #[allow(clippy::needless_pass_by_value)]
@@ -730,9 +741,12 @@ impl<'e> Analysis<'e> {
         d.pending = d.pending.saturating_sub(1);
         d.answered += 1;
         d.rt.record(u64::try_from(rt).unwrap_or(0));
-        if self.keeps(req.written.is_some(), status, rt) {
+        let written = req.written.is_some();
+        if self.keeps(written, status, rt) {
             let t = req.into_tx(e.proto, e.device, Some((e.frame, e.ts_ns)), status);
             self.finish_tx(t);
+        } else {
+            self.count_unbuilt(written, status);
         }
     }
 
