@@ -23,7 +23,7 @@ for copies in 100 200; do
   big=$BIG_DIR/big$copies.pcap
   [ "$copies" = 200 ] && big=$BIG_DIR/big.pcap   # the name decode.sh uses
   [ -s "$big" ] || python3 scripts/bench/make-big-capture.py "$seed" "$copies" "$big" > /dev/null
-  size=$(stat -c %s "$big"); cat "$big" > /dev/null
+  size=$(stat -L -c %s "$big"); cat "$big" > /dev/null
   phs=() new=() old=()
   for i in $(seq "$RUNS"); do
     if [ "$i" -le 3 ]; then timed "phs$copies-$i" tshark -n -r "$big" -qz io,phs; phs+=("phs$copies-$i"); fi
