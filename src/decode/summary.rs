@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use super::{
     pipeline::Decoded,
-    rows::{proto_word, tx_object},
+    rows::{proto_word, TxCells},
 };
 use crate::{
     capture::Proto,
@@ -141,17 +141,19 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         .collect();
     doc.insert("polling".into(), Json::Array(polling));
     doc.insert("polling_series_not_followed".into(), json!(s.polls_dropped));
+    // One set of cells for the three lists: each master, device and time text is made once.
+    let mut cells = TxCells::default();
     doc.insert(
         "slowest".into(),
-        Json::Array(s.slowest.iter().map(tx_object).collect()),
+        Json::Array(s.slowest.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "failures".into(),
-        Json::Array(s.failures.iter().map(tx_object).collect()),
+        Json::Array(s.failures.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "writes".into(),
-        Json::Array(s.writes.iter().map(tx_object).collect()),
+        Json::Array(s.writes.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "malformed".into(),
