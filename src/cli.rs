@@ -438,7 +438,8 @@ pub struct CaptureArgs {
 /// What `decode` and `capture` decode and show.
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
-    /// One row per transaction (request and its response, or unanswered).
+    /// One row per request: with its response, unanswered, pending at the end of the capture, or
+    /// (OPC UA Publish) held by the server when its connection ended.
     #[arg(long, conflicts_with_all = ["writes", "pdus"])]
     pub transactions: bool,
     /// One row per write request (FC 5, 6, 15, 16, 21, 22, 23; OPC UA Write) with its values.

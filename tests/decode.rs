@@ -731,7 +731,11 @@ fn reassembly_split_pipelined_retransmitted_out_of_order_and_midstream() {
     assert_eq!(h["out_of_order"], 1);
     assert_eq!(doc["totals"]["transactions"], 4);
     assert_eq!(doc["totals"]["exceptions"], 1);
-    assert_eq!(doc["totals"]["unanswered"], 1, "trans 5 has no response");
+    // Trans 5 has no response, and the capture ends on it (the last request of its connection,
+    // in stream order): pending, not a failure.
+    assert_eq!(doc["totals"]["unanswered"], 0);
+    assert_eq!(doc["totals"]["pending"], 1, "trans 5 is pending");
+    assert_eq!(doc["totals"]["failed"], 1, "the exception only");
     let w = run(&["decode", f, "--writes", "--format", "jsonl"]).jsonl();
     assert_eq!(w.len(), 1);
     assert_eq!(w[0]["values"], serde_json::json!([0x1234]));
@@ -1216,4 +1220,188 @@ fn writes_of_every_write_function_from_a_real_capture_match_tshark() {
         assert_eq!(w.get("write_address"), g.get("write_reference_num"));
         assert_eq!(w.get("write_count"), g.get("write_word_cnt"));
     }
+}
+
+/// asyncua's client subscribed to a node of `sim --opcua` (publishing every 100 ms); prints
+/// `SUBSCRIBED` once notifications flow, then either dies at once (`abort`: the kernel closes its
+/// connection while the server holds its Publish requests) or stays connected (`stay`).
+const UA_SUBSCRIBER: &str = r#"
+import asyncio, os, sys
+from asyncua import Client
+class Handler:
+    def datachange_notification(self, node, val, data):
+        pass
+async def main(url, node, mode):
+    c = Client(url=url, timeout=5)
+    await c.connect()
+    sub = await c.create_subscription(100, Handler())
+    await sub.subscribe_data_change(c.get_node(node))
+    await asyncio.sleep(1.5)
+    print("SUBSCRIBED", flush=True)
+    if mode == "abort":
+        os._exit(0)
+    await asyncio.sleep(3600)
+asyncio.run(main(*sys.argv[1:]))
+"#;
+
+#[test]
+fn every_opcua_request_is_accounted_for_publish_held_at_close_and_pending_at_the_end() {
+    use std::io::{BufRead, BufReader};
+    let (Some(py), Some(dumpcap)) = (crate::util::python(), tool("dumpcap")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("ua.pcapng");
+    let sim = crate::util::UaSim::start("127.0.0.1:0", &[]);
+    let port = sim.url.rsplit(':').next().unwrap().to_string();
+    // dumpcap on loopback (needs CAP_NET_RAW: root in CI), only the simulator's port.
+    let mut dc = std::process::Command::new(dumpcap)
+        .args(["-q", "-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
+        .arg(&cap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dumpcap");
+    let mut err = BufReader::new(dc.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    if !line.contains("Capturing on") {
+        let _ = dc.kill();
+        let _ = dc.wait();
+        skip(&format!("dumpcap cannot capture on lo here: {line}"));
+        return;
+    }
+    let dc = crate::util::Guard(dc);
+    let node = "ns=2;s=Line1.press.pressure";
+    let subscriber = |mode: &str| {
+        let mut c = std::process::Command::new(&py)
+            .args(["-c", UA_SUBSCRIBER, &sim.url, node, mode])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn asyncua");
+        let mut out = BufReader::new(c.stdout.take().unwrap());
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        assert_eq!(l.trim(), "SUBSCRIBED", "asyncua subscriber ({mode})");
+        crate::util::Guard(c)
+    };
+    // One client dies while its Publish requests are held; another is still subscribed when the
+    // capture stops.
+    let mut aborted = subscriber("abort");
+    aborted.0.wait().unwrap();
+    let stay = subscriber("stay");
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = dc.0.id().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let mut dc = dc;
+    dc.0.wait().unwrap();
+    drop(stay);
+    let f = cap.to_str().unwrap();
+
+    let doc = run(&["decode", f, "--opcua-port", &port, "--format", "json"]).json();
+    let devices = doc["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{devices:?}");
+    let d = &devices[0];
+    let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
+    assert_eq!(
+        n("requests"),
+        n("answered") + n("unanswered") + n("pending") + n("held"),
+        "{d}"
+    );
+    assert_eq!(
+        n("responses"),
+        n("answered") + n("responses_without_request")
+    );
+    assert!(n("held") >= 1, "the aborted client's Publish: {d}");
+    assert!(n("pending") >= 1, "the subscribed client's Publish: {d}");
+    assert_eq!(n("unanswered"), 0, "{d}");
+    assert_eq!(doc["verdict"], "OK", "held and pending are not failures");
+    // tshark counts the same requests, service by service (CloseSecureChannel is not one).
+    let Some(ids) = tshark(&[
+        "-r",
+        f,
+        "-d",
+        &format!("tcp.port=={port},opcua"),
+        "-Y",
+        "opcua",
+        "-T",
+        "fields",
+        "-e",
+        "opcua.servicenodeid.numeric",
+    ]) else {
+        return;
+    };
+    let mut theirs: BTreeMap<u64, u64> = BTreeMap::new();
+    for id in ids.split(|c: char| c == ',' || c.is_whitespace()) {
+        if let Ok(id) = id.parse::<u64>() {
+            *theirs.entry(id).or_default() += 1;
+        }
+    }
+    for fun in d["functions"].as_array().unwrap() {
+        let id = fun["function"].as_u64().unwrap();
+        assert_eq!(theirs.get(&id), fun["requests"].as_u64().as_ref(), "{fun}");
+    }
+    let publish = d["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "PublishRequest")
+        .expect("Publish requests");
+    assert!(publish["requests"].as_u64().unwrap() >= 4);
+
+    // Every request is one transaction row; the statuses are the device's figures.
+    let rows = run(&[
+        "decode",
+        f,
+        "--opcua-port",
+        &port,
+        "--transactions",
+        "--format",
+        "jsonl",
+    ])
+    .jsonl();
+    assert_eq!(rows.len() as u64, n("requests"));
+    let count = |s: &str| rows.iter().filter(|r| r["status"] == s).count() as u64;
+    assert_eq!(count("held"), n("held"));
+    assert_eq!(count("pending"), n("pending"));
+    assert_eq!(count("ok"), n("answered"));
+    for r in rows
+        .iter()
+        .filter(|r| r["status"] == "held" || r["status"] == "pending")
+    {
+        assert_eq!(r["function_name"], "PublishRequest", "{r}");
+        assert!(r.get("response_frame").is_none() && r.get("rt_ms").is_none());
+    }
+    let frames: std::collections::BTreeSet<u64> = rows
+        .iter()
+        .map(|r| r["request_frame"].as_u64().unwrap() * 1000 + r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(frames.len(), rows.len(), "no request twice");
+    // The terminal summary says so, and `report` shows them.
+    let text = run(&["decode", f, "--opcua-port", &port]).stdout;
+    assert!(text.contains("requests pending"), "{text}");
+    let res = dir.path().join("res.json");
+    let r = run(&[
+        "decode",
+        f,
+        "--opcua-port",
+        &port,
+        "--results",
+        res.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = dir.path().join("report.md");
+    let r = run(&["report", res.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        md.contains(&format!("{} pending at the end", n("pending"))),
+        "{md}"
+    );
+    assert!(md.contains("| pending |"), "{md}");
 }

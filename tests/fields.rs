@@ -191,6 +191,8 @@ fn decode_rows_keep_their_fields() {
             "answered",
             "exceptions",
             "unanswered",
+            "pending",
+            "held",
             "malformed",
             "writes",
             "rt_min_ms",

@@ -54,6 +54,19 @@ fn decoder() -> Decoder {
     })
 }
 
+/// The analysis's identities (capture/analysis.rs, "Every request accounted for"): whatever
+/// the bytes, every request of a device ended one way, and every response paired at most once.
+fn every_request_accounted_for(an: &Analysis<'_>) {
+    for d in &an.devices {
+        assert_eq!(
+            d.requests,
+            d.answered + d.unanswered + d.pending + d.held,
+            "{d:?}"
+        );
+        assert_eq!(d.responses, d.answered + d.unmatched_responses, "{d:?}");
+    }
+}
+
 /// Any bytes as a capture file: the pcap/pcapng reader, link layers, TCP reassembly, the
 /// Modbus and OPC UA decoders and the analysis, end to end.
 pub fn capture_file(data: &[u8]) {
@@ -72,6 +85,7 @@ pub fn capture_file(data: &[u8]) {
     );
     dec.finish(&mut an);
     an.finish();
+    every_request_accounted_for(&an);
 }
 
 /// TCP reassembly: the input scripts a conversation on port 502 (or 4840, or RTU on 4001):
@@ -128,6 +142,7 @@ pub fn tcp_reassembly(data: &[u8]) {
     }
     dec.finish(&mut an);
     an.finish();
+    every_request_accounted_for(&an);
 }
 
 /// The Modbus PDU, MBAP and RTU codecs on any bytes, both directions.

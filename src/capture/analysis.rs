@@ -1,11 +1,43 @@
 //! What a capture says about a line: requests paired with responses (Modbus: flow +
 //! transaction id + unit; a serial line is one flow with transaction id 0, and a new request on
-//! it gives up the one before; OPC UA: flow + request handle), per-device counts, exceptions by
-//! code, unanswered requests, response times (min/p50/p95/max), malformed PDUs, duplicate
-//! transaction ids, writes (who wrote what, where, when) and how regularly each master polls.
+//! it gives up the one before; OPC UA: flow + the secure channel's request id), per-device
+//! counts, exceptions by code, unanswered requests, response times (min/p50/p95/max), malformed
+//! PDUs, duplicate transaction ids, writes (who wrote what, where, when) and how regularly each
+//! master polls.
 //!
 //! Memory is bounded: outstanding requests, poll series, and the lists kept for the summary
 //! are capped; transactions and writes stream out through [`Emit`] as they complete.
+//!
+//! # Every request accounted for
+//!
+//! Each request a device is sent (a Modbus query, an OPC UA service request other than
+//! `CloseSecureChannel`, which has no response: OPC 10000-4 §5.5.3) ends in exactly one of four
+//! ways, and becomes exactly one [`Transaction`] with that [`TxStatus`] (all of them go to
+//! [`Emit::transaction`] when [`Analysis::want_tx`] is on):
+//!
+//! - **answered** (`ok`, `exception`, `bad-status`, `mismatch`): its response came;
+//! - **unanswered** (a failure): the capture shows that no answer is coming — its connection
+//!   closed (FIN or RST) or was dropped from the flow table first, the master reused its
+//!   transaction id (request id) while it was outstanding, more than [`MAX_OUTSTANDING`] newer
+//!   requests were outstanding, or the capture ended after the master had sent a later request
+//!   on the same connection (it had moved on: a device that stopped answering is not hidden as
+//!   pending);
+//! - **pending** (not a failure): still outstanding when the capture ended, and nothing after it
+//!   shows whether an answer was coming — the last request on its connection, or a Publish;
+//! - **held** (not a failure): an OPC UA Publish the server was holding when its connection
+//!   ended. A server keeps Publish requests until it has notifications or a keep-alive is due,
+//!   so a client always has some outstanding; when the channel closes they are simply not
+//!   needed any more. This is its own status rather than `pending` because `pending` is the
+//!   figure a live capture shows for "outstanding now": a Publish whose connection is gone is
+//!   no longer outstanding, and counting it there would make that figure only ever grow.
+//!
+//! So per device, at every moment (during a live capture too, where `pending` is what is
+//! outstanding now) and after [`Analysis::finish`]:
+//! `requests = answered + unanswered + pending + held`, and
+//! `responses = answered + unmatched_responses` (a response pairs with at most one request).
+//! Traffic of a device the [`DeviceFilter`] leaves out is not counted at all; devices beyond
+//! [`MAX_DEVICES`] are counted together under [`OTHER_DEVICES`], requests and outcomes alike.
+//! Malformed PDUs are counted as malformed and, being requests or responses still, paired.
 
 use std::collections::BinaryHeap;
 
@@ -19,6 +51,8 @@ use crate::proto::{
 
 /// Outstanding requests kept before the oldest are given up as unanswered.
 pub const MAX_OUTSTANDING: usize = 1 << 16;
+/// The encoding id of an OPC UA `PublishRequest` (a Modbus function code is below 256).
+const PUBLISH: u32 = 826;
 /// Poll series (master, device, function, address, count) followed.
 pub const MAX_POLL_SERIES: usize = 1 << 15;
 /// Items kept in each summary list (writes, failures, malformed).
@@ -42,10 +76,15 @@ pub enum TxStatus {
     Exception(u8),
     /// OPC UA response with a bad service result.
     BadStatus(u32),
-    /// No response in the capture.
+    /// No response, and the capture shows none is coming (see the module header).
     Unanswered,
     /// The response's function code is not the request's (a confused or corrupting device).
     Mismatch(u8),
+    /// Still outstanding when the capture ended, with nothing after it to show whether an
+    /// answer was coming. Not a failure.
+    Pending,
+    /// An OPC UA Publish the server was holding when its connection ended. Not a failure.
+    Held,
 }
 
 impl TxStatus {
@@ -58,13 +97,24 @@ impl TxStatus {
             TxStatus::BadStatus(_) => "bad-status",
             TxStatus::Unanswered => "unanswered",
             TxStatus::Mismatch(_) => "mismatch",
+            TxStatus::Pending => "pending",
+            TxStatus::Held => "held",
         }
     }
 
-    /// Failed?
+    /// Failed? (`pending` and `held` are not failures: nothing shows the device failed.)
     #[must_use]
     pub fn failed(self) -> bool {
-        self != TxStatus::Ok
+        !matches!(self, TxStatus::Ok | TxStatus::Pending | TxStatus::Held)
+    }
+
+    /// Did a response come?
+    #[must_use]
+    pub fn answered(self) -> bool {
+        matches!(
+            self,
+            TxStatus::Ok | TxStatus::Exception(_) | TxStatus::BadStatus(_) | TxStatus::Mismatch(_)
+        )
     }
 }
 
@@ -87,7 +137,8 @@ pub struct Transaction {
     pub resp_frame: Option<u64>,
     /// Response time, ns.
     pub resp_ts_ns: Option<i64>,
-    /// Modbus transaction id or OPC UA request handle.
+    /// Modbus transaction id or OPC UA request handle (OPC UA pairs by request id, which
+    /// rows do not show).
     pub id: u32,
     /// Modbus function code or OPC UA service encoding id.
     pub function: u32,
@@ -246,7 +297,8 @@ impl LogHist {
     }
 }
 
-/// Per-device figures.
+/// Per-device figures. `requests = answered + unanswered + pending + held` and `responses =
+/// answered + unmatched_responses` hold at every moment (see the module header).
 #[derive(Debug, Clone)]
 pub struct DeviceStats {
     /// Device.
@@ -257,17 +309,22 @@ pub struct DeviceStats {
     pub requests: u64,
     /// Responses seen.
     pub responses: u64,
-    /// Requests answered (paired).
+    /// Requests answered (paired with their response).
     pub answered: u64,
     /// Exception responses by code.
     pub exceptions: Vec<(u8, u64)>,
     /// OPC UA bad service results by code.
     pub bad_status: Vec<(u32, u64)>,
-    /// Requests never answered.
+    /// Requests that will not be answered ([`TxStatus::Unanswered`]).
     pub unanswered: u64,
-    /// OPC UA Publish requests still parked at the server when the capture or connection ended.
-    pub parked_publish: u64,
-    /// Responses with no request in the capture.
+    /// Requests outstanding: during a capture, those waiting for their answer now; after
+    /// [`Analysis::finish`], those the capture ended on ([`TxStatus::Pending`]).
+    pub pending: u64,
+    /// OPC UA Publish requests the server was holding when their connection ended
+    /// ([`TxStatus::Held`]).
+    pub held: u64,
+    /// Responses that paired with no request (its request was before the capture, or given
+    /// up already).
     pub unmatched_responses: u64,
     /// Malformed PDUs.
     pub malformed: u64,
@@ -478,6 +535,11 @@ pub struct Analysis<'e> {
     pending: FxHashMap<u64, Pending>,
     /// Serial lines: the key of the one request outstanding on each line (flow), if any.
     line_pending: FxHashMap<u32, u64>,
+    /// Per open flow, the frame of its last request other than a Publish.
+    last_request: FxHashMap<u32, u64>,
+    /// [`MAX_OUTSTANDING`] and [`MAX_DEVICES`] (smaller in tests, to reach them).
+    max_outstanding: usize,
+    max_devices: usize,
 
     /// Poll series not followed because of the cap.
     pub polls_dropped: u64,
@@ -503,8 +565,11 @@ pub struct Analysis<'e> {
     /// Whether PDUs go to `emit.pdu`.
     pub want_pdus: bool,
     /// Whether every transaction goes to `emit.transaction` (else only those the summary keeps
-    /// are built: writes, failures, the slowest).
+    /// are built and sent: the first writes and failures, the slowest, and those given up,
+    /// pending or held).
     pub want_tx: bool,
+    /// Whether every write goes to `emit.transaction` (`--writes`).
+    pub want_writes: bool,
 }
 
 impl<'e> Analysis<'e> {
@@ -517,6 +582,9 @@ impl<'e> Analysis<'e> {
             index: FxHashMap::default(),
             pending: FxHashMap::default(),
             line_pending: FxHashMap::default(),
+            last_request: FxHashMap::default(),
+            max_outstanding: MAX_OUTSTANDING,
+            max_devices: MAX_DEVICES,
             slots: vec![
                 Slot {
                     flow: u32::MAX,
@@ -543,6 +611,7 @@ impl<'e> Analysis<'e> {
             span_ns: None,
             want_pdus: false,
             want_tx: false,
+            want_writes: false,
         }
     }
 
@@ -597,7 +666,7 @@ impl<'e> Analysis<'e> {
         if let Some(&i) = self.index.get(&id) {
             return i;
         }
-        if self.devices.len() >= MAX_DEVICES && id != OTHER_DEVICES {
+        if self.devices.len() >= self.max_devices && id != OTHER_DEVICES {
             return self.device(OTHER_DEVICES, proto);
         }
         let i = u32::try_from(self.devices.len()).unwrap_or(u32::MAX);
@@ -610,7 +679,8 @@ impl<'e> Analysis<'e> {
             exceptions: Vec::new(),
             bad_status: Vec::new(),
             unanswered: 0,
-            parked_publish: 0,
+            pending: 0,
+            held: 0,
             unmatched_responses: 0,
             malformed: 0,
             duplicate_ids: 0,
@@ -623,13 +693,20 @@ impl<'e> Analysis<'e> {
         i
     }
 
-    /// Does a completed transaction need building (someone wants it)?
+    /// Does an answered transaction need building (someone wants it)? If not, it is only
+    /// counted ([`Analysis::count_unbuilt`]).
     fn keeps(&self, written: bool, status: TxStatus, rt: i64) -> bool {
         self.want_tx
-            || written
-            || status.failed()
+            || (written && (self.want_writes || self.writes.len() < KEEP))
+            || (status.failed() && self.failures.len() < KEEP)
             || self.slow.len() < 10
             || self.slow.peek().is_some_and(|s| s.0 < rt)
+    }
+
+    /// What [`Analysis::finish_tx`] counts of a transaction nobody keeps.
+    fn count_unbuilt(&mut self, written: bool, status: TxStatus) {
+        self.writes_total += u64::from(written);
+        self.failures_total += u64::from(status.failed());
     }
 
     #[allow(clippy::needless_pass_by_value)]
@@ -657,47 +734,70 @@ impl<'e> Analysis<'e> {
         self.emit.transaction(&t);
     }
 
-    fn unanswered(&mut self, p: Pending) {
+    /// An outstanding request ends without an answer, as `status` (unanswered, pending at the
+    /// end of the capture, or held): it leaves the device's `pending` for that figure.
+    fn unpaired(&mut self, p: Pending, status: TxStatus) {
         let d = &mut self.devices[p.device as usize];
-        // A server parks Publish requests until it has notifications: one still open when the
-        // capture or the connection ends was not refused, just not needed yet.
-        if d.proto == Proto::OpcUa && p.function == 826 {
-            d.parked_publish += 1;
-            return;
+        d.pending = d.pending.saturating_sub(1);
+        match status {
+            TxStatus::Held => d.held += 1,
+            TxStatus::Pending => d.pending += 1,
+            _ => d.unanswered += 1,
         }
-        d.unanswered += 1;
         let (proto, id) = (d.proto, d.id);
-        self.finish_tx(p.into_tx(proto, id, None, TxStatus::Unanswered));
+        self.finish_tx(p.into_tx(proto, id, None, status));
     }
 
     /// A request answered by the response `e`: response time, and the transaction when kept.
     fn answered(&mut self, req: Pending, e: &PduEvent<'_>, status: TxStatus) {
         let rt = e.ts_ns - req.ts_ns;
         let d = &mut self.devices[req.device as usize];
+        d.pending = d.pending.saturating_sub(1);
         d.answered += 1;
         d.rt.record(u64::try_from(rt).unwrap_or(0));
-        if self.keeps(req.written.is_some(), status, rt) {
+        let written = req.written.is_some();
+        if self.keeps(written, status, rt) {
             let t = req.into_tx(e.proto, e.device, Some((e.frame, e.ts_ns)), status);
             self.finish_tx(t);
+        } else {
+            self.count_unbuilt(written, status);
+        }
+    }
+
+    /// A new outstanding request under `key`. Gives the oldest half up as unanswered when
+    /// [`MAX_OUTSTANDING`] are outstanding, and the one it replaces (same key: the master
+    /// reused an id) likewise.
+    fn outstanding(&mut self, key: u64, p: Pending) {
+        self.make_room();
+        let di = p.device as usize;
+        if p.function != PUBLISH {
+            // What tells, at the end of the capture, a request the master moved on from.
+            self.last_request.insert((key >> 32) as u32, p.frame);
+        }
+        self.devices[di].pending += 1;
+        if let Some(old) = self.pending.insert(key, p) {
+            self.devices[di].duplicate_ids += 1;
+            self.unpaired(old, TxStatus::Unanswered);
         }
     }
 
     fn make_room(&mut self) {
-        if self.pending.len() < MAX_OUTSTANDING {
+        if self.pending.len() < self.max_outstanding {
             return;
         }
         let mut ts: Vec<i64> = self.pending.values().map(|p| p.ts_ns).collect();
         let mid = ts.len() / 2;
         let cut = *ts.select_nth_unstable(mid).1;
-        let old: Vec<u64> = self
+        let mut old: Vec<(u64, i64, u64)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.ts_ns <= cut)
-            .map(|(k, _)| *k)
+            .map(|(k, p)| (p.frame, p.ts_ns, *k))
             .collect();
-        for k in old {
+        old.sort_unstable();
+        for (_, _, k) in old {
             if let Some(p) = self.pending.remove(&k) {
-                self.unanswered(p);
+                self.unpaired(p, TxStatus::Unanswered);
             }
         }
     }
@@ -735,7 +835,7 @@ impl<'e> Analysis<'e> {
             // (its unit did not answer, and the master moved on or asked again).
             if let Some(k) = self.line_pending.remove(&e.flow) {
                 if let Some(old) = self.pending.remove(&k) {
-                    self.unanswered(old);
+                    self.unpaired(old, TxStatus::Unanswered);
                 }
             }
             self.line_pending.insert(e.flow, key);
@@ -768,11 +868,7 @@ impl<'e> Analysis<'e> {
                     id: u32::from(trans),
                     written,
                 };
-                self.make_room();
-                if let Some(old) = self.pending.insert(key, pending) {
-                    self.devices[di as usize].duplicate_ids += 1;
-                    self.unanswered(old);
-                }
+                self.outstanding(key, pending);
             }
             Direction::Response => {
                 let d = &mut self.devices[di as usize];
@@ -870,7 +966,10 @@ impl<'e> Analysis<'e> {
         let Some(sid) = m.service_id else { return };
         bump(&mut self.opcua.services, sid);
         let handle = m.request_handle.unwrap_or(0);
-        let key = (u64::from(e.flow) << 32) | u64::from(handle);
+        // Paired by the secure channel's request id, which the response repeats and a client
+        // does not reuse while a request is outstanding (OPC 10000-6 §6.7.2); request handles
+        // may repeat (some stacks send every Publish with handle 0).
+        let key = (u64::from(e.flow) << 32) | u64::from(m.request_id.unwrap_or(handle));
         // CloseSecureChannel has no response (OPC 10000-4 §5.5.3): nothing to pair.
         if sid == 452 {
             return;
@@ -904,12 +1003,7 @@ impl<'e> Analysis<'e> {
                 id: handle,
                 written,
             };
-            self.make_room();
-            if let Some(old) = self.pending.insert(key, pending) {
-                // Publish requests legitimately share handle 0 on some stacks; count, don't warn.
-                self.devices[di as usize].duplicate_ids += 1;
-                self.unanswered(old);
-            }
+            self.outstanding(key, pending);
         } else {
             let d = &mut self.devices[di as usize];
             d.responses += 1;
@@ -931,14 +1025,26 @@ impl<'e> Analysis<'e> {
         }
     }
 
-    /// End of capture: every request still outstanding is unanswered.
+    /// End of capture: every request still outstanding is pending, unless the master sent a
+    /// later request on the same connection (it moved on: unanswered). A Publish is never
+    /// moved on from (a client keeps several outstanding). Transactions go out in request order.
     pub fn finish(&mut self) {
         self.line_pending.clear();
         let mut left: Vec<(u64, Pending)> = self.pending.drain().collect();
         left.sort_by_key(|(_, p)| p.frame);
-        for (_, p) in left {
-            self.unanswered(p);
+        for (k, p) in left {
+            let later = self
+                .last_request
+                .get(&((k >> 32) as u32))
+                .is_some_and(|&f| f > p.frame);
+            let status = if later && p.function != PUBLISH {
+                TxStatus::Unanswered
+            } else {
+                TxStatus::Pending
+            };
+            self.unpaired(p, status);
         }
+        self.last_request.clear();
     }
 }
 
@@ -993,24 +1099,49 @@ impl PduSink for Analysis<'_> {
         }
     }
 
+    /// The connection ended (FIN/RST, or dropped from the flow table): what is outstanding on
+    /// it will not be answered; a Publish was being held.
     fn flow_closed(&mut self, flow: u32) {
-        self.line_pending.remove(&flow);
+        self.flows_closed(&[flow]);
+    }
+
+    /// Several connections ended at once: one pass over what is outstanding.
+    fn flows_closed(&mut self, flows: &[u32]) {
+        for f in flows {
+            self.last_request.remove(f);
+            self.line_pending.remove(f);
+        }
         if self.pending.is_empty() {
             return;
         }
-        let keys: Vec<u64> = self
+        let set: rustc_hash::FxHashSet<u32> = if flows.len() > 1 {
+            flows.iter().copied().collect()
+        } else {
+            rustc_hash::FxHashSet::default()
+        };
+        let mut left: Vec<(u64, u64)> = self
             .pending
-            .keys()
-            .filter(|k| (*k >> 32) as u32 == flow)
-            .copied()
+            .iter()
+            .filter(|(k, _)| {
+                let f = (*k >> 32) as u32;
+                if flows.len() > 1 {
+                    set.contains(&f)
+                } else {
+                    flows.first() == Some(&f)
+                }
+            })
+            .map(|(k, p)| (p.frame, *k))
             .collect();
-        let mut left: Vec<(u64, Pending)> = keys
-            .into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|p| (k, p)))
-            .collect();
-        left.sort_by_key(|(_, p)| p.frame);
-        for (_, p) in left {
-            self.unanswered(p);
+        left.sort_unstable();
+        for (_, k) in left {
+            if let Some(p) = self.pending.remove(&k) {
+                let status = if p.function == PUBLISH {
+                    TxStatus::Held
+                } else {
+                    TxStatus::Unanswered
+                };
+                self.unpaired(p, status);
+            }
         }
     }
 }
@@ -1037,6 +1168,534 @@ mod tests {
             assert!(LogHist::lower(i) < LogHist::lower(i + 1));
             assert_eq!(LogHist::index(LogHist::lower(i)), i);
         }
+    }
+
+    // --- Every request accounted for: the real Decoder and Analysis fed with real frames. ---
+
+    use std::net::SocketAddr;
+
+    use proptest::prelude::*;
+
+    use crate::capture::{
+        link::flags as tcpflags,
+        reader::{Linktype, Packet},
+        writer::tcp_frame,
+        Config, Decoder,
+    };
+
+    /// A data segment's flags.
+    const PSH_ACK: u8 = 0x08 | tcpflags::ACK;
+
+    /// Everything the analysis emits, and the requests it was shown.
+    #[derive(Default)]
+    struct Seen {
+        txs: Vec<Transaction>,
+        /// Frames of the request PDUs that count as requests (not `CloseSecureChannel`).
+        request_frames: Vec<u64>,
+    }
+
+    impl Emit for Seen {
+        fn transaction(&mut self, t: &Transaction) {
+            self.txs.push(t.clone());
+        }
+        fn pdu(&mut self, e: &PduEvent<'_>) {
+            let request = match (e.modbus, e.opcua) {
+                (Some(_), _) => e.dir == Direction::Query,
+                (_, Some(m)) => m.is_request() && m.service_id != Some(452),
+                _ => false,
+            };
+            if request {
+                self.request_frames.push(e.frame);
+            }
+        }
+    }
+
+    /// What one step of a random conversation does.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// The client of connection `conn` sends a request with id `id` (Modbus: to `unit`);
+        /// `kind` 0 read, 1 write, 2 malformed (Modbus) / Publish (OPC UA), 3 `CloseSecureChannel`
+        /// (OPC UA; Modbus: a read).
+        Request {
+            conn: usize,
+            id: u16,
+            unit: u8,
+            kind: u8,
+        },
+        /// The server answers id `id` (whether or not it is outstanding); `bad`: an exception or
+        /// a bad service result.
+        Response {
+            conn: usize,
+            id: u16,
+            unit: u8,
+            publish: bool,
+            bad: bool,
+        },
+        /// The connection closes: both FINs, or a RST. The next step on it opens a new one.
+        Close { conn: usize, rst: bool },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0..4usize, 0..4u16, 1..3u8, 0..4u8)
+                .prop_map(|(conn, id, unit, kind)| Op::Request { conn, id, unit, kind }),
+            4 => (0..4usize, 0..4u16, 1..3u8, any::<bool>(), prop::bool::weighted(0.2))
+                .prop_map(|(conn, id, unit, publish, bad)| Op::Response { conn, id, unit, publish, bad }),
+            1 => (0..4usize, any::<bool>()).prop_map(|(conn, rst)| Op::Close { conn, rst }),
+        ]
+    }
+
+    fn modbus_adu(id: u16, unit: u8, pdu: &[u8]) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&u16::try_from(pdu.len() + 1).unwrap().to_be_bytes());
+        b.push(unit);
+        b.extend_from_slice(pdu);
+        b
+    }
+
+    /// An OPC UA MSG (or CLO) chunk, security None, of service `service` with request id `rid`.
+    fn ua_message(kind: [u8; 3], rid: u32, service: u16, handle: u32, result: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&1u32.to_le_bytes()); // channel
+        b.extend_from_slice(&1u32.to_le_bytes()); // token
+        b.extend_from_slice(&rid.to_le_bytes()); // sequence number
+        b.extend_from_slice(&rid.to_le_bytes()); // request id
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(&service.to_le_bytes());
+        if matches!(service, 631 | 826 | 452) {
+            // RequestHeader (Read, Publish, CloseSecureChannel)
+            b.extend_from_slice(&[0, 0]); // authentication token
+            b.extend_from_slice(&[0; 8]); // timestamp
+            b.extend_from_slice(&handle.to_le_bytes());
+            b.extend_from_slice(&[0; 4]); // return diagnostics
+            b.extend_from_slice(&(-1i32).to_le_bytes()); // audit entry id
+            b.extend_from_slice(&[0; 4]); // timeout hint
+            b.extend_from_slice(&[0, 0, 0]); // additional header
+        } else {
+            // ResponseHeader
+            b.extend_from_slice(&[0; 8]);
+            b.extend_from_slice(&handle.to_le_bytes());
+            b.extend_from_slice(&result.to_le_bytes());
+            b.push(0); // diagnostic info
+            b.extend_from_slice(&(-1i32).to_le_bytes()); // string table
+            b.extend_from_slice(&[0, 0, 0]); // additional header
+        }
+        let mut m = kind.to_vec();
+        m.push(b'F');
+        m.extend_from_slice(&u32::try_from(b.len() + 8).unwrap().to_le_bytes());
+        m.extend_from_slice(&b);
+        m
+    }
+
+    /// A TCP connection of the random conversation: its ends and sequence numbers.
+    struct Conn {
+        client: SocketAddr,
+        server: SocketAddr,
+        seq: [u32; 2],
+    }
+
+    /// Frames of a conversation, fed one by one to a Decoder and an Analysis; checks the
+    /// accounting after every frame and at the end.
+    struct Run {
+        frames: Vec<Vec<u8>>,
+    }
+
+    impl Run {
+        fn send(&mut self, c: &mut Conn, from_client: bool, flags: u8, payload: &[u8]) {
+            let (s, d, i) = if from_client {
+                (c.client, c.server, 0)
+            } else {
+                (c.server, c.client, 1)
+            };
+            let f = tcp_frame(s, d, c.seq[i], c.seq[1 - i], flags, payload);
+            c.seq[i] = c.seq[i].wrapping_add(
+                u32::try_from(payload.len()).unwrap()
+                    + u32::from(flags & (tcpflags::FIN | tcpflags::SYN) != 0),
+            );
+            self.frames.push(f);
+        }
+    }
+
+    /// The identities of the module header, device by device.
+    fn check_identities(an: &Analysis<'_>) -> Result<(), TestCaseError> {
+        for d in &an.devices {
+            prop_assert_eq!(
+                d.requests,
+                d.answered + d.unanswered + d.pending + d.held,
+                "requests of {}: {:?}",
+                d.id,
+                d
+            );
+            prop_assert_eq!(d.responses, d.answered + d.unmatched_responses, "{:?}", d);
+        }
+        Ok(())
+    }
+
+    fn conversation(
+        ops: &[Op],
+        opcua: [bool; 4],
+        filter: Option<DeviceFilter>,
+        max_outstanding: usize,
+        max_devices: usize,
+    ) -> Result<(), TestCaseError> {
+        let server = |i: usize| -> SocketAddr {
+            let port = if opcua[i] { 4840 } else { 502 };
+            format!("10.0.0.{}:{port}", 1 + i % 2).parse().unwrap()
+        };
+        let mut next_port = 40_000u16;
+        let mut conns: Vec<Option<Conn>> = (0..4).map(|_| None).collect();
+        let mut run = Run { frames: Vec::new() };
+        for op in ops {
+            let (i, from_client, payload, close) = match *op {
+                Op::Request {
+                    conn,
+                    id,
+                    unit,
+                    kind,
+                } => {
+                    let p = if opcua[conn] {
+                        let (t, sv) = match kind {
+                            2 => (b"MSG", 826),
+                            3 => (b"CLO", 452),
+                            _ => (b"MSG", 631),
+                        };
+                        ua_message(*t, u32::from(id), sv, 7, 0)
+                    } else {
+                        let pdu: &[u8] = match kind {
+                            1 => &[6, 0, 1, 0, 5],
+                            2 => &[3, 0],
+                            _ => &[3, 0, 0, 0, 2],
+                        };
+                        modbus_adu(id, unit, pdu)
+                    };
+                    (conn, true, p, None)
+                }
+                Op::Response {
+                    conn,
+                    id,
+                    unit,
+                    publish,
+                    bad,
+                } => {
+                    let p = if opcua[conn] {
+                        let sv = if publish { 829 } else { 634 };
+                        ua_message(
+                            *b"MSG",
+                            u32::from(id),
+                            sv,
+                            7,
+                            if bad { 0x8078_0000 } else { 0 },
+                        )
+                    } else if bad {
+                        modbus_adu(id, unit, &[0x83, 2])
+                    } else {
+                        modbus_adu(id, unit, &[3, 4, 0, 1, 0, 2])
+                    };
+                    (conn, false, p, None)
+                }
+                Op::Close { conn, rst } => (conn, true, Vec::new(), Some(rst)),
+            };
+            let c = conns[i].get_or_insert_with(|| {
+                next_port += 1;
+                Conn {
+                    client: format!("10.0.1.{}:{next_port}", 1 + i).parse().unwrap(),
+                    server: server(i),
+                    seq: [1000, 5000],
+                }
+            });
+            match close {
+                None => run.send(c, from_client, PSH_ACK, &payload),
+                Some(true) => {
+                    run.send(c, true, tcpflags::RST | tcpflags::ACK, &[]);
+                    conns[i] = None;
+                }
+                Some(false) => {
+                    run.send(c, true, tcpflags::FIN | tcpflags::ACK, &[]);
+                    run.send(c, false, tcpflags::FIN | tcpflags::ACK, &[]);
+                    conns[i] = None;
+                }
+            }
+        }
+        let mut seen = Seen::default();
+        let mut decoder = Decoder::new(Config::default());
+        let mut an = Analysis::new(filter, &mut seen);
+        an.want_tx = true;
+        an.want_pdus = true;
+        an.max_outstanding = max_outstanding;
+        an.max_devices = max_devices;
+        for (n, f) in run.frames.iter().enumerate() {
+            let p = Packet {
+                frame: n as u64 + 1,
+                ts_ns: 1_000_000 * n as i64,
+                linktype: Linktype::ETHERNET,
+                data: f,
+                orig_len: u32::try_from(f.len()).unwrap(),
+                direction: crate::capture::reader::PacketDirection::Unknown,
+                if_name: None,
+            };
+            decoder.packet(&p, &mut an);
+            // A live capture reads the figures between packets: they add up there too.
+            check_identities(&an)?;
+        }
+        decoder.finish(&mut an);
+        an.finish();
+        check_identities(&an)?;
+        prop_assert!(an.pending.is_empty());
+        let devices = an.devices.clone();
+        drop(an);
+        // Every request is exactly one transaction, whatever became of it.
+        let requests: u64 = devices.iter().map(|d| d.requests).sum();
+        prop_assert_eq!(requests, seen.txs.len() as u64);
+        let mut tx_frames: Vec<u64> = seen.txs.iter().map(|t| t.req_frame).collect();
+        tx_frames.sort_unstable();
+        seen.request_frames.sort_unstable();
+        prop_assert_eq!(&tx_frames, &seen.request_frames);
+        // The transactions' statuses are the devices' figures.
+        let count =
+            |f: &dyn Fn(TxStatus) -> bool| seen.txs.iter().filter(|t| f(t.status)).count() as u64;
+        let sum = |f: &dyn Fn(&DeviceStats) -> u64| devices.iter().map(f).sum::<u64>();
+        prop_assert_eq!(count(&TxStatus::answered), sum(&|d| d.answered));
+        prop_assert_eq!(
+            count(&|s| s == TxStatus::Unanswered),
+            sum(&|d| d.unanswered)
+        );
+        prop_assert_eq!(count(&|s| s == TxStatus::Pending), sum(&|d| d.pending));
+        prop_assert_eq!(count(&|s| s == TxStatus::Held), sum(&|d| d.held));
+        // Only a Publish is held; pending and held are not failures.
+        for t in &seen.txs {
+            prop_assert!(
+                t.status != TxStatus::Held || t.function == PUBLISH,
+                "{:?}",
+                t
+            );
+            if matches!(t.status, TxStatus::Pending | TxStatus::Held) {
+                prop_assert!(!t.status.failed());
+            }
+        }
+        // At most one request other than a Publish is pending per connection: the last one.
+        let mut pending_per_conn: FxHashMap<(Addr, u16), u32> = FxHashMap::default();
+        for t in &seen.txs {
+            if t.status == TxStatus::Pending && t.function != PUBLISH {
+                *pending_per_conn
+                    .entry((t.master, t.master_port))
+                    .or_default() += 1;
+            }
+        }
+        prop_assert!(
+            pending_per_conn.values().all(|&n| n == 1),
+            "{:?}",
+            pending_per_conn
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_request_is_accounted_for_once(
+            ops in prop::collection::vec(op(), 0..80),
+            opcua in any::<[bool; 4]>(),
+            filter_one in any::<bool>(),
+            max_outstanding in prop_oneof![Just(MAX_OUTSTANDING), 2..6usize],
+            max_devices in prop_oneof![Just(MAX_DEVICES), 1..3usize],
+        ) {
+            // The filter keeps the devices of 10.0.0.1 (connections 0 and 2).
+            let filter = filter_one.then(|| DeviceFilter::parse("10.0.0.1").unwrap());
+            conversation(&ops, opcua, filter, max_outstanding, max_devices)?;
+        }
+    }
+
+    fn statuses(ops: &[Op], opcua: [bool; 4]) -> Vec<(u16, &'static str)> {
+        // The same conversation as above, its transactions in request-frame order.
+        let server: SocketAddr = if opcua[0] {
+            "10.0.0.1:4840"
+        } else {
+            "10.0.0.1:502"
+        }
+        .parse()
+        .unwrap();
+        let mut c = Conn {
+            client: "10.0.1.1:40001".parse().unwrap(),
+            server,
+            seq: [1000, 5000],
+        };
+        let mut run = Run { frames: Vec::new() };
+        for op in ops {
+            match *op {
+                Op::Request { id, kind, .. } => {
+                    let p = if opcua[0] {
+                        let sv = if kind == 2 { 826 } else { 631 };
+                        ua_message(*b"MSG", u32::from(id), sv, 0, 0)
+                    } else {
+                        modbus_adu(id, 1, &[3, 0, 0, 0, 2])
+                    };
+                    run.send(&mut c, true, PSH_ACK, &p);
+                }
+                Op::Response { id, publish, .. } => {
+                    let p = if opcua[0] {
+                        ua_message(
+                            *b"MSG",
+                            u32::from(id),
+                            if publish { 829 } else { 634 },
+                            0,
+                            0,
+                        )
+                    } else {
+                        modbus_adu(id, 1, &[3, 4, 0, 1, 0, 2])
+                    };
+                    run.send(&mut c, false, PSH_ACK, &p);
+                }
+                Op::Close { rst, .. } => {
+                    if rst {
+                        run.send(&mut c, true, tcpflags::RST | tcpflags::ACK, &[]);
+                    } else {
+                        run.send(&mut c, true, tcpflags::FIN | tcpflags::ACK, &[]);
+                        run.send(&mut c, false, tcpflags::FIN | tcpflags::ACK, &[]);
+                    }
+                }
+            }
+        }
+        let mut seen = Seen::default();
+        let mut decoder = Decoder::new(Config::default());
+        let mut an = Analysis::new(None, &mut seen);
+        an.want_tx = true;
+        for (n, f) in run.frames.iter().enumerate() {
+            let p = Packet {
+                frame: n as u64 + 1,
+                ts_ns: 1_000_000 * n as i64,
+                linktype: Linktype::ETHERNET,
+                data: f,
+                orig_len: u32::try_from(f.len()).unwrap(),
+                direction: crate::capture::reader::PacketDirection::Unknown,
+                if_name: None,
+            };
+            decoder.packet(&p, &mut an);
+        }
+        decoder.finish(&mut an);
+        an.finish();
+        drop(an);
+        seen.txs.sort_by_key(|t| t.req_frame);
+        seen.txs
+            .iter()
+            .map(|t| (t.id as u16, t.status.word()))
+            .collect()
+    }
+
+    fn req(id: u16, kind: u8) -> Op {
+        Op::Request {
+            conn: 0,
+            id,
+            unit: 1,
+            kind,
+        }
+    }
+    fn resp(id: u16, publish: bool) -> Op {
+        Op::Response {
+            conn: 0,
+            id,
+            unit: 1,
+            publish,
+            bad: false,
+        }
+    }
+
+    #[test]
+    fn at_the_end_the_last_request_is_pending_and_those_moved_on_from_unanswered() {
+        // A device that stopped answering: the master moved on from 1 and 2; 3 is pending.
+        let got = statuses(&[req(1, 0), req(2, 0), req(3, 0)], [false; 4]);
+        assert_eq!(got, [(1, "unanswered"), (2, "unanswered"), (3, "pending")]);
+        // One request lost, the next answered: the lost one is unanswered, nothing pending.
+        let got = statuses(&[req(1, 0), req(2, 0), resp(2, false)], [false; 4]);
+        assert_eq!(got, [(1, "unanswered"), (2, "ok")]);
+        // The same on a connection that closes: every outstanding request is unanswered.
+        let got = statuses(
+            &[
+                req(1, 0),
+                req(2, 0),
+                Op::Close {
+                    conn: 0,
+                    rst: false,
+                },
+            ],
+            [false; 4],
+        );
+        assert_eq!(got, [(1, "unanswered"), (2, "unanswered")]);
+        // A reused id: the first is unanswered at once.
+        let got = statuses(&[req(1, 0), req(1, 0), resp(1, false)], [false; 4]);
+        assert_eq!(got, [(1, "unanswered"), (1, "ok")]);
+    }
+
+    #[test]
+    fn publish_held_at_close_and_pending_at_the_end() {
+        let ua = [true; 4];
+        // Two Publish held by the server, a Read answered; the channel stays open: pending.
+        let ops = [req(1, 2), req(2, 2), req(3, 0), resp(3, false)];
+        let got = statuses(&ops, ua);
+        assert_eq!(got, [(0, "pending"), (0, "pending"), (0, "ok")]);
+        // The connection closes (RST or FINs) while the server holds them: held, and the Read
+        // still outstanding is unanswered.
+        for rst in [true, false] {
+            let ops = [
+                req(1, 2),
+                req(2, 2),
+                resp(1, true),
+                req(3, 0),
+                Op::Close { conn: 0, rst },
+            ];
+            let got = statuses(&ops, ua);
+            assert_eq!(
+                got,
+                [(0, "ok"), (0, "held"), (0, "unanswered")],
+                "rst {rst}"
+            );
+        }
+        // Publish all share handle 0 here: paired by request id, none is a duplicate.
+        let ops = [req(1, 2), req(2, 2), resp(2, true), resp(1, true)];
+        assert_eq!(statuses(&ops, ua), [(0, "ok"), (0, "ok")]);
+    }
+
+    #[test]
+    fn flows_dropped_from_the_flow_table_account_for_their_requests() {
+        // More open connections than the flow table keeps (tcp::MAX_FLOWS), each with a
+        // request outstanding: the idle half is dropped, its requests given up.
+        let n = super::super::tcp::MAX_FLOWS + 10;
+        let mut seen = Seen::default();
+        let mut decoder = Decoder::new(Config::default());
+        let mut an = Analysis::new(None, &mut seen);
+        an.want_tx = true;
+        let server: SocketAddr = "10.0.0.1:502".parse().unwrap();
+        for i in 0..n {
+            let client = SocketAddr::from(([10, 1, (i >> 16) as u8, (i >> 8) as u8], i as u16));
+            let f = tcp_frame(
+                client,
+                server,
+                1,
+                1,
+                PSH_ACK,
+                &modbus_adu(1, 1, &[3, 0, 0, 0, 2]),
+            );
+            let p = Packet {
+                frame: i as u64 + 1,
+                ts_ns: 1000 * i as i64,
+                linktype: Linktype::ETHERNET,
+                data: &f,
+                orig_len: u32::try_from(f.len()).unwrap(),
+                direction: crate::capture::reader::PacketDirection::Unknown,
+                if_name: None,
+            };
+            decoder.packet(&p, &mut an);
+        }
+        assert!(decoder.health.evicted_flows > 0);
+        decoder.finish(&mut an);
+        an.finish();
+        let d = an.devices[0].clone();
+        drop(an);
+        assert_eq!(d.requests, n as u64);
+        assert_eq!(d.unanswered, decoder.health.evicted_flows);
+        assert_eq!(d.pending, n as u64 - decoder.health.evicted_flows);
+        assert_eq!(seen.txs.len(), n);
     }
 
     #[test]

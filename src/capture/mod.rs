@@ -288,8 +288,16 @@ pub struct Health {
 pub trait PduSink {
     /// One PDU.
     fn pdu(&mut self, e: &PduEvent<'_>);
-    /// A flow ended (RST, both FINs, end of capture, or evicted).
+    /// A flow ended before the capture did: RST, both FINs, or dropped from the flow table to
+    /// bound memory. Flows still open when the capture ends are not closed one by one: what is
+    /// outstanding on them is the sink's own end of capture (`Analysis::finish`).
     fn flow_closed(&mut self, _flow: u32) {}
+    /// Several flows ended at once (the flow table dropped them to bound memory).
+    fn flows_closed(&mut self, flows: &[u32]) {
+        for &f in flows {
+            self.flow_closed(f);
+        }
+    }
 }
 
 struct FlowApp {
@@ -603,6 +611,7 @@ impl Decoder {
         } = self;
         // A new flow is classified by its ports; on other ports, only with content detection.
         let mut unknown_port = false;
+        let mut evicted = Vec::new();
         let flow = flows.get_or_insert(
             key,
             p.ts_ns,
@@ -619,9 +628,12 @@ impl Decoder {
             },
             &mut |f| {
                 health.evicted_flows += 1;
-                sink.flow_closed(f.id);
+                evicted.push(f.id);
             },
         );
+        if !evicted.is_empty() {
+            sink.flows_closed(&evicted);
+        }
         if flow.app.ignored {
             return;
         }
@@ -726,6 +738,7 @@ impl Decoder {
         }
         if closing {
             st.close(flow);
+            st.sink.flow_closed(flow.id);
             flows.remove(&key);
         }
     }
@@ -737,28 +750,22 @@ impl Decoder {
         self.decoded_flow
     }
 
-    /// End of capture: decode what is held after gaps, and close every flow (serial lines
-    /// too).
+    /// End of capture: decode what is held after gaps in every flow still open. The flows
+    /// (and serial lines) are not reported closed: the capture ended, not they.
     pub fn finish(&mut self, sink: &mut dyn PduSink) {
-        for l in self.lines.drain(..) {
-            sink.flow_closed(l.flow);
-        }
         let flows: Vec<_> = self.flows.drain().collect();
         for mut f in flows {
-            match f.app.proto {
-                Some(proto) if !f.app.ignored => {
-                    let mut st = Step {
-                        with_nodes: self.cfg.opcua_nodes,
-                        health: &mut self.health,
-                        sink,
-                        proto,
-                        ends: f.ends,
-                        flow_id: f.id,
-                        query_dir: usize::from(f.app.query_dir),
-                    };
-                    st.close(&mut f);
-                }
-                _ => sink.flow_closed(f.id),
+            if let (Some(proto), false) = (f.app.proto, f.app.ignored) {
+                let mut st = Step {
+                    with_nodes: self.cfg.opcua_nodes,
+                    health: &mut self.health,
+                    sink,
+                    proto,
+                    ends: f.ends,
+                    flow_id: f.id,
+                    query_dir: usize::from(f.app.query_dir),
+                };
+                st.close(&mut f);
             }
         }
     }
@@ -785,7 +792,8 @@ impl Step<'_> {
         }
     }
 
-    /// End of a flow: give up any gap, decode what is held, note an unfinished PDU.
+    /// End of a flow or of the capture: give up any gap, decode what is held, note an
+    /// unfinished PDU.
     fn close(&mut self, flow: &mut tcp::Flow<FlowApp>) {
         for d in 0..2 {
             // Each round decodes at least the first held segment, so this ends.
@@ -799,7 +807,6 @@ impl Step<'_> {
                 self.health.abandoned_pdus += 1;
             }
         }
-        self.sink.flow_closed(self.flow_id);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1095,7 +1102,8 @@ mod tests {
         let mut bad = adu(2, &[3, 2, 0, 7]);
         bad[3] ^= 1;
         // unit 1 silent, master moves to 2; 2 answers; 1 re-polled twice, the second answered;
-        // 2 answers with a bad CRC (not paired), the request is given up at the end.
+        // 2 answers with a bad CRC (not paired, counted as a CRC error), and the capture ends:
+        // the last request on the line is pending (nothing after it says more).
         let frames = [q(1), q(2), r(2), q(1), q(1), r(1), q(2), (bad, Unknown)];
         for lt in [147u16, 252, 250] {
             let (tx, health, devices) =
@@ -1108,7 +1116,7 @@ mod tests {
                     ("ttyUSB7/2", "ok"),
                     ("ttyUSB7/1", "unanswered"),
                     ("ttyUSB7/1", "ok"),
-                    ("ttyUSB7/2", "unanswered"),
+                    ("ttyUSB7/2", "pending"),
                 ],
                 "link type {lt}"
             );

@@ -112,6 +112,7 @@ pub fn decode_file(
     let mut an = Analysis::new(filter, &mut rows);
     an.want_pdus = mode == Mode::Pdus;
     an.want_tx = mode == Mode::Transactions;
+    an.want_writes = mode == Mode::Writes;
     let mut seen = 0u64;
     let stats = reader::for_each_packet_threaded(path, |p| {
         decoder.packet(p, &mut an);
@@ -215,5 +216,76 @@ impl Emit for RowSink<'_> {
             let r = out.row(&cells.iter().map(Cell::Json).collect::<Vec<_>>());
             self.put(r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use serde_json::Value as Json;
+
+    use crate::decode::summary::summary_doc;
+
+    /// Every capture of the fixtures and of ../shared (when present).
+    fn captures() -> Vec<PathBuf> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut out = Vec::new();
+        let mut dirs = vec![root.join("fixtures/pcap"), root.join("../shared/captures")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p
+                    .extension()
+                    .is_some_and(|x| x == "pcap" || x == "pcapng" || x == "gz")
+                {
+                    out.push(p);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn summary(path: &Path, mode: Mode, filter: Option<DeviceFilter>) -> Option<Json> {
+        let mut sink = Vec::new();
+        let cfg = Config {
+            opcua_nodes: true,
+            ..Config::default()
+        };
+        let pb = indicatif::ProgressBar::hidden();
+        let d = decode_file(path, cfg, filter, mode, Format::Jsonl, &mut sink, &pb).ok()?;
+        let mut doc = summary_doc(path, &d);
+        doc["generated_at"] = Json::Null;
+        Some(doc)
+    }
+
+    #[test]
+    fn the_summary_counts_what_it_does_not_keep_as_if_it_kept_it() {
+        // `--writes` builds every write as a transaction (`want_writes`); the summary builds
+        // only those it keeps and counts the rest: the same document.
+        let all = captures();
+        assert!(!all.is_empty());
+        let mut compared = 0;
+        for p in &all {
+            let Some(one) = summary(p, Mode::Writes, None) else {
+                continue;
+            };
+            let two = summary(p, Mode::Summary, None).expect("decodes in both modes");
+            assert_eq!(one, two, "{}", p.display());
+            compared += 1;
+        }
+        assert!(compared > 0);
+        // With a device filter too.
+        let f = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/pcap/modbus/sim-poll-exceptions-write.pcapng");
+        let filter = DeviceFilter::parse("127.0.0.1").ok();
+        assert_eq!(
+            summary(&f, Mode::Writes, filter),
+            summary(&f, Mode::Summary, filter)
+        );
     }
 }

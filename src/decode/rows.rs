@@ -129,6 +129,12 @@ impl TxCells {
                             let _ = write!(self.info, "wrote {v}");
                         }
                     }
+                } else if t.status == TxStatus::Pending {
+                    self.info
+                        .push_str("capture ended before an answer could be seen");
+                } else if t.status == TxStatus::Held {
+                    self.info
+                        .push_str("held by the server when the connection ended");
                 }
             }
         }
@@ -181,22 +187,29 @@ impl TxCells {
 /// A transaction as a JSON object with the keys of its row (those that apply), for the
 /// summary document's lists of slowest transactions, failures and writes.
 pub fn tx_object(t: &Transaction) -> Json {
-    let mut f = TxCells::default();
-    let cells = f.cells(t);
-    let mut m = Map::new();
-    for (k, c) in TX_COLUMNS.iter().zip(cells) {
-        let v = match c {
-            Cell::Null | Cell::Json(Json::Null) => continue,
-            Cell::Str(s) | Cell::Word(s) => json!(s),
-            Cell::Show(d) => json!(d.to_string()),
-            Cell::U(v) => json!(v),
-            Cell::I(v) => json!(v),
-            Cell::Ms(v) => json!((v * 1e3).round() / 1e3),
-            Cell::Json(v) => v.clone(),
-        };
-        m.insert((*k).to_string(), v);
+    TxCells::default().object(t)
+}
+
+impl TxCells {
+    /// [`tx_object`] with these cells' kept texts (a list of a thousand writes formats each
+    /// master, device and clock second once, not a thousand times).
+    pub fn object(&mut self, t: &Transaction) -> Json {
+        let cells = self.cells(t);
+        let mut m = Map::new();
+        for (k, c) in TX_COLUMNS.iter().zip(cells) {
+            let v = match c {
+                Cell::Null | Cell::Json(Json::Null) => continue,
+                Cell::Str(s) | Cell::Word(s) => json!(s),
+                Cell::Show(d) => json!(d.to_string()),
+                Cell::U(v) => json!(v),
+                Cell::I(v) => json!(v),
+                Cell::Ms(v) => json!((v * 1e3).round() / 1e3),
+                Cell::Json(v) => v.clone(),
+            };
+            m.insert((*k).to_string(), v);
+        }
+        Json::Object(m)
     }
-    Json::Object(m)
 }
 
 /// The columns a table of PDUs shows, and their widths.

@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use super::{
     pipeline::Decoded,
-    rows::{proto_word, tx_object},
+    rows::{proto_word, TxCells},
 };
 use crate::{
     capture::Proto,
@@ -45,6 +45,8 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         "exceptions": s.devices.iter().map(|x| x.exceptions.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
         "bad_status": s.devices.iter().map(|x| x.bad_status.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
         "unanswered": s.devices.iter().map(|x| x.unanswered).sum::<u64>(),
+        "pending": s.devices.iter().map(|x| x.pending).sum::<u64>(),
+        "held": s.devices.iter().map(|x| x.held).sum::<u64>(),
         "malformed": s.devices.iter().map(|x| x.malformed).sum::<u64>(),
         "writes": s.writes_total,
         "failed": s.failures_total,
@@ -78,9 +80,9 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
     doc.insert(
         "summary".into(),
         json!(format!(
-            "{} devices; {} transactions, {} failed ({} exceptions, {} bad status, {} unanswered), {} malformed, {} writes{}",
+            "{} devices; {} transactions, {} failed ({} exceptions, {} bad status, {} unanswered), {} pending at the end, {} Publish held at close, {} malformed, {} writes{}",
             totals["devices"], totals["transactions"], failed, totals["exceptions"], totals["bad_status"],
-            totals["unanswered"], totals["malformed"], totals["writes"],
+            totals["unanswered"], totals["pending"], totals["held"], totals["malformed"], totals["writes"],
             if damaged { "; capture damaged or cut" } else { "" }
         )),
     );
@@ -98,7 +100,8 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
                 "exceptions": x.exceptions.iter().map(|(c, n)| json!({"code": c, "name": exception_name(*c), "count": n})).collect::<Vec<_>>(),
                 "bad_status": x.bad_status.iter().map(|(c, n)| json!({"code": format!("0x{c:08X}"), "name": opcua::status_name(*c), "count": n})).collect::<Vec<_>>(),
                 "unanswered": x.unanswered,
-                "publish_requests_parked_at_end": x.parked_publish,
+                "pending": x.pending,
+                "held": x.held,
                 "responses_without_request": x.unmatched_responses,
                 "malformed": x.malformed,
                 "duplicate_ids": x.duplicate_ids,
@@ -138,17 +141,19 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         .collect();
     doc.insert("polling".into(), Json::Array(polling));
     doc.insert("polling_series_not_followed".into(), json!(s.polls_dropped));
+    // One set of cells for the three lists: each master, device and time text is made once.
+    let mut cells = TxCells::default();
     doc.insert(
         "slowest".into(),
-        Json::Array(s.slowest.iter().map(tx_object).collect()),
+        Json::Array(s.slowest.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "failures".into(),
-        Json::Array(s.failures.iter().map(tx_object).collect()),
+        Json::Array(s.failures.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "writes".into(),
-        Json::Array(s.writes.iter().map(tx_object).collect()),
+        Json::Array(s.writes.iter().map(|t| cells.object(t)).collect()),
     );
     doc.insert(
         "malformed".into(),
@@ -184,6 +189,8 @@ pub fn device_rows(doc: &Json) -> Rows {
         "answered",
         "exceptions",
         "unanswered",
+        "pending",
+        "held",
         "malformed",
         "writes",
         "rt_min_ms",
@@ -212,6 +219,8 @@ pub fn device_rows(doc: &Json) -> Rows {
             d["answered"].clone(),
             json!(exc),
             d["unanswered"].clone(),
+            d["pending"].clone(),
+            d["held"].clone(),
             d["malformed"].clone(),
             d["writes"].clone(),
             d["rt_ms"]["min"].clone(),

@@ -59,10 +59,21 @@ pub fn write_summary(
         t["modbus_pdus"], t["opcua_messages"], t["transactions"], t["exceptions"], t["bad_status"],
         t["unanswered"], t["malformed"], t["writes"]
     )?;
+    let (pending, held) = (
+        t["pending"].as_u64().unwrap_or(0),
+        t["held"].as_u64().unwrap_or(0),
+    );
+    if pending + held > 0 {
+        writeln!(
+            w,
+            "not failures: {pending} requests pending (the capture ended before their answer could be seen), {held} OPC UA Publish held by the server when their connection ended"
+        )?;
+    }
     if doc["devices"].as_array().is_some_and(|a| !a.is_empty()) {
         // Devices with problems first, then the busiest; all of them with -v or in json.
         let mut rows = device_rows(doc);
-        let bad = |r: &Vec<Json>| -> u64 { [4, 5, 6].iter().filter_map(|&i| r[i].as_u64()).sum() };
+        // exceptions, unanswered, malformed
+        let bad = |r: &Vec<Json>| -> u64 { [4, 5, 8].iter().filter_map(|&i| r[i].as_u64()).sum() };
         rows.rows
             .sort_by(|a, b| bad(b).cmp(&bad(a)).then(b[2].as_u64().cmp(&a[2].as_u64())));
         let total = rows.rows.len();
@@ -295,9 +306,8 @@ pub fn live_text(
         let d = &devices[i];
         let exc: u64 = d.exceptions.iter().map(|e| e.1).sum::<u64>()
             + d.bad_status.iter().map(|e| e.1).sum::<u64>();
-        let open = d
-            .requests
-            .saturating_sub(d.answered + d.unanswered + d.parked_publish);
+        // Outstanding now (the analysis's `pending` while a capture runs).
+        let open = d.pending;
         let _ = write!(
             s,
             "\n{:<26} {:<12} {:>9} {:>8.1} {:>6} {:>6} {:>5} {:>9} {:>9} {:>6}",

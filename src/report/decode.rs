@@ -158,6 +158,8 @@ fn device_table(devs: &[&Json]) -> Table {
             (Column::num("answered"), |d| Entry::raw(&d["answered"])),
             (Column::text("failures"), |d| Entry::Text(failures_text(d))),
             (Column::num("unanswered"), |d| Entry::raw(&d["unanswered"])),
+            (Column::num("pending"), |d| Entry::raw(&d["pending"])),
+            (Column::num("held").html_only(), |d| Entry::raw(&d["held"])),
             (Column::num("malformed"), |d| Entry::raw(&d["malformed"])),
             (Column::num("writes"), |d| Entry::raw(&d["writes"])),
             (
