@@ -25,8 +25,9 @@ pub fn check_output_dir(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Atomically replace `path` with `bytes`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// The folder of `path`, its file name, and a new temporary file `.NAME.PID.XXXXXX.tmp` in
+/// that folder (the same file system, so that a rename finishes the write).
+fn temporary_beside(path: &Path) -> anyhow::Result<(&Path, &str, tempfile::NamedTempFile)> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -35,7 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("plcprobe");
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
@@ -46,6 +47,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
                 path.display()
             )
         })?;
+    Ok((dir, name, tmp))
+}
+
+/// Atomically replace `path` with `bytes`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let (dir, name, mut tmp) = temporary_beside(path)?;
     tmp.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
     // Temporary files are private (0600); the result is not: keep the mode of the file being
@@ -76,25 +83,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// never sees the file without its whole header. Replaces an existing `path`. The file is
 /// returned open for appending.
 pub fn create_with_header(path: &Path, head: &[u8]) -> anyhow::Result<std::fs::File> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("plcprobe");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.{}.", std::process::id()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| {
-            format!(
-                "cannot create {} (a temporary file in {})",
-                path.display(),
-                dir.display()
-            )
-        })?;
+    let (dir, name, mut tmp) = temporary_beside(path)?;
     tmp.write_all(head)
         .and_then(|()| tmp.flush())
         .with_context(|| format!("cannot write {}", path.display()))?;

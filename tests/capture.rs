@@ -111,6 +111,26 @@ impl Live {
     }
 }
 
+/// The common start of these tests: a simulator, and a capture on `iface` of its port only
+/// (`--no-detect --modbus-port P`, then `extra`, in which `{port}` stands for P) into `name` in
+/// a new folder.
+fn capture_of_sim(
+    iface: &str,
+    name: &str,
+    extra: &[&str],
+) -> (Sim, u16, tempfile::TempDir, PathBuf, Live) {
+    let sim = Sim::start("demo-line.toml", &[]);
+    let port = sim.addrs[0].port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    let p = port.to_string();
+    let mut args = vec!["--no-detect".to_string(), "--modbus-port".into(), p.clone()];
+    args.extend(extra.iter().map(|a| a.replace("{port}", &p)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = Live::start(iface, &file, &args);
+    (sim, port, dir, file, live)
+}
+
 /// `tshark -r FILE` with the decode-as rules; its stdout, after asserting that it read the
 /// file without a warning or error.
 fn tshark(file: &Path, args: &[&str]) -> String {
@@ -254,22 +274,8 @@ fn transactions_stream_as_they_complete() {
     if !can_capture() {
         return;
     }
-    let sim = Sim::start("demo-line.toml", &[]);
-    let port = sim.addrs[0].port();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("tx.pcapng");
-    let mut live = Live::start(
-        "lo",
-        &file,
-        &[
-            "--no-detect",
-            "--modbus-port",
-            &port.to_string(),
-            "--transactions",
-            "--format",
-            "jsonl",
-        ],
-    );
+    let (sim, _, _dir, _, mut live) =
+        capture_of_sim("lo", "tx.pcapng", &["--transactions", "--format", "jsonl"]);
     let lines = util::lines_of(live.child.stdout.take().unwrap());
     let r = util::run(&["read", &sim.target(1), "hr:100"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -292,20 +298,13 @@ fn count_and_duration_stop_it_with_a_valid_file() {
         return;
     }
     let Some(_) = tool("tshark") else { return };
-    let sim = Sim::start("demo-line.toml", &[]);
-    let port = sim.addrs[0].port();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("count.pcapng");
-    let live = Live::start(
+    let (sim, _, dir, file, live) = capture_of_sim(
         "lo",
-        &file,
+        "count.pcapng",
         &[
-            "--no-detect",
-            "--modbus-port",
-            &port.to_string(),
             "--all-packets",
             "--filter",
-            &format!("tcp port {port}"),
+            "tcp port {port}",
             "--count",
             "7",
             "--format",
@@ -350,21 +349,7 @@ fn a_ring_keeps_exactly_n_files_each_valid() {
     let (Some(py), Some(_)) = (python(), tool("tshark")) else {
         return;
     };
-    let sim = Sim::start("demo-line.toml", &[]);
-    let port = sim.addrs[0].port();
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("night.pcapng");
-    let live = Live::start(
-        "lo",
-        &base.with_file_name("night.pcapng"),
-        &[
-            "--no-detect",
-            "--modbus-port",
-            &port.to_string(),
-            "--ring",
-            "3x64KiB",
-        ],
-    );
+    let (_sim, port, dir, _, live) = capture_of_sim("lo", "night.pcapng", &["--ring", "3x64KiB"]);
     // About 2,000 requests and answers of ~70 bytes each: over 250 KB, four files or more.
     pymodbus_client(
         &py,
@@ -619,21 +604,7 @@ fn libpcap_captures_any_interface() {
         return;
     }
     let Some(_) = tool("tshark") else { return };
-    let sim = Sim::start("demo-line.toml", &[]);
-    let port = sim.addrs[0].port();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("any.pcapng");
-    let live = Live::start(
-        "any",
-        &file,
-        &[
-            "--no-detect",
-            "--modbus-port",
-            &port.to_string(),
-            "--format",
-            "json",
-        ],
-    );
+    let (sim, port, _dir, file, live) = capture_of_sim("any", "any.pcapng", &["--format", "json"]);
     let r = util::run(&["poll", &sim.target(1), "hr:100", "-i", "20ms", "-c", "10"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (code, stdout, stderr) = live.interrupt();

@@ -159,24 +159,7 @@ pub fn capture(
                 counted_out = true;
             }
         });
-        if let Some(f) = files.as_mut() {
-            if write_err.is_none() {
-                if let Err(e) = f
-                    .flush()
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| f.tick())
-                {
-                    write_err = Some(e);
-                }
-            }
-        }
-        if let Some(e) = write_err.take() {
-            // Keep what is on disk valid: no more writes; say why at the end.
-            drop(files.take().map(CaptureFiles::finish));
-            return Err(e.context(
-                "writing the capture file failed; what was written before is a valid capture",
-            ));
-        }
+        flush_files(&mut files, &mut write_err, true)?;
         if let Err(e) = polled {
             break End::SourceFailed(e.to_string());
         }
@@ -211,17 +194,7 @@ pub fn capture(
                 set.keep_all,
             );
         });
-        if let (Some(f), None) = (files.as_mut(), &write_err) {
-            if let Err(e) = f.flush() {
-                write_err = Some(e.into());
-            }
-        }
-        if let Some(e) = write_err.take() {
-            drop(files.take().map(CaptureFiles::finish));
-            return Err(e.context(
-                "writing the capture file failed; what was written before is a valid capture",
-            ));
-        }
+        flush_files(&mut files, &mut write_err, false)?;
     }
     let source_stats = source.stats();
     decoder.finish(&mut an);
@@ -253,6 +226,33 @@ pub fn capture(
         end,
         elapsed: start.elapsed(),
     })
+}
+
+/// Write what the files hold (and start the next of a `--rotate` series when `tick`); after a
+/// write error, close them as they are (valid up to their last whole packet) and return it.
+fn flush_files(
+    files: &mut Option<CaptureFiles>,
+    write_err: &mut Option<anyhow::Error>,
+    tick: bool,
+) -> anyhow::Result<()> {
+    if let (Some(f), None) = (files.as_mut(), &*write_err) {
+        let r =
+            f.flush()
+                .map_err(anyhow::Error::from)
+                .and_then(|()| if tick { f.tick() } else { Ok(()) });
+        if let Err(e) = r {
+            *write_err = Some(e);
+        }
+    }
+    match write_err.take() {
+        Some(e) => {
+            drop(files.take().map(CaptureFiles::finish));
+            Err(e.context(
+                "writing the capture file failed; what was written before is a valid capture",
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 /// One packet: counted, decoded, and written when it belongs to a decoded flow (or all are
