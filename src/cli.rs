@@ -478,12 +478,15 @@ pub struct LiveArgs {
     /// Serial port to sniff (RS-485 tap; nothing is ever written to it), e.g. /dev/ttyUSB1.
     #[arg(long, value_name = "DEV")]
     pub serial: Option<String>,
-    /// Serial: the line's baud rate.
-    #[arg(long, default_value_t = 19200, requires = "serial")]
-    pub baud: u32,
-    /// Serial: data bits, parity (N/E/O), stop bits, e.g. 8E1, 8N2.
-    #[arg(long, default_value = "8E1", requires = "serial")]
-    pub frame: String,
+    /// Serial: the line's baud rate [default: 19200].
+    // `-i eth1 --baud 9600` must be refused, not ignored: no clap default, and a conflict
+    // with -i (clap takes `requires = "serial"` as met by the source group's -i).
+    #[arg(long, conflicts_with = "interface")]
+    pub baud: Option<u32>,
+    /// Serial: data bits, parity (N/E/O), stop bits, e.g. 8E1, 8N2 [default: 8E1, the
+    /// Modbus serial-line default].
+    #[arg(long, conflicts_with = "interface")]
+    pub frame: Option<String>,
     /// Write the captured packets to this pcapng file (with --ring/--rotate: the first of a
     /// series, numbered).
     #[arg(short = 'w', long, value_name = "FILE")]

@@ -542,6 +542,11 @@ fn bad_options_are_refused_before_capturing() {
             vec!["capture", "-i", "lo", "--filter", "port 70000"],
             "70000",
         ),
+        // Serial settings with an interface are a mistake to say, not to ignore.
+        (
+            vec!["capture", "-i", "lo", "--baud", "9600"],
+            "cannot be used with",
+        ),
     ] {
         let r = util::run(&args);
         assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);

@@ -243,15 +243,15 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
         )
         .into());
     };
-    let Some((data_bits, parity, stop_bits)) = crate::target::parse_frame_text(&args.frame) else {
+    let frame = args.frame.as_deref().unwrap_or("8E1");
+    let Some((data_bits, parity, stop_bits)) = crate::target::parse_frame_text(frame) else {
         return Err(Fail::unknown(format!(
-            "--frame {}: not data bits, parity and stop bits like 8E1, 8N2 or 7O1",
-            args.frame
+            "--frame {frame}: not data bits, parity and stop bits like 8E1, 8N2 or 7O1"
         ))
         .into());
     };
     let settings = LineSettings {
-        baud: args.baud,
+        baud: args.baud.unwrap_or(19200),
         data_bits,
         parity,
         stop_bits,
