@@ -1186,8 +1186,7 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            let mut p = serial::MBRTU_HEADER.to_vec();
-            p.extend_from_slice(f);
+            let p = serial::mbrtu_packet(f);
             w.packet_with_flags(1_000 + i as u64, &p, d.flags())
                 .unwrap();
         }

@@ -435,6 +435,16 @@ pub const MBRTU_HEADER: [u8; 16] = [
     0, 12, 0, 8, b'm', b'b', b'r', b't', b'u', 0, 0, 0, 0, 0, 0, 0,
 ];
 
+/// A Modbus RTU frame as the payload of a link type 252 packet: [`MBRTU_HEADER`], then the
+/// frame (what [`exported_pdu`] reads back).
+#[must_use]
+pub fn mbrtu_packet(frame: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(MBRTU_HEADER.len() + frame.len());
+    p.extend_from_slice(&MBRTU_HEADER);
+    p.extend_from_slice(frame);
+    p
+}
+
 /// What a serial packet in a capture carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SerialPacket<'a> {
@@ -630,8 +640,7 @@ mod tests {
 
     #[test]
     fn exported_pdu_and_rtac_headers() {
-        let mut p = MBRTU_HEADER.to_vec();
-        p.extend(q(1));
+        let p = mbrtu_packet(&q(1));
         assert_eq!(exported_pdu(&p), SerialPacket::Rtu(&q(1)));
         let mut o = vec![0, 12, 0, 4, b'e', b't', b'h', 0, 0, 0, 0, 0];
         o.extend([1, 2]);

@@ -265,13 +265,8 @@ impl SerialSniffer {
     }
 
     fn take_chunk(&mut self, c: Chunk) {
-        let ready = &mut self.ready;
         match c {
-            Ok((ts, bytes)) => self.framer.push(ts, &bytes, &mut |f| {
-                let mut p = serial::MBRTU_HEADER.to_vec();
-                p.extend_from_slice(f.bytes);
-                ready.push((f.ts_ns, p, f.dir));
-            }),
+            Ok((ts, bytes)) => self.framer.push(ts, &bytes, &mut queue(&mut self.ready)),
             Err(e) => self.failed = Some(e),
         }
     }
@@ -301,14 +296,15 @@ impl SerialSniffer {
         while let Ok(c) = self.rx.try_recv() {
             self.take_chunk(c);
         }
-        let ready = &mut self.ready;
-        self.framer.finish(&mut |fr| {
-            let mut p = serial::MBRTU_HEADER.to_vec();
-            p.extend_from_slice(fr.bytes);
-            ready.push((fr.ts_ns, p, fr.dir));
-        });
+        self.framer.finish(&mut queue(&mut self.ready));
         self.hand_out(f)
     }
+}
+
+/// The framer's callback: each frame queued as a link type 252 packet, with its time and
+/// direction, until `hand_out`.
+fn queue(ready: &mut Vec<(i64, Vec<u8>, Direction)>) -> impl FnMut(&serial::Frame<'_>) + '_ {
+    |f| ready.push((f.ts_ns, serial::mbrtu_packet(f.bytes), f.dir))
 }
 
 impl LiveSource for SerialSniffer {
@@ -338,12 +334,7 @@ impl LiveSource for SerialSniffer {
             }
         }
         // Silence since the last byte ends the frame that is held.
-        let ready = &mut self.ready;
-        self.framer.idle(now_ns(), &mut |fr| {
-            let mut p = serial::MBRTU_HEADER.to_vec();
-            p.extend_from_slice(fr.bytes);
-            ready.push((fr.ts_ns, p, fr.dir));
-        });
+        self.framer.idle(now_ns(), &mut queue(&mut self.ready));
         let n = self.hand_out(f);
         if n == 0 {
             if let Some(e) = self.failed.take() {
