@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod decode;
 pub mod device;
 pub mod fsutil;
+pub mod history;
 pub mod lock;
 pub mod outcome;
 pub mod profile;
