@@ -178,6 +178,56 @@ pub struct Segment<'a> {
     pub cut: bool,
 }
 
+/// A [`Segment`] with its payload as a place in its frame rather than a borrow: what the
+/// reading thread of a capture file finds (`reader::for_each_packet_prepared`) and hands, with
+/// the frame, to the decoder on the other core.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentAt {
+    head: Segment<'static>,
+    start: u32,
+    len: u32,
+}
+
+impl SegmentAt {
+    /// Where `seg`, found in `frame`, lies in it.
+    #[must_use]
+    pub fn of(seg: &Segment<'_>, frame: &[u8]) -> SegmentAt {
+        let len = seg.payload.len();
+        // The payload is a subslice of the frame (or empty): its offset is a pointer difference.
+        let start = if len == 0 {
+            0
+        } else {
+            (seg.payload.as_ptr() as usize).wrapping_sub(frame.as_ptr() as usize)
+        };
+        SegmentAt {
+            head: Segment {
+                payload: &[],
+                ..*seg
+            },
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    /// The segment again, borrowing its payload from `frame` (the frame it was found in).
+    #[must_use]
+    pub fn segment<'a>(&self, frame: &'a [u8]) -> Segment<'a> {
+        let (s, n) = (self.start as usize, self.len as usize);
+        Segment {
+            payload: frame.get(s..s + n).unwrap_or(&[]),
+            ..self.head
+        }
+    }
+}
+
+/// [`tcp_segment`], with the payload as a place in the frame ([`SegmentAt`]).
+///
+/// # Errors
+/// [`Skip`] says why the frame is not a usable TCP segment.
+pub fn locate_tcp_segment(linktype: Linktype, data: &[u8]) -> Result<SegmentAt, Skip> {
+    tcp_segment(linktype, data).map(|s| SegmentAt::of(&s, data))
+}
+
 /// Why a frame carries no TCP segment we can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {

@@ -415,10 +415,22 @@ impl Decoder {
     /// Decode one captured packet.
     #[inline]
     pub fn packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
+        self.packet_located(p, link::locate_tcp_segment(p.linktype, p.data), sink);
+    }
+
+    /// Decode one captured packet whose link layer was read already (`located` is
+    /// [`link::locate_tcp_segment`] of it, found on a capture file's reading thread).
+    #[inline]
+    pub fn packet_located(
+        &mut self,
+        p: &reader::Packet<'_>,
+        located: Result<link::SegmentAt, Skip>,
+        sink: &mut dyn PduSink,
+    ) {
         self.frame_pdus = 0;
         self.decoded_flow = false;
-        let seg = match link::tcp_segment(p.linktype, p.data) {
-            Ok(s) => s,
+        let seg = match located {
+            Ok(s) => s.segment(p.data),
             Err(Skip::NotTcp) => return,
             Err(Skip::Malformed) => {
                 self.health.malformed_frames += 1;

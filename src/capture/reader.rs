@@ -426,29 +426,16 @@ fn ts_to_ns(raw: u64, resolution: u64, offset_s: i64) -> i64 {
         .saturating_add(i64::try_from(ns).unwrap_or(0))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pcapng_resolutions() {
-        assert_eq!(ts_to_ns(1_500_000, 1_000_000, 0), 1_500_000_000);
-        assert_eq!(ts_to_ns(1_500_000_001, 1_000_000_000, 0), 1_500_000_001);
-        assert_eq!(ts_to_ns(3, 2, 10), 11_500_000_000);
-    }
-}
-
 /// Packets read ahead by [`for_each_packet_threaded`]: their bytes back to back, and where each
 /// one is.
-struct Batch {
+struct Batch<T> {
     data: Vec<u8>,
-    meta: Vec<Meta>,
+    meta: Vec<Meta<T>>,
     /// Interface names of this batch's packets (`Meta::name` indexes it).
     names: Vec<String>,
 }
 
-#[derive(Clone, Copy)]
-struct Meta {
+struct Meta<T> {
     frame: u64,
     ts_ns: i64,
     linktype: Linktype,
@@ -458,6 +445,8 @@ struct Meta {
     direction: PacketDirection,
     /// Index in `Batch::names`; `u16::MAX` for none.
     name: u16,
+    /// What the reading thread found out about the packet for the caller.
+    prepared: T,
 }
 
 /// Bytes of packet data per batch handed from the reading thread to the caller.
@@ -473,8 +462,22 @@ pub fn for_each_packet_threaded(
     path: &Path,
     mut f: impl FnMut(&Packet<'_>),
 ) -> Result<ReadStats, OpenError> {
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(1);
-    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+    for_each_packet_prepared(path, |_| (), |p, ()| f(p))
+}
+
+/// Like [`for_each_packet_threaded`], with `prepare` run on the reading thread for each packet
+/// and its result handed to `f` with the packet: work that needs only the packet's own bytes
+/// (the link layer's headers, say) moves off the caller's core.
+///
+/// # Errors
+/// [`OpenError`] when the file cannot be read or is not a capture.
+pub fn for_each_packet_prepared<T: Send>(
+    path: &Path,
+    prepare: impl Fn(&Packet<'_>) -> T + Send,
+    mut f: impl FnMut(&Packet<'_>, T),
+) -> Result<ReadStats, OpenError> {
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch<T>>(1);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch<T>>();
     for _ in 0..2 {
         let _ = empty_tx.send(Batch {
             data: Vec::with_capacity(BATCH + (64 << 10)),
@@ -507,6 +510,7 @@ pub fn for_each_packet_threaded(
                     orig_len: p.orig_len,
                     direction: p.direction,
                     name,
+                    prepared: prepare(p),
                 });
                 b.data.extend_from_slice(p.data);
                 if b.data.len() >= BATCH {
@@ -525,19 +529,21 @@ pub fn for_each_packet_threaded(
             r
         });
         for mut b in full_rx {
-            for m in &b.meta {
-                f(&Packet {
-                    frame: m.frame,
-                    ts_ns: m.ts_ns,
-                    linktype: m.linktype,
-                    data: &b.data[m.start..m.start + m.len],
-                    orig_len: m.orig_len,
-                    direction: m.direction,
-                    if_name: b.names.get(usize::from(m.name)).map(String::as_str),
-                });
+            for m in b.meta.drain(..) {
+                f(
+                    &Packet {
+                        frame: m.frame,
+                        ts_ns: m.ts_ns,
+                        linktype: m.linktype,
+                        data: &b.data[m.start..m.start + m.len],
+                        orig_len: m.orig_len,
+                        direction: m.direction,
+                        if_name: b.names.get(usize::from(m.name)).map(String::as_str),
+                    },
+                    m.prepared,
+                );
             }
             b.data.clear();
-            b.meta.clear();
             b.names.clear();
             let _ = empty_tx.send(b);
         }
@@ -548,4 +554,16 @@ pub fn for_each_packet_threaded(
             })
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcapng_resolutions() {
+        assert_eq!(ts_to_ns(1_500_000, 1_000_000, 0), 1_500_000_000);
+        assert_eq!(ts_to_ns(1_500_000_001, 1_000_000_000, 0), 1_500_000_001);
+        assert_eq!(ts_to_ns(3, 2, 10), 11_500_000_000);
+    }
 }

@@ -114,8 +114,11 @@ pub fn decode_file(
     an.want_tx = mode == Mode::Transactions;
     an.want_writes = mode == Mode::Writes;
     let mut seen = 0u64;
-    let stats = reader::for_each_packet_threaded(path, |p| {
-        decoder.packet(p, &mut an);
+    // The link layer is read on the reading thread, beside the file.
+    let locate =
+        |p: &reader::Packet<'_>| crate::capture::link::locate_tcp_segment(p.linktype, p.data);
+    let stats = reader::for_each_packet_prepared(path, locate, |p, located| {
+        decoder.packet_located(p, located, &mut an);
         seen += p.data.len() as u64 + 16;
         if p.frame.trailing_zeros() >= 16 {
             pb.set_position(seen.min(size));

@@ -1,5 +1,5 @@
 //! The history of `check` runs (issue 14; docs/DESIGN.md "History"): a store that records every
-//! run (an embedded SQLite file, or a shared PostgreSQL database), what the store gives back over
+//! run (an embedded `SQLite` file, or a shared `PostgreSQL` database), what the store gives back over
 //! a window ([`model::History`], column by column, ready for trends), and the trends themselves.
 //!
 //! ```text
