@@ -11,4 +11,5 @@
 //! Layer 3 (beside `report`, which draws its charts): it uses `check`'s results *documents* (JSON),
 //! never `check` itself, so `check` (layer 4) can record into it.
 
+pub mod chart;
 pub mod model;

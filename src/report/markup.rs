@@ -288,6 +288,11 @@ impl Table {
         }
     }
 
+    /// No rows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// The HTML `<table>`, header row first.
     pub(crate) fn html(&self, o: &mut String) {
         let shown = |c: &&Column| c.shown != Shown::Markdown;
@@ -452,7 +457,7 @@ pub fn svg_chart(
     o
 }
 
-fn fmt_tick(y: f64, span: f64) -> String {
+pub(crate) fn fmt_tick(y: f64, span: f64) -> String {
     // Enough decimals that the three ticks differ, and big values in k/M.
     let (v, suffix) = if y.abs() >= 1e6 {
         (y / 1e6, "M")
@@ -626,6 +631,8 @@ ul.problems{margin:4px 0 8px;padding-left:20px}ul.problems li{margin:2px 0}
 .chart .tk{font-size:10px;fill:#57606a}.chart .ax{stroke:#57606a;stroke-width:1}.chart .gr{stroke:#eaeef2;stroke-width:1}
 .chart .th{stroke:#cf222e;stroke-width:1;stroke-dasharray:4 3}.chart .ln{fill:none;stroke:#0969da;stroke-width:1.6}
 .chart .pt{fill:#0969da}.chart .fail{font-size:12px;fill:#cf222e;font-weight:700}
+.chart .band{fill:#1a7f37;fill-opacity:.12}.chart .proj{stroke:#9a6700;stroke-width:1.4;stroke-dasharray:6 3}
+.chart .cross{fill:#cf222e;stroke:#fff;stroke-width:1}
 .trends{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:4px 16px}
 .trends .chart .ct{font-size:11px}.trends .chart .tk{font-size:9px}
 footer{margin-top:32px;color:#57606a;font-size:12px;border-top:1px solid #d0d7de;padding-top:8px}

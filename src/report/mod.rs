@@ -9,6 +9,7 @@ mod markup;
 mod poll;
 pub mod render;
 pub mod rows;
+mod trend;
 
 pub use rows::{cell_text, write_rows, Cell, RowWriter, Rows};
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value as Json};
 use super::{
     check, decode, diff,
     markup::{badge, esc, md, md_command, s, CSS, VERDICTS},
-    poll,
+    poll, trend,
 };
 
 /// How a kind's section is written: to HTML, and to Markdown.
@@ -33,6 +33,7 @@ fn section(kind: &str) -> Option<Section> {
         "diff" => Some((diff::html, diff::markdown)),
         "poll" => Some((poll::html, poll::markdown)),
         "decode" => Some((decode::html, decode::markdown)),
+        "trend" => Some((trend::html, trend::markdown)),
         _ => None,
     }
 }
@@ -54,7 +55,7 @@ pub fn overall(docs: &[Json]) -> &'static str {
 pub fn validate(name: &str, doc: &Json) -> anyhow::Result<()> {
     match (s(doc, "format"), s(doc, "kind")) {
         ("plcprobe.results/1", k) if section(k).is_some() => Ok(()),
-        ("plcprobe.results/1", k) => anyhow::bail!("{name}: results of kind `{k}` cannot be reported yet; use results of check, diff, poll or decode"),
+        ("plcprobe.results/1", k) => anyhow::bail!("{name}: results of kind `{k}` cannot be reported yet; use results of check, diff, poll, decode or trend"),
         _ => anyhow::bail!("{name} is not a plcprobe results file; make one with `plcprobe check PLAN --results FILE`, `plcprobe poll … --results FILE`, `plcprobe decode CAPTURE --results FILE` or `plcprobe diff … --format json > FILE`"),
     }
 }
