@@ -16,6 +16,7 @@ pub mod report;
 pub mod scan;
 pub mod sim;
 pub mod snapshot;
+pub mod trend;
 pub mod trust;
 pub mod watch;
 pub mod write;

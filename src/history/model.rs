@@ -62,7 +62,7 @@ pub struct DeviceSeries {
     pub latency_p95_ms: Vec<f64>,
     /// Slowest round trip, milliseconds (NaN when nothing answered).
     pub latency_max_ms: Vec<f64>,
-    /// The identity (FC43 objects, OPC UA BuildInfo) at the first run where it was read and at
+    /// The identity (FC43 objects, OPC UA `BuildInfo`) at the first run where it was read and at
     /// every run where it differs from the one before: (index into `runs`, objects).
     pub identities: Vec<(u32, BTreeMap<String, String>)>,
     /// Limits of the latest run.
