@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(a) => cmd::diff::run(&ctx, a).await,
         Command::Check(a) => cmd::check::run(&ctx, a).await,
         Command::Report(a) => cmd::report::run(&ctx, a),
+        Command::History(a) => cmd::history::run(&ctx, a).await,
         Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Capture(a) => cmd::capture::run(&ctx, a).await,
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,

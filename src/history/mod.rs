@@ -6,9 +6,17 @@
 //! history/model.rs   History, Run, DeviceSeries, PointSeries: what trend and report read
 //! history/record.rs  a `check` results document → the rows one run adds to a store
 //! history/store.rs   Store: open (SQLite path | postgres:// URL), create/migrate, record, load
+//! history/raw.rs     what both backends share: encodings, the id cache, rows → History
+//! history/sqlite.rs  the embedded SQLite file (schema, WAL, one transaction per batch)
+//! history/postgres.rs the shared PostgreSQL database (same schema; password rules)
 //! history/trend.rs   pure: Theil–Sen slopes, fit, projected crossings, verdicts
 //! ```
 //! Layer 3 (beside `report`, which draws its charts): it uses `check`'s results *documents* (JSON),
 //! never `check` itself, so `check` (layer 4) can record into it.
 
 pub mod model;
+pub mod postgres;
+pub mod raw;
+pub mod record;
+pub mod sqlite;
+pub mod store;
