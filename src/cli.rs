@@ -176,6 +176,15 @@ critical limit, 3 nothing to judge or an unreadable store.")]
   plcprobe diff base.json --format json > d.json && plcprobe report d.json -o drift.html
 The format follows the extension of -o: .html, .md or .json.")]
     Report(ReportArgs),
+    /// The history store of check runs: backfill it from results files, list what it holds.
+    #[command(after_help = "Examples:
+  plcprobe history import line1.db results/*.json          # backfill from `check --results` files
+  plcprobe history show line1.db --since 7d --device press
+  plcprobe history import 'postgres://plcprobe@historian/plant' results/*.json
+A path is an embedded SQLite file (created when missing); postgres://USER@HOST[:PORT]/DB a
+PostgreSQL database (password from PGPASSWORD, ~/.pgpass or a prompt; never in the URL).
+Exit 0 done, 2 database unreachable, 3 not a store, newer schema, bad results file.")]
+    History(HistoryArgs),
     /// Decode a capture (pcap, pcapng, .gz): devices, transactions, timings, failures, writes.
     #[command(after_help = "Examples:
   plcprobe decode line3-night.pcapng                    # summary: devices, transactions, errors, slowest
@@ -395,6 +404,38 @@ pub struct TrendArgs {
     /// WARNING when a limit is projected to be crossed within DUR of the last run.
     #[arg(long, default_value = "14d", value_parser = parse_duration, value_name = "DUR")]
     pub horizon: std::time::Duration,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// What to do with the store.
+    #[command(subcommand)]
+    pub action: HistoryAction,
+}
+
+/// `history import` / `history show`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Record `check --results` files into a store (runs already there are skipped).
+    Import {
+        /// The store: a SQLite file path or a postgres:// URL.
+        store: String,
+        /// Results files of `check` (`--results`, or `--format json` output).
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+    },
+    /// One row per run and device: verdict, requests, latency, every point's value.
+    Show {
+        /// The store: a SQLite file path or a postgres:// URL.
+        store: String,
+        /// Only runs that started within this time before now (e.g. 7d, 12h).
+        #[arg(long, value_parser = crate::clock::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+    },
 }
 
 /// `report`.

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod decode;
 pub mod demo;
 pub mod diff;
+pub mod history;
 pub mod poll;
 pub mod read;
 pub mod report;

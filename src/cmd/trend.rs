@@ -10,6 +10,7 @@ use crate::{
     cli::TrendArgs,
     history::{
         model::History,
+        store::Store,
         trend::{analyse, Trend, TrendConfig},
         trend_output::{nagios, results_doc, trend_rows, verdict_line, TABLE_COLUMNS},
     },
@@ -17,12 +18,12 @@ use crate::{
 };
 
 /// Run `trend`.
-pub fn run(ctx: &Ctx, args: &TrendArgs) -> anyhow::Result<Outcome> {
+pub async fn run(ctx: &Ctx, args: &TrendArgs) -> anyhow::Result<Outcome> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let since_ms = now_ms.saturating_sub(args.since.as_millis() as i64);
-    let history = load(&args.store, since_ms, args.device.as_deref())?;
+    let history = load(&args.store, since_ms, args.device.as_deref()).await?;
     if let Some(d) = &args.device {
         if history.devices.is_empty() {
             return Err(Fail::unknown(format!(
@@ -44,13 +45,13 @@ pub fn run(ctx: &Ctx, args: &TrendArgs) -> anyhow::Result<Outcome> {
     Ok(trend.outcome)
 }
 
-/// The store's runs since `since_ms` (of one device, when given).
-fn load(store: &str, since_ms: i64, device: Option<&str>) -> anyhow::Result<History> {
-    let _ = (since_ms, device);
-    Err(Fail::unknown(format!(
-        "{store}: history stores are not built into this plcprobe yet"
-    ))
-    .into())
+/// The store's runs since `since_ms` (of one device, when given). The store must exist: trend
+/// never creates one.
+async fn load(store: &str, since_ms: i64, device: Option<&str>) -> anyhow::Result<History> {
+    Store::open_existing(store)
+        .await?
+        .load(Some(since_ms), device)
+        .await
 }
 
 /// Say a trend in the context's format on stdout.
