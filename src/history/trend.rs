@@ -15,8 +15,9 @@
 //!   *Beyond*: the level (at the last run) is past a limit already; with a trend its crossing
 //!   time is where the line meets the limit. *Next*: with a trend, the nearest limit ahead in the
 //!   slope's direction, reached at `(limit − level)/slope` after the last run; the earliest and
-//!   latest times come from the interval's ends (latest unbounded when the interval allows a
-//!   flat line). Never projected further ahead than [`MAX_AHEAD_SPANS`] times the span of the
+//!   latest times are where lines with the interval's end slopes, pivoting on the fitted line at
+//!   the data's middle run, reach it (latest unbounded when the interval allows a flat line).
+//!   Never projected further ahead than [`MAX_AHEAD_SPANS`] times the span of the
 //!   data (a day of runs says nothing about next month).
 //! - **Drifting, inside tolerance**: a point with a trend whose level is still inside its
 //!   tolerance band.
@@ -626,6 +627,9 @@ fn judge(
         (true, true) => TrendState::Rising,
         (true, false) => TrendState::Falling,
     };
+    // The data's middle (days before the last run): the interval's lines pivot there, so a
+    // slope off by δ moves the level at the last run by δ times half the span too.
+    let x_mid = w.x[w.x.len() / 2];
     out.level = if trend {
         fit.intercept
     } else {
@@ -636,6 +640,12 @@ fn judge(
     let slope = if trend { fit.slope } else { 0.0 };
     let at = |limit: f64, b: f64| -> Option<i64> {
         (b != 0.0 && b.is_finite()).then(|| last_ms + ((limit - level) / b * DAY_MS).round() as i64)
+    };
+    // The line of slope `b` through the fitted line's point at the data's middle.
+    let y_mid = level + slope * x_mid;
+    let at_pivot = |limit: f64, b: f64| -> Option<i64> {
+        (b != 0.0 && b.is_finite())
+            .then(|| last_ms + ((x_mid + (limit - y_mid) / b) * DAY_MS).round() as i64)
     };
     // Beyond: the worst limit the level is already past.
     let past = |k: LimitKind, v: f64| {
@@ -684,8 +694,10 @@ fn judge(
                     limit,
                     value,
                     at_ms,
-                    earliest_ms: at(value, fast),
-                    latest_ms: (slow * slope > 0.0).then(|| at(value, slow)).flatten(),
+                    earliest_ms: at_pivot(value, fast),
+                    latest_ms: (slow * slope > 0.0)
+                        .then(|| at_pivot(value, slow))
+                        .flatten(),
                 });
             }
         }
