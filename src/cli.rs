@@ -158,6 +158,17 @@ tolerance, identity (firmware) change or an exception.")]
 Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad plan, baseline from another profile, a
 check of the same plan still running).")]
     Check(CheckArgs),
+    /// What is getting worse in a history store, and when it will cross a limit.
+    #[command(after_help = "Examples:
+  plcprobe trend line1.db                                   # every device, the last 30 days
+  plcprobe trend line1.db --device press --since 30d --format json
+  plcprobe trend line1.db --horizon 14d --format nagios     # WARNING: a limit within 14 days
+Per device and point: Theil-Sen slope per day with its 95 % interval, Mann-Kendall test (a trend
+when p < 0.01), the next limit (range, tolerance around the baseline, latency_warn/crit, error
+rate warn/crit) and when the line reaches it. At least 12 runs over 1 hour per series.
+Exit 0 OK, 1 a crossing projected within --horizon (or past a warning limit), 2 past a
+critical limit, 3 nothing to judge or an unreadable store.")]
+    Trend(TrendArgs),
     /// Render results of check/diff as Markdown, one self-contained HTML file, or JSON.
     #[command(after_help = "Examples:
   plcprobe report results/line1.json -o incident-4711.html
@@ -165,6 +176,15 @@ check of the same plan still running).")]
   plcprobe diff base.json --format json > d.json && plcprobe report d.json -o drift.html
 The format follows the extension of -o: .html, .md or .json.")]
     Report(ReportArgs),
+    /// The history store of check runs: backfill it from results files, list what it holds.
+    #[command(after_help = "Examples:
+  plcprobe history import line1.db results/*.json          # backfill from `check --results` files
+  plcprobe history show line1.db --since 7d --device press
+  plcprobe history import 'postgres://plcprobe@historian/plant' results/*.json
+A path is an embedded SQLite file (created when missing); postgres://USER@HOST[:PORT]/DB a
+PostgreSQL database (password from PGPASSWORD, ~/.pgpass or a prompt; never in the URL).
+Exit 0 done, 2 database unreachable, 3 not a store, newer schema, bad results file.")]
+    History(HistoryArgs),
     /// Decode a capture (pcap, pcapng, .gz): devices, transactions, timings, failures, writes.
     #[command(after_help = "Examples:
   plcprobe decode line3-night.pcapng                    # summary: devices, transactions, errors, slowest
@@ -368,6 +388,54 @@ pub struct CheckArgs {
     /// Write a Prometheus textfile-collector file here, atomically.
     #[arg(long)]
     pub prometheus: Option<PathBuf>,
+}
+
+/// `trend`.
+#[derive(Debug, Args)]
+pub struct TrendArgs {
+    /// The history store: a file (`check --history FILE`) or a postgres:// URL.
+    pub store: String,
+    /// Only this device (its name in the plan).
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// The window: the runs of the last DUR (e.g. 30d, 36h).
+    #[arg(long, default_value = "30d", value_parser = parse_duration, value_name = "DUR")]
+    pub since: std::time::Duration,
+    /// WARNING when a limit is projected to be crossed within DUR of the last run.
+    #[arg(long, default_value = "14d", value_parser = parse_duration, value_name = "DUR")]
+    pub horizon: std::time::Duration,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// What to do with the store.
+    #[command(subcommand)]
+    pub action: HistoryAction,
+}
+
+/// `history import` / `history show`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Record `check --results` files into a store (runs already there are skipped).
+    Import {
+        /// The store: a SQLite file path or a postgres:// URL.
+        store: String,
+        /// Results files of `check` (`--results`, or `--format json` output).
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+    },
+    /// One row per run and device: verdict, requests, latency, every point's value.
+    Show {
+        /// The store: a SQLite file path or a postgres:// URL.
+        store: String,
+        /// Only runs that started within this time before now (e.g. 7d, 12h).
+        #[arg(long, value_parser = crate::clock::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+    },
 }
 
 /// `report`.

@@ -43,8 +43,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     ) {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
     }
-    if ctx.format == report::Format::Nagios && !matches!(cli.command, Command::Check(_)) {
-        anyhow::bail!("--format nagios is the output of `check`; other commands print table, json, jsonl or csv");
+    if ctx.format == report::Format::Nagios
+        && !matches!(cli.command, Command::Check(_) | Command::Trend(_))
+    {
+        anyhow::bail!("--format nagios is the output of `check` and `trend`; other commands print table, json, jsonl or csv");
     }
     match &cli.command {
         Command::Read(a) => cmd::read::run(&ctx, a).await,
@@ -54,6 +56,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(a) => cmd::diff::run(&ctx, a).await,
         Command::Check(a) => cmd::check::run(&ctx, a).await,
         Command::Report(a) => cmd::report::run(&ctx, a),
+        Command::History(a) => cmd::history::run(&ctx, a).await,
+        Command::Trend(a) => cmd::trend::run(&ctx, a).await,
         Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Capture(a) => cmd::capture::run(&ctx, a).await,
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,

@@ -25,4 +25,5 @@ mod rtu;
 mod rtu_peers;
 mod serial_model;
 mod terminal;
+mod trend;
 mod uart;
