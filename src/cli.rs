@@ -441,12 +441,23 @@ pub enum HistoryAction {
 /// `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Results files of check or diff (`--results`, or `--format json` output).
+    /// Results files (`--results`, or `--format json` output of check, diff, poll, decode or
+    /// trend), or a history store (a `check --history` file or a postgres:// URL): its trends
+    /// over `--since`, with charts.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output file: .html (self-contained), .md or .json.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// A history store's window: the runs of the last DUR (e.g. 7d, 36h).
+    #[arg(long, default_value = "7d", value_parser = parse_duration, value_name = "DUR")]
+    pub since: std::time::Duration,
+    /// A history store's trends: WARNING when a limit is projected within DUR of the last run.
+    #[arg(long, default_value = "14d", value_parser = parse_duration, value_name = "DUR")]
+    pub horizon: std::time::Duration,
+    /// A history store's trends of this device only (its name in the plan).
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
 }
 
 /// `sim`.

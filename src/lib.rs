@@ -55,7 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Snapshot(a) => cmd::snapshot::run(&ctx, a).await,
         Command::Diff(a) => cmd::diff::run(&ctx, a).await,
         Command::Check(a) => cmd::check::run(&ctx, a).await,
-        Command::Report(a) => cmd::report::run(&ctx, a),
+        Command::Report(a) => cmd::report::run(&ctx, a).await,
         Command::History(a) => cmd::history::run(&ctx, a).await,
         Command::Trend(a) => cmd::trend::run(&ctx, a).await,
         Command::Decode(a) => cmd::decode::run(&ctx, a),
