@@ -643,3 +643,97 @@ fn trend_reads_what_real_checks_recorded() {
         r.stderr
     );
 }
+
+/// `report STORE`: the week's (here the month's) health with trend charts — the moving series
+/// drawn with their limits and projection, the noisy point not drawn, the firmware change on
+/// the timeline — in one self-contained HTML file that Chromium renders, and in Markdown.
+#[test]
+fn a_report_over_the_store_draws_each_moving_series_with_its_projection() {
+    let (_dir, store, ..) = planted();
+    let out = tempfile::tempdir().unwrap();
+    let html = out.path().join("month.html");
+    let r = run(&["report", p(store), "--since", "31d", "-o", p(&html)]);
+    assert_eq!(r.code, 1, "the trends' verdict: {}{}", r.stdout, r.stderr);
+    let text = std::fs::read_to_string(&html).unwrap();
+    for banned in ["<script", "http://", "https://", " src=", "<link", "url("] {
+        assert!(!text.contains(banned), "self-contained: found {banned}");
+    }
+    // One chart per drawn series, named in its aria-label: latency and error rate of every
+    // device with runs enough, and the points that move.
+    for drawn in [
+        "press.pressure · rising",
+        "latency_p50_ms · rising",
+        "error_rate · rising",
+        "conveyor.speed · rising",
+    ] {
+        assert!(
+            text.contains(&format!("aria-label=\"{drawn}\"")),
+            "{drawn} drawn"
+        );
+    }
+    assert!(
+        !text.contains("aria-label=\"press.temperature"),
+        "the noisy point has no trend, so no chart"
+    );
+    assert!(
+        text.contains("class=\"band\""),
+        "conveyor.speed's tolerance band"
+    );
+    assert!(text.contains("class=\"proj\"") && text.contains("class=\"cross\""));
+    assert!(
+        text.contains("range high (250) in 3."),
+        "pressure's crossing in the table"
+    );
+    assert!(
+        text.contains("revision 3.0.1 → 3.1.0"),
+        "the firmware change"
+    );
+    assert!(text.contains("drifting inside tolerance"));
+
+    let md = out.path().join("month.md");
+    let r = run(&[
+        "report",
+        p(store),
+        "--since",
+        "31d",
+        "-o",
+        p(&md),
+        "--device",
+        "press",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        text.contains("## Trends:") && text.contains("| press.pressure | rising |"),
+        "{text}"
+    );
+    assert!(!text.contains("conveyor"), "--device press only: {text}");
+
+    let Some(chromium) = crate::util::tool("chromium") else {
+        return;
+    };
+    let dom = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            out.path().join("profile").display()
+        ))
+        .args(["--dump-dom", &format!("file://{}", html.display())])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.matches("<svg").count() >= 8 && dom.contains("Trends"),
+        "rendered DOM: {}",
+        &dom[..dom.len().min(500)]
+    );
+}
