@@ -173,7 +173,10 @@ The format follows the extension of -o: .html, .md or .json.")]
   plcprobe decode capture.pcap --device 10.0.0.5/1 --format jsonl > tx.jsonl
   plcprobe decode opcua.pcapng --pdus                   # every PDU / OPC UA message, like tshark
   plcprobe decode gw.pcap --modbus-port 5020 --rtu-port 4001
-Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
+  plcprobe decode night.pcapng --from 02:10 --to 02:20 -w excerpt.pcapng   # cut to the incident
+  plcprobe decode night.pcapng --from 2026-11-27T02:10:00+01:00 --transactions
+--from/--to: RFC 3339, or HH:MM[:SS[.frac]] in UTC on the capture's first day (the next day when
+earlier than its first packet); [from, to). Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
 turn that off). Exit 0 decoded, 1 capture truncated or cut by its snaplen, 3 not a capture.")]
     Decode(CaptureArgs),
     /// Capture live (an interface, or an RS-485 line), decoded as it goes; pcapng with -w.
@@ -430,6 +433,19 @@ pub struct SimArgs {
 pub struct CaptureArgs {
     /// Capture file: pcap or pcapng, optionally gzip-compressed.
     pub file: PathBuf,
+    /// Only packets at or after TIME: RFC 3339 (2026-11-27T02:10:00Z; an offset such as +01:00
+    /// applies), or a clock time HH:MM[:SS[.frac]] in UTC on the day of the capture's first
+    /// packet (the next day when earlier than that packet's time: a capture across midnight).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only packets before TIME (same forms as --from); the window is [from, to).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Write the window's packets (the whole capture without --from/--to) to this pcapng file,
+    /// atomically, interfaces and timestamps as in the input; the summary or rows describe
+    /// the same window.
+    #[arg(short = 'w', long, value_name = "OUT.pcapng")]
+    pub write: Option<PathBuf>,
     /// What to decode and show.
     #[command(flatten)]
     pub decode: DecodeArgs,

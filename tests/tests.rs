@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod decode;
 mod device;
+mod excerpt;
 mod faults;
 mod fields;
 mod fleet;
