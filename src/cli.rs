@@ -165,6 +165,17 @@ check of the same plan still running).")]
   plcprobe diff base.json --format json > d.json && plcprobe report d.json -o drift.html
 The format follows the extension of -o: .html, .md or .json.")]
     Report(ReportArgs),
+    /// One evidence file for a ticket: report, results, the snapshots they name, captures, and a
+    /// manifest with SHA-256 of each; or check one (--verify).
+    #[command(after_help = "Examples:
+  plcprobe bundle -o incident-4711.zip results.json drift.json excerpt.pcapng
+  plcprobe bundle --verify incident-4711.zip
+Inputs by content: results files (check --results, diff --format json, poll/decode --results),
+snapshots, captures (pcap, pcapng, gzip). Baselines a check names and the snapshots a diff
+compared come along (relative paths from the current folder, else the results file's folder).
+Written atomically; an input that changes while it is copied is refused. --verify: exit 0 every
+member matches MANIFEST.json, 2 a member missing, extra or modified, 3 not a bundle.")]
+    Bundle(BundleArgs),
     /// Decode a capture (pcap, pcapng, .gz): devices, transactions, timings, failures, writes.
     #[command(after_help = "Examples:
   plcprobe decode line3-night.pcapng                    # summary: devices, transactions, errors, slowest
@@ -382,6 +393,29 @@ pub struct ReportArgs {
     /// Output file: .html (self-contained), .md or .json.
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+/// `bundle`.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Results files, snapshots and captures to put in the bundle.
+    #[arg(required_unless_present = "verify", conflicts_with = "verify")]
+    pub inputs: Vec<PathBuf>,
+    /// The archive to write (.zip), atomically.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE.zip",
+        required_unless_present = "verify"
+    )]
+    pub output: Option<PathBuf>,
+    /// Check this bundle against its MANIFEST.json instead of making one.
+    #[arg(long, value_name = "FILE.zip", conflicts_with = "output")]
+    pub verify: Option<PathBuf>,
+    /// Make the bundle even when a snapshot or baseline a results file names is not found (it
+    /// is listed under `omitted` in the manifest).
+    #[arg(long, conflicts_with = "verify")]
+    pub allow_missing: bool,
 }
 
 /// `sim`.

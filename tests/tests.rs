@@ -4,6 +4,7 @@
 mod util;
 
 mod bpf;
+mod bundle;
 mod capture;
 mod claims;
 mod claims_opcua;
