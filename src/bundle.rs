@@ -695,3 +695,52 @@ pub fn verify(path: &Path) -> anyhow::Result<Verified> {
         problems,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_are_told_by_their_first_bytes() {
+        for head in [
+            &[0xd4, 0xc3, 0xb2, 0xa1][..],
+            &[0x4d, 0x3c, 0xb2, 0xa1],
+            &[0x0a, 0x0d, 0x0d, 0x0a],
+            &[0x1f, 0x8b, 8, 0],
+        ] {
+            assert!(is_capture(head), "{head:x?}");
+        }
+        assert!(!is_capture(b"{\"fo") && !is_capture(b"PK\x03\x04") && !is_capture(b""));
+    }
+
+    #[test]
+    fn member_names_are_unique_per_folder() {
+        let mut used = std::collections::HashSet::new();
+        let a = member_name(Kind::Results, Path::new("a/results.json"), &mut used);
+        let b = member_name(Kind::Results, Path::new("b/results.json"), &mut used);
+        let c = member_name(Kind::Snapshot, Path::new("b/results.json"), &mut used);
+        let d = member_name(Kind::Capture, Path::new("x/.hidden"), &mut used);
+        let e = member_name(Kind::Capture, Path::new("y/.hidden"), &mut used);
+        assert_eq!(
+            [a, b, c, d, e],
+            [
+                "results/results.json",
+                "results/results-2.json",
+                "snapshots/results.json",
+                "captures/.hidden",
+                "captures/.hidden-2",
+            ]
+        );
+    }
+
+    #[test]
+    fn references_are_a_checks_baselines_and_a_diffs_files() {
+        let check = json!({"kind": "check", "devices": [
+            {"name": "a", "baseline": "base/a.json"}, {"name": "b", "baseline": null}, {"name": "c"}
+        ]});
+        assert_eq!(references(&check), ["base/a.json"]);
+        let diff = json!({"kind": "diff", "baseline_file": "b.json", "current_file": null});
+        assert_eq!(references(&diff), ["b.json"]);
+        assert!(references(&json!({"kind": "decode"})).is_empty());
+    }
+}
