@@ -81,17 +81,17 @@ pub struct Window {
 /// A window with both ends as instants (ns since the epoch); `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolved {
-    /// First instant kept (`i64::MIN`: from the start).
-    pub from: i64,
-    /// First instant no longer kept (`i64::MAX`: to the end).
-    pub to: i64,
+    /// First instant kept (None: from the start).
+    pub from: Option<i64>,
+    /// First instant no longer kept (None: to the end).
+    pub to: Option<i64>,
 }
 
 impl Resolved {
     /// Whether a packet at `ts_ns` is kept.
     #[must_use]
     pub fn contains(&self, ts_ns: i64) -> bool {
-        ts_ns >= self.from && ts_ns < self.to
+        self.from.is_none_or(|f| ts_ns >= f) && self.to.is_none_or(|t| ts_ns < t)
     }
 }
 
@@ -107,8 +107,8 @@ impl Window {
             TimeSpec::Clock(tod) => day + tod,
         };
         Resolved {
-            from: self.from.map_or(i64::MIN, at),
-            to: self.to.map_or(i64::MAX, at),
+            from: self.from.map(at),
+            to: self.to.map(at),
         }
     }
 
@@ -175,6 +175,12 @@ pub enum ExcerptError {
     Order(String),
 }
 
+/// A link type as pcapng's 16 bits: a pcap header's 32-bit field keeps the type in its low 16
+/// (the high bits say FCS length).
+fn link16(linktype: i32) -> u16 {
+    u16::try_from(linktype & 0xffff).unwrap_or(0)
+}
+
 /// Per interface of the input: its index in the excerpt and its time units.
 #[derive(Clone, Copy)]
 struct OutIface {
@@ -197,6 +203,31 @@ pub fn cut(
     out: &mut dyn Write,
 ) -> Result<Cut, ExcerptError> {
     let input = reader::open_input(path)?;
+    cut_stream(
+        input.stream,
+        &path.display().to_string(),
+        input.gz,
+        &input.magic,
+        window,
+        texts,
+        out,
+    )
+}
+
+/// [`cut`] of a capture read from any stream (`shown` names it in messages, `magic` are its
+/// first bytes; the fuzz target gives bytes in memory).
+///
+/// # Errors
+/// As [`cut`].
+pub fn cut_stream(
+    stream: Box<dyn std::io::Read + Send>,
+    shown: &str,
+    gz: bool,
+    magic: &[u8],
+    window: &Window,
+    texts: (&str, &str),
+    out: &mut dyn Write,
+) -> Result<Cut, ExcerptError> {
     let mut cut = Cut::default();
     let mut io_error: Option<std::io::Error> = None;
     let mut order: Option<String> = None;
@@ -219,170 +250,153 @@ pub fn cut(
                     .map_or((ts_ns, ts_ns), |(a, b)| (a.min(ts_ns), b.max(ts_ns))),
             );
             let w = *cut.window.get_or_insert_with(|| window.resolve(ts_ns));
-            if w.to <= w.from {
-                return Err(order_error(texts.0, texts.1, w.from, w.to));
+            if let (Some(f), Some(t)) = (w.from, w.to) {
+                if t <= f {
+                    return Err(order_error(texts.0, texts.1, f, t));
+                }
             }
             Ok(w.contains(ts_ns))
         };
-        let r = reader::walk_blocks(
-            input.stream,
-            &input.shown,
-            input.gz,
-            &mut stats,
-            &input.magic,
-            |block, stats| {
-                let step = (|| -> Result<(), std::io::Error> {
-                    match block {
-                        PcapBlockOwned::LegacyHeader(h) => {
-                            start(&mut buf)?;
-                            stats.format = "pcap".into();
-                            let (tsresol, resolution) = if h.is_nanosecond_precision() {
-                                (9, NS.unsigned_abs())
+        let r = reader::walk_blocks(stream, shown, gz, &mut stats, magic, |block, stats| {
+            let step = (|| -> Result<(), std::io::Error> {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        start(&mut buf)?;
+                        stats.format = "pcap".into();
+                        let (tsresol, resolution) = if h.is_nanosecond_precision() {
+                            (9, NS.unsigned_abs())
+                        } else {
+                            (6, 1_000_000)
+                        };
+                        let iface = Interface {
+                            linktype: link16(h.network.0),
+                            snaplen: h.snaplen,
+                            name: None,
+                            description: None,
+                        };
+                        buf.extend(interface_block(&iface, Some(tsresol), &[])?);
+                        legacy = Some(OutIface {
+                            id: cut.interfaces,
+                            resolution,
+                            offset_s: 0,
+                        });
+                        cut.interfaces += 1;
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        stats.packets += 1;
+                        let Some(i) = legacy else { return Ok(()) };
+                        let ts_ns = i64::from(b.ts_sec) * NS
+                            + if i.resolution == 1_000_000 {
+                                i64::from(b.ts_usec) * 1000
                             } else {
-                                (6, 1_000_000)
+                                i64::from(b.ts_usec)
                             };
-                            let iface = Interface {
-                                linktype: u16::try_from(h.network.0).unwrap_or(0),
-                                snaplen: h.snaplen,
-                                name: None,
-                                description: None,
-                            };
-                            buf.extend(interface_block(&iface, tsresol, &[])?);
-                            legacy = Some(OutIface {
-                                id: cut.interfaces,
-                                resolution,
-                                offset_s: 0,
-                            });
-                            cut.interfaces += 1;
-                        }
-                        PcapBlockOwned::Legacy(b) => {
-                            stats.packets += 1;
-                            let Some(i) = legacy else { return Ok(()) };
-                            let ts_ns = i64::from(b.ts_sec) * NS
-                                + if i.resolution == 1_000_000 {
-                                    i64::from(b.ts_usec) * 1000
-                                } else {
-                                    i64::from(b.ts_usec)
-                                };
-                            match packet(&mut cut, ts_ns) {
-                                Err(e) => order = Some(e),
-                                Ok(false) => {}
-                                Ok(true) => {
-                                    let raw =
-                                        u64::from(b.ts_sec) * i.resolution + u64::from(b.ts_usec);
-                                    let data = &b.data[..(b.caplen as usize).min(b.data.len())];
-                                    packet_block(&mut buf, i.id, raw, data, b.origlen, &[])?;
-                                    cut.kept += 1;
-                                }
+                        match packet(&mut cut, ts_ns) {
+                            Err(e) => order = Some(e),
+                            Ok(false) => {}
+                            Ok(true) => {
+                                let raw = u64::from(b.ts_sec) * i.resolution + u64::from(b.ts_usec);
+                                let data = &b.data[..(b.caplen as usize).min(b.data.len())];
+                                packet_block(&mut buf, i.id, raw, data, b.origlen, &[])?;
+                                cut.kept += 1;
                             }
                         }
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                            start(&mut buf)?;
-                            stats.format = "pcapng".into();
-                            section.clear();
-                        }
-                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                            start(&mut buf)?;
-                            let text = |code: u16| {
-                                idb.options
-                                    .iter()
-                                    .find(|o| o.code.0 == code)
-                                    .and_then(|o| o.as_str().ok())
-                                    .map(|s| s.trim_end_matches('\0').to_string())
-                            };
-                            let iface = Interface {
-                                linktype: u16::try_from(idb.linktype.0).unwrap_or(0),
-                                snaplen: idb.snaplen,
-                                name: text(2),
-                                description: text(3),
-                            };
-                            let offset = idb.if_tsoffset.to_le_bytes();
-                            let mut more: Vec<(u16, &[u8])> = Vec::new();
-                            if idb.if_tsoffset != 0 {
-                                more.push((14, &offset));
-                            }
-                            for o in &idb.options {
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        start(&mut buf)?;
+                        stats.format = "pcapng".into();
+                        section.clear();
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        start(&mut buf)?;
+                        // Name and description go as the file has them (bytes), below.
+                        let iface = Interface {
+                            linktype: link16(idb.linktype.0),
+                            snaplen: idb.snaplen,
+                            name: None,
+                            description: None,
+                        };
+                        // The options kept, in the file's order, as the file has them
+                        // (declared lengths, no padding); `if_tsoffset` (parsed in the file's
+                        // byte order) written in ours; no `if_tsresol` stays none (µs).
+                        let offset = idb.if_tsoffset.to_le_bytes();
+                        let mut more: Vec<(u16, &[u8])> = Vec::new();
+                        for o in &idb.options {
+                            match (o.code.0, o.as_bytes()) {
                                 // Strings and single bytes: the same in either byte order.
-                                if matches!(o.code.0, 10 | 11 | 12 | 15) {
-                                    more.push((o.code.0, o.value()));
-                                }
-                            }
-                            // No if_tsresol option means microseconds (6), written as such.
-                            let tsresol = if idb.options.iter().any(|o| o.code.0 == 9) {
-                                idb.if_tsresol
-                            } else {
-                                6
-                            };
-                            buf.extend(interface_block(&iface, tsresol, &more)?);
-                            section.push(OutIface {
-                                id: cut.interfaces,
-                                resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                                offset_s: idb.ts_offset(),
-                            });
-                            cut.interfaces += 1;
-                        }
-                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                            stats.packets += 1;
-                            let Some(i) = section.get(epb.if_id as usize).copied() else {
-                                cut.untimed += 1;
-                                return Ok(());
-                            };
-                            let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                            let ts_ns = reader::ts_to_ns(raw, i.resolution, i.offset_s);
-                            match packet(&mut cut, ts_ns) {
-                                Err(e) => order = Some(e),
-                                Ok(false) => {}
-                                Ok(true) => {
-                                    let flags = epb
-                                        .options
-                                        .iter()
-                                        .find(|o| o.code.0 == 2)
-                                        .and_then(|o| o.value().get(..4))
-                                        .map(|v| {
-                                            let mut f = [v[0], v[1], v[2], v[3]];
-                                            if epb.block_type != 6 {
-                                                f.reverse(); // a big-endian section
-                                            }
-                                            f
-                                        });
-                                    let mut opts: Vec<(u16, &[u8])> = epb
-                                        .options
-                                        .iter()
-                                        .filter(|o| o.code.0 == 1)
-                                        .map(|o| (1, o.value()))
-                                        .collect();
-                                    if let Some(f) = &flags {
-                                        opts.push((2, f));
-                                    }
-                                    let data =
-                                        &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                                    packet_block(&mut buf, i.id, raw, data, epb.origlen, &opts)?;
-                                    cut.kept += 1;
-                                }
+                                (2 | 3 | 9 | 10 | 11 | 12 | 15, Ok(v)) => more.push((o.code.0, v)),
+                                (14, Ok(_)) => more.push((14, &offset)),
+                                _ => {}
                             }
                         }
-                        PcapBlockOwned::NG(Block::SimplePacket(_)) => {
-                            stats.packets += 1;
+                        buf.extend(interface_block(&iface, None, &more)?);
+                        section.push(OutIface {
+                            id: cut.interfaces,
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset_s: idb.ts_offset(),
+                        });
+                        cut.interfaces += 1;
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        stats.packets += 1;
+                        let Some(i) = section.get(epb.if_id as usize).copied() else {
                             cut.untimed += 1;
+                            return Ok(());
+                        };
+                        let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let ts_ns = reader::ts_to_ns(raw, i.resolution, i.offset_s);
+                        match packet(&mut cut, ts_ns) {
+                            Err(e) => order = Some(e),
+                            Ok(false) => {}
+                            Ok(true) => {
+                                let flags = epb
+                                    .options
+                                    .iter()
+                                    .find(|o| o.code.0 == 2)
+                                    .and_then(|o| o.as_bytes().ok()?.get(..4))
+                                    .map(|v| {
+                                        let mut f = [v[0], v[1], v[2], v[3]];
+                                        if epb.block_type != 6 {
+                                            f.reverse(); // a big-endian section
+                                        }
+                                        f
+                                    });
+                                let mut opts: Vec<(u16, &[u8])> = epb
+                                    .options
+                                    .iter()
+                                    .filter(|o| o.code.0 == 1)
+                                    .filter_map(|o| Some((1, o.as_bytes().ok()?)))
+                                    .collect();
+                                if let Some(f) = &flags {
+                                    opts.push((2, f));
+                                }
+                                let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+                                packet_block(&mut buf, i.id, raw, data, epb.origlen, &opts)?;
+                                cut.kept += 1;
+                            }
                         }
-                        PcapBlockOwned::NG(_) => {}
                     }
-                    Ok(())
-                })();
-                let step = step.and_then(|()| {
-                    if buf.len() >= 1 << 16 {
-                        out.write_all(&buf)?;
-                        buf.clear();
+                    PcapBlockOwned::NG(Block::SimplePacket(_)) => {
+                        stats.packets += 1;
+                        cut.untimed += 1;
                     }
-                    Ok(())
-                });
-                if let Err(e) = step {
-                    io_error = Some(e);
-                    return false;
+                    PcapBlockOwned::NG(_) => {}
                 }
-                order.is_none()
-            },
-        );
+                Ok(())
+            })();
+            let step = step.and_then(|()| {
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+                Ok(())
+            });
+            if let Err(e) = step {
+                io_error = Some(e);
+                return false;
+            }
+            order.is_none()
+        });
         r?;
     }
     if io_error.is_none() && order.is_none() {
@@ -398,12 +412,12 @@ pub fn cut(
     }
     cut.stats = stats;
     if cut.kept == 0 {
-        let file = path.display();
+        let file = shown;
         return Err(ExcerptError::Empty(match (cut.span, cut.window) {
             (Some((first, last)), Some(w)) => format!(
                 "no packet of {file} is in the window [{}, {}): the capture runs from {} to {} ({} packets); give times inside it",
-                if w.from == i64::MIN { "start".into() } else { time_text(w.from) },
-                if w.to == i64::MAX { "end".into() } else { time_text(w.to) },
+                w.from.map_or_else(|| "start".into(), time_text),
+                w.to.map_or_else(|| "end".into(), time_text),
                 time_text(first),
                 time_text(last),
                 cut.stats.packets
@@ -458,15 +472,15 @@ mod tests {
             to: Some(TimeSpec::Clock(2 * 3600 * NS)),
         };
         let r = w.resolve(first);
-        assert_eq!(r.from, DAY_NS + 23 * 3600 * NS);
+        assert_eq!(r.from, Some(DAY_NS + 23 * 3600 * NS));
         assert_eq!(
             r.to,
-            2 * DAY_NS + 2 * 3600 * NS,
+            Some(2 * DAY_NS + 2 * 3600 * NS),
             "after midnight: the next day"
         );
-        assert!(r.contains(r.from) && !r.contains(r.to));
+        assert!(r.contains(r.from.unwrap()) && !r.contains(r.to.unwrap()));
         let open = Window::default().resolve(first);
-        assert!(open.contains(i64::MIN) && open.contains(i64::MAX - 1));
+        assert!(open.contains(i64::MIN) && open.contains(i64::MAX));
         let bad = Window {
             from: Some(TimeSpec::At(5)),
             to: Some(TimeSpec::At(5)),
@@ -483,8 +497,8 @@ mod tests {
             description: Some("19200 8E1".into()),
         };
         let mut file = section_header().unwrap();
-        file.extend(interface_block(&Interface::ethernet(), 6, &[]).unwrap());
-        file.extend(interface_block(&named, 9, &[]).unwrap());
+        file.extend(interface_block(&Interface::ethernet(), Some(6), &[]).unwrap());
+        file.extend(interface_block(&named, Some(9), &[]).unwrap());
         // µs on interface 0, ns on interface 1 with a direction: 10 s + 1..=4 units.
         for k in 1..=4u64 {
             packet_block(&mut file, 0, 10_000_000 + k, &[k as u8; 60], 60, &[]).unwrap();

@@ -97,15 +97,15 @@ pub fn section_header() -> io::Result<Vec<u8>> {
 pub const TSRESOL_NS: u8 = 9;
 
 /// An Interface Description Block: link type, reserved 0, snaplen, and the options `if_name`
-/// (2) and `if_description` (3) from `iface`, `if_tsresol` (9) = `tsresol` (the option's byte
-/// as the pcapng spec gives it: 6 µs, 9 ns, 0x80 | n for 2^-n s), then `more` options (code,
-/// value) in order, then `opt_endofopt`.
+/// (2) and `if_description` (3) from `iface`, `if_tsresol` (9) = `tsresol` when given (the
+/// option's byte as the pcapng spec gives it: 6 µs, 9 ns, 0x80 | n for 2^-n s; none means
+/// µs), then `more` options (code, value) in order, then `opt_endofopt`.
 ///
 /// # Errors
 /// Never in practice (a block too large for its length field).
 pub fn interface_block(
     iface: &Interface,
-    tsresol: u8,
+    tsresol: Option<u8>,
     more: &[(u16, &[u8])],
 ) -> io::Result<Vec<u8>> {
     let link = [iface.linktype.to_le_bytes(), 0u16.to_le_bytes()].concat();
@@ -116,7 +116,9 @@ pub fn interface_block(
     if let Some(d) = &iface.description {
         option(&mut opts, 3, d.as_bytes());
     }
-    option(&mut opts, 9, &[tsresol]);
+    if let Some(r) = tsresol {
+        option(&mut opts, 9, &[r]);
+    }
     for (code, value) in more {
         option(&mut opts, *code, value);
     }
@@ -131,7 +133,7 @@ pub fn interface_block(
 /// Never in practice (a block too large for its length field).
 pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
     let mut out = section_header()?;
-    out.extend(interface_block(iface, TSRESOL_NS, &[])?);
+    out.extend(interface_block(iface, Some(TSRESOL_NS), &[])?);
     Ok(out)
 }
 

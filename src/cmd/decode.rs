@@ -47,10 +47,9 @@ pub fn run(ctx: &Ctx, file: &CaptureArgs) -> anyhow::Result<Outcome> {
     if mode == Mode::Summary {
         let mut doc = summary_doc(&file.file, &done);
         if let (Some(c), Some(w)) = (&cut, window) {
-            let end = |ns: i64, open: i64| (ns != open).then(|| excerpt::time_text(ns));
             doc["window"] = serde_json::json!({
-                "from": end(w.from, i64::MIN),
-                "to": end(w.to, i64::MAX),
+                "from": w.from.map(excerpt::time_text),
+                "to": w.to.map(excerpt::time_text),
                 "packets": c.kept,
                 "excerpt": file.write.as_ref().map(|p| p.display().to_string()),
             });
