@@ -185,6 +185,17 @@ A path is an embedded SQLite file (created when missing); postgres://USER@HOST[:
 PostgreSQL database (password from PGPASSWORD, ~/.pgpass or a prompt; never in the URL).
 Exit 0 done, 2 database unreachable, 3 not a store, newer schema, bad results file.")]
     History(HistoryArgs),
+    /// One evidence file for a ticket: report, results, the snapshots they name, captures, and a
+    /// manifest with SHA-256 of each; or check one (--verify).
+    #[command(after_help = "Examples:
+  plcprobe bundle -o incident-4711.zip results.json drift.json excerpt.pcapng
+  plcprobe bundle --verify incident-4711.zip
+Inputs by content: results files (check --results, diff --format json, poll/decode --results),
+snapshots, captures (pcap, pcapng, gzip). Baselines a check names and the snapshots a diff
+compared come along (relative paths from the current folder, else the results file's folder).
+Written atomically; an input that changes while it is copied is refused. --verify: exit 0 every
+member matches MANIFEST.json, 2 a member missing, extra or modified, 3 not a bundle.")]
+    Bundle(BundleArgs),
     /// Decode a capture (pcap, pcapng, .gz): devices, transactions, timings, failures, writes.
     #[command(after_help = "Examples:
   plcprobe decode line3-night.pcapng                    # summary: devices, transactions, errors, slowest
@@ -193,7 +204,10 @@ Exit 0 done, 2 database unreachable, 3 not a store, newer schema, bad results fi
   plcprobe decode capture.pcap --device 10.0.0.5/1 --format jsonl > tx.jsonl
   plcprobe decode opcua.pcapng --pdus                   # every PDU / OPC UA message, like tshark
   plcprobe decode gw.pcap --modbus-port 5020 --rtu-port 4001
-Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
+  plcprobe decode night.pcapng --from 02:10 --to 02:20 -w excerpt.pcapng   # cut to the incident
+  plcprobe decode night.pcapng --from 2026-11-27T02:10:00+01:00 --transactions
+--from/--to: RFC 3339, or HH:MM[:SS[.frac]] in UTC on the capture's first day (the next day when
+earlier than its first packet); [from, to). Modbus/TCP on port 502 and OPC UA on 4840 by default, other ports by content (--no-detect to
 turn that off). Exit 0 decoded, 1 capture truncated or cut by its snaplen, 3 not a capture.")]
     Decode(CaptureArgs),
     /// Capture live (an interface, or an RS-485 line), decoded as it goes; pcapng with -w.
@@ -460,6 +474,29 @@ pub struct ReportArgs {
     pub device: Option<String>,
 }
 
+/// `bundle`.
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// Results files, snapshots and captures to put in the bundle.
+    #[arg(required_unless_present = "verify", conflicts_with = "verify")]
+    pub inputs: Vec<PathBuf>,
+    /// The archive to write (.zip), atomically.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE.zip",
+        required_unless_present = "verify"
+    )]
+    pub output: Option<PathBuf>,
+    /// Check this bundle against its MANIFEST.json instead of making one.
+    #[arg(long, value_name = "FILE.zip", conflicts_with = "output")]
+    pub verify: Option<PathBuf>,
+    /// Make the bundle even when a snapshot or baseline a results file names is not found (it
+    /// is listed under `omitted` in the manifest).
+    #[arg(long, conflicts_with = "verify")]
+    pub allow_missing: bool,
+}
+
 /// `sim`.
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -509,6 +546,19 @@ pub struct SimArgs {
 pub struct CaptureArgs {
     /// Capture file: pcap or pcapng, optionally gzip-compressed.
     pub file: PathBuf,
+    /// Only packets at or after TIME: RFC 3339 (2026-11-27T02:10:00Z; an offset such as +01:00
+    /// applies), or a clock time HH:MM[:SS[.frac]] in UTC on the day of the capture's first
+    /// packet (the next day when earlier than that packet's time: a capture across midnight).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only packets before TIME (same forms as --from); the window is [from, to).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Write the window's packets (the whole capture without --from/--to) to this pcapng file,
+    /// atomically, interfaces and timestamps as in the input; the summary or rows describe
+    /// the same window.
+    #[arg(short = 'w', long, value_name = "OUT.pcapng")]
+    pub write: Option<PathBuf>,
     /// What to decode and show.
     #[command(flatten)]
     pub decode: DecodeArgs,

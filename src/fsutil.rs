@@ -52,9 +52,21 @@ fn temporary_beside(path: &Path) -> anyhow::Result<(&Path, &str, tempfile::Named
 
 /// Atomically replace `path` with `bytes`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic_with(path, |f| {
+        f.write_all(bytes)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })
+}
+
+/// Atomically replace `path` with what `write` writes into the file it is handed (a
+/// temporary beside `path`, for content made as it streams: a capture excerpt, a zip
+/// archive). When `write` fails, the temporary is removed and `path` is left as it was.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let (dir, name, mut tmp) = temporary_beside(path)?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let made = write(tmp.as_file_mut())?;
     // Temporary files are private (0600); the result is not: keep the mode of the file being
     // replaced, else 0644, so node_exporter or a colleague can read what a cron job wrote.
     #[cfg(unix)]
@@ -75,7 +87,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         let _ = d.sync_all();
     }
     remove_stale_temporaries(dir, name);
-    Ok(())
+    Ok(made)
 }
 
 /// Create `path` for a file that grows after its start (a capture): `head` is written to a

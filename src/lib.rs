@@ -9,6 +9,7 @@
 //! layer (`device`) and the simulator (`sim`); the command line (`cli`) and the commands (`cmd`).
 //! docs/ARCHITECTURE.md draws them; `scripts/check-layers` keeps them pointing down.
 
+pub mod bundle;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -58,6 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Report(a) => cmd::report::run(&ctx, a).await,
         Command::History(a) => cmd::history::run(&ctx, a).await,
         Command::Trend(a) => cmd::trend::run(&ctx, a).await,
+        Command::Bundle(a) => cmd::bundle::run(&ctx, a),
         Command::Decode(a) => cmd::decode::run(&ctx, a),
         Command::Capture(a) => cmd::capture::run(&ctx, a).await,
         Command::Sim(a) => cmd::sim::run(&ctx, a).await,

@@ -1,6 +1,7 @@
 //! Crash consistency of every file plcprobe writes atomically (`src/fsutil.rs`): snapshots and
 //! baselines, `check`/`poll`/`decode` results, Prometheus files, reports, the profile `scan
-//! --emit-profile` writes, the demo's capture and a trusted certificate.
+//! --emit-profile` writes, the demo's capture, a capture excerpt, a bundle and a trusted
+//! certificate.
 //!
 //! The kill lands deterministically, inside the write: strace's fault injection delivers SIGKILL
 //! to plcprobe as it enters the `rename` of the file under test (the temporary file is whole and
@@ -35,6 +36,9 @@ enum Whole {
     Pcapng,
     /// An X.509 certificate (DER: a SEQUENCE with a two-byte length).
     Der,
+    /// A zip archive: a local file header first, the end of central directory record last (no
+    /// archive comment).
+    Zip,
 }
 
 impl Whole {
@@ -51,6 +55,11 @@ impl Whole {
                     && usize::from(u16::from_be_bytes([bytes[2], bytes[3]])) + 4 == bytes.len()
             }
             Whole::Pcapng => bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) && bytes.len() > 100,
+            Whole::Zip => {
+                bytes.starts_with(b"PK\x03\x04")
+                    && bytes.len() > 22
+                    && bytes[bytes.len() - 22..].starts_with(b"PK\x05\x06")
+            }
         }
     }
 }
@@ -379,6 +388,29 @@ fn decode_results_and_reports() {
         &md,
         &[0, 1],
         Whole::Text(""),
+    );
+    // A capture excerpt (`decode -w`) and an evidence bundle.
+    let excerpt = dir.path().join("x.pcapng");
+    killed_inside_the_write_of(
+        &[
+            "decode",
+            s(&cap),
+            "--from",
+            "00:51:40",
+            "-w",
+            s(&excerpt),
+            "-q",
+        ],
+        &excerpt,
+        &[0],
+        Whole::Pcapng,
+    );
+    let zip = dir.path().join("b.zip");
+    killed_inside_the_write_of(
+        &["bundle", "-o", s(&zip), s(&res), s(&excerpt)],
+        &zip,
+        &[0],
+        Whole::Zip,
     );
 }
 

@@ -132,6 +132,7 @@ macro_rules! replay_tests {
 
 replay_tests!(
     capture_file,
+    capture_excerpt,
     tcp_reassembly,
     modbus_pdu,
     opcua_message,

@@ -4,6 +4,7 @@
 mod util;
 
 mod bpf;
+mod bundle;
 mod capture;
 mod claims;
 mod claims_opcua;
@@ -11,6 +12,7 @@ mod cli;
 mod crash;
 mod decode;
 mod device;
+mod excerpt;
 mod faults;
 mod fields;
 mod fleet;

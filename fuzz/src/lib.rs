@@ -8,6 +8,7 @@ use plcprobe::{
     capture::{
         analysis::{Analysis, Emit},
         bpf,
+        excerpt::{cut_stream, TimeSpec, Window},
         reader::{read_stream, Linktype, Packet, PacketDirection, ReadStats},
         serial::{LineFramer, MAX_FRAME},
         writer::tcp_frame,
@@ -29,8 +30,9 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 7] = [
+pub const TARGETS: [(&str, Body); 8] = [
     ("capture_file", capture_file),
+    ("capture_excerpt", capture_excerpt),
     ("tcp_reassembly", tcp_reassembly),
     ("modbus_pdu", modbus_pdu),
     ("opcua_message", opcua_message),
@@ -86,6 +88,76 @@ pub fn capture_file(data: &[u8]) {
     dec.finish(&mut an);
     an.finish();
     every_request_accounted_for(&an);
+}
+
+/// What a reader says of one packet, for comparing a capture with its excerpt: time, link
+/// type, interface name, wire length (at least the captured length), bytes.
+type Seen = (i64, i32, Option<String>, u32, Vec<u8>);
+
+fn packets_of(data: &[u8]) -> Option<(Vec<Seen>, ReadStats)> {
+    let mut stats = ReadStats::default();
+    let mut seen = Vec::new();
+    let input: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
+    read_stream(
+        input,
+        "fuzz",
+        false,
+        &mut stats,
+        &mut |p| {
+            seen.push((
+                p.ts_ns,
+                p.linktype.0 & 0xffff,
+                p.if_name.map(str::to_string),
+                p.orig_len
+                    .max(u32::try_from(p.data.len()).unwrap_or(u32::MAX)),
+                p.data.to_vec(),
+            ));
+        },
+        data,
+    )
+    .ok()?;
+    Some((seen, stats))
+}
+
+/// Any bytes as a capture, cut (`decode --from/--to -w`): with an open window the excerpt,
+/// read back, holds every packet the reader delivers from the input (simple packet blocks
+/// aside, which have no time) with the same time, link type, interface name, lengths and
+/// bytes; cut from the median packet time on, exactly those at or after it.
+pub fn capture_excerpt(data: &[u8]) {
+    let Some((input, stats)) = packets_of(data) else {
+        return;
+    };
+    let cut = |window: &Window| {
+        let mut out = Vec::new();
+        let stream: Box<dyn std::io::Read + Send> = Box::new(std::io::Cursor::new(data.to_vec()));
+        let r = cut_stream(stream, "fuzz", false, data, window, ("", ""), &mut out);
+        r.ok().map(|c| (c, out))
+    };
+    let Some((made, out)) = cut(&Window::default()) else {
+        return; // no packet with a time: nothing to compare
+    };
+    let (back, back_stats) = packets_of(&out).expect("an excerpt is a capture");
+    assert!(
+        back_stats.truncated.is_none(),
+        "an excerpt reads to its end"
+    );
+    assert_eq!(back.len() as u64, made.kept);
+    // Simple packet blocks: delivered by the reader with time 0, left out of an excerpt.
+    let simple = made.untimed - stats.unknown_interface;
+    if simple == 0 {
+        assert_eq!(back, input, "an open window keeps every packet as it was");
+    }
+    let mut times: Vec<i64> = back.iter().map(|p| p.0).collect();
+    times.sort_unstable();
+    let median = times[times.len() / 2];
+    let from = Window {
+        from: Some(TimeSpec::At(median)),
+        to: None,
+    };
+    let (_, later) = cut(&from).expect("the median packet is in its own window");
+    let (later, _) = packets_of(&later).expect("an excerpt is a capture");
+    let want: Vec<Seen> = back.into_iter().filter(|p| p.0 >= median).collect();
+    assert_eq!(later, want, "from the median on");
 }
 
 /// TCP reassembly: the input scripts a conversation on port 502 (or 4840, or RTU on 4001):

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod bpf;
+pub mod excerpt;
 pub mod link;
 pub mod reader;
 pub mod serial;

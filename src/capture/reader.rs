@@ -141,6 +141,30 @@ pub fn for_each_packet(
     path: &Path,
     mut f: impl FnMut(&Packet<'_>),
 ) -> Result<ReadStats, OpenError> {
+    let input = open_input(path)?;
+    let mut stats = ReadStats::default();
+    read_stream(
+        input.stream,
+        &input.shown,
+        input.gz,
+        &mut stats,
+        &mut f,
+        &input.magic,
+    )?;
+    Ok(stats)
+}
+
+/// A capture file opened for reading: its bytes (gunzipped when its magic says gzip), the
+/// name errors show, and its first bytes.
+pub(crate) struct Input {
+    pub(crate) stream: Box<dyn Read + Send>,
+    pub(crate) shown: String,
+    pub(crate) gz: bool,
+    pub(crate) magic: Vec<u8>,
+}
+
+/// Open `path`, gzip detected by its magic bytes.
+pub(crate) fn open_input(path: &Path) -> Result<Input, OpenError> {
     let shown = path.display().to_string();
     let io = |err| OpenError::Io {
         path: shown.clone(),
@@ -151,7 +175,7 @@ pub fn for_each_packet(
     let n = read_up_to(&mut file, &mut magic).map_err(io)?;
     let gz = n >= 2 && magic[..2] == [0x1f, 0x8b];
     let file = File::open(path).map_err(io)?;
-    let input: Box<dyn Read + Send> = if gz {
+    let stream: Box<dyn Read + Send> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             1 << 16,
             file,
@@ -159,9 +183,12 @@ pub fn for_each_packet(
     } else {
         Box::new(file)
     };
-    let mut stats = ReadStats::default();
-    read_stream(input, &shown, gz, &mut stats, &mut f, &magic[..n])?;
-    Ok(stats)
+    Ok(Input {
+        stream,
+        shown,
+        gz,
+        magic: magic[..n].to_vec(),
+    })
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -186,6 +213,136 @@ pub fn read_stream(
     stats: &mut ReadStats,
     f: &mut dyn FnMut(&Packet<'_>),
     magic: &[u8],
+) -> Result<(), OpenError> {
+    let gzs = if gz { "+gzip" } else { "" };
+    let mut legacy: Option<(Linktype, u64)> = None;
+    let mut ifaces: Vec<Iface> = Vec::new();
+    let mut names: Vec<Option<String>> = Vec::new();
+    let mut frame = 0u64;
+    walk_blocks(input, shown, gz, stats, magic, |block, stats| {
+        match block {
+            PcapBlockOwned::LegacyHeader(h) => {
+                stats.format = format!("pcap{gzs}");
+                let res = if h.is_nanosecond_precision() {
+                    1_000_000_000
+                } else {
+                    1_000_000
+                };
+                legacy = Some((h.network, res));
+            }
+            PcapBlockOwned::Legacy(b) => {
+                let (linktype, res) = legacy.unwrap_or((Linktype::ETHERNET, 1_000_000));
+                frame += 1;
+                let frac = if res == 1_000_000 {
+                    i64::from(b.ts_usec) * 1000
+                } else {
+                    i64::from(b.ts_usec)
+                };
+                let data = &b.data[..(b.caplen as usize).min(b.data.len())];
+                deliver(
+                    stats,
+                    f,
+                    &Packet {
+                        frame,
+                        ts_ns: i64::from(b.ts_sec) * 1_000_000_000 + frac,
+                        linktype,
+                        data,
+                        orig_len: b.origlen,
+                        direction: PacketDirection::Unknown,
+                        if_name: None,
+                    },
+                );
+            }
+            PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                stats.format = format!("pcapng{gzs}");
+                ifaces.clear();
+                names.clear();
+            }
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                ifaces.push(Iface {
+                    linktype: idb.linktype,
+                    resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                    offset_s: idb.ts_offset(),
+                });
+                names.push(idb.if_name().and_then(Result::ok).map(str::to_string));
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                frame += 1;
+                let Some(iface) = ifaces.get(epb.if_id as usize).copied() else {
+                    stats.unknown_interface += 1;
+                    stats.packets += 1;
+                    return true;
+                };
+                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                let ts_ns = ts_to_ns(raw, iface.resolution, iface.offset_s);
+                let caplen = (epb.caplen as usize).min(epb.data.len());
+                // Flags matter for serial captures only; Ethernet skips the search.
+                let direction = if iface.linktype == Linktype::ETHERNET {
+                    PacketDirection::Unknown
+                } else {
+                    epb.options
+                        .iter()
+                        .find(|o| o.code.0 == 2)
+                        .and_then(|o| o.as_bytes().ok())
+                        .and_then(|v| v.get(..4))
+                        .map_or(PacketDirection::Unknown, |v| {
+                            PacketDirection::from_flags(u32::from_le_bytes([
+                                v[0], v[1], v[2], v[3],
+                            ]))
+                        })
+                };
+                deliver(
+                    stats,
+                    f,
+                    &Packet {
+                        frame,
+                        ts_ns,
+                        linktype: iface.linktype,
+                        data: &epb.data[..caplen],
+                        orig_len: epb.origlen,
+                        direction,
+                        if_name: names.get(epb.if_id as usize).and_then(Option::as_deref),
+                    },
+                );
+            }
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                frame += 1;
+                let linktype = ifaces.first().map_or(Linktype::ETHERNET, |i| i.linktype);
+                let len = (spb.origlen as usize).min(spb.data.len());
+                deliver(
+                    stats,
+                    f,
+                    &Packet {
+                        frame,
+                        ts_ns: 0,
+                        linktype,
+                        data: &spb.data[..len],
+                        orig_len: spb.origlen,
+                        direction: PacketDirection::Unknown,
+                        if_name: names.first().and_then(Option::as_deref),
+                    },
+                );
+            }
+            PcapBlockOwned::NG(_) => {}
+        }
+        true
+    })
+}
+
+/// Read every block of a capture stream and hand it to `on_block` (with the statistics, for
+/// the caller to count packets), in file order, until the end, a damaged record (noted in
+/// `stats.truncated`), or `on_block` returning false. Every refill makes progress and the
+/// buffer grows up to [`MAX_BLOCK`] (the module's header says why).
+///
+/// # Errors
+/// [`OpenError`] when the stream is not a capture.
+pub(crate) fn walk_blocks(
+    input: Box<dyn Read + Send>,
+    shown: &str,
+    gz: bool,
+    stats: &mut ReadStats,
+    magic: &[u8],
+    mut on_block: impl FnMut(&PcapBlockOwned<'_>, &mut ReadStats) -> bool,
 ) -> Result<(), OpenError> {
     let mut reader = match create_reader(BUFFER, input) {
         Ok(r) => r,
@@ -216,122 +373,15 @@ pub fn read_stream(
             })
         }
     };
-    let gzs = if gz { "+gzip" } else { "" };
-    let mut legacy: Option<(Linktype, u64)> = None;
-    let mut ifaces: Vec<Iface> = Vec::new();
-    let mut names: Vec<Option<String>> = Vec::new();
     let mut capacity = BUFFER;
-    let mut frame = 0u64;
     loop {
         match reader.next() {
             Ok((offset, block)) => {
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        stats.format = format!("pcap{gzs}");
-                        let res = if h.is_nanosecond_precision() {
-                            1_000_000_000
-                        } else {
-                            1_000_000
-                        };
-                        legacy = Some((h.network, res));
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let (linktype, res) = legacy.unwrap_or((Linktype::ETHERNET, 1_000_000));
-                        frame += 1;
-                        let frac = if res == 1_000_000 {
-                            i64::from(b.ts_usec) * 1000
-                        } else {
-                            i64::from(b.ts_usec)
-                        };
-                        let data = &b.data[..(b.caplen as usize).min(b.data.len())];
-                        deliver(
-                            stats,
-                            f,
-                            &Packet {
-                                frame,
-                                ts_ns: i64::from(b.ts_sec) * 1_000_000_000 + frac,
-                                linktype,
-                                data,
-                                orig_len: b.origlen,
-                                direction: PacketDirection::Unknown,
-                                if_name: None,
-                            },
-                        );
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                        stats.format = format!("pcapng{gzs}");
-                        ifaces.clear();
-                        names.clear();
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        ifaces.push(Iface {
-                            linktype: idb.linktype,
-                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                            offset_s: idb.ts_offset(),
-                        });
-                        names.push(idb.if_name().and_then(Result::ok).map(str::to_string));
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        frame += 1;
-                        let Some(iface) = ifaces.get(epb.if_id as usize).copied() else {
-                            stats.unknown_interface += 1;
-                            stats.packets += 1;
-                            reader.consume(offset);
-                            continue;
-                        };
-                        let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                        let ts_ns = ts_to_ns(raw, iface.resolution, iface.offset_s);
-                        let caplen = (epb.caplen as usize).min(epb.data.len());
-                        // Flags matter for serial captures only; Ethernet skips the search.
-                        let direction = if iface.linktype == Linktype::ETHERNET {
-                            PacketDirection::Unknown
-                        } else {
-                            epb.options
-                                .iter()
-                                .find(|o| o.code.0 == 2)
-                                .and_then(|o| o.as_bytes().ok())
-                                .and_then(|v| v.get(..4))
-                                .map_or(PacketDirection::Unknown, |v| {
-                                    PacketDirection::from_flags(u32::from_le_bytes([
-                                        v[0], v[1], v[2], v[3],
-                                    ]))
-                                })
-                        };
-                        deliver(
-                            stats,
-                            f,
-                            &Packet {
-                                frame,
-                                ts_ns,
-                                linktype: iface.linktype,
-                                data: &epb.data[..caplen],
-                                orig_len: epb.origlen,
-                                direction,
-                                if_name: names.get(epb.if_id as usize).and_then(Option::as_deref),
-                            },
-                        );
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        frame += 1;
-                        let linktype = ifaces.first().map_or(Linktype::ETHERNET, |i| i.linktype);
-                        let len = (spb.origlen as usize).min(spb.data.len());
-                        deliver(
-                            stats,
-                            f,
-                            &Packet {
-                                frame,
-                                ts_ns: 0,
-                                linktype,
-                                data: &spb.data[..len],
-                                orig_len: spb.origlen,
-                                direction: PacketDirection::Unknown,
-                                if_name: names.first().and_then(Option::as_deref),
-                            },
-                        );
-                    }
-                    PcapBlockOwned::NG(_) => {}
-                }
+                let more = on_block(&block, stats);
                 reader.consume(offset);
+                if !more {
+                    break;
+                }
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
@@ -411,7 +461,7 @@ fn deliver(stats: &mut ReadStats, f: &mut dyn FnMut(&Packet<'_>), p: &Packet<'_>
 }
 
 /// pcapng timestamp units to nanoseconds since the epoch.
-fn ts_to_ns(raw: u64, resolution: u64, offset_s: i64) -> i64 {
+pub(crate) fn ts_to_ns(raw: u64, resolution: u64, offset_s: i64) -> i64 {
     let secs = raw / resolution;
     let frac = raw % resolution;
     let ns = if resolution == 1_000_000_000 {

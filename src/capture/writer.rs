@@ -1,5 +1,6 @@
-//! Writing pcapng (pcapng spec, draft-ietf-opsawg-pcapng): a section header, one interface
-//! ([`Interface`]: link type, name, nanosecond timestamps), and enhanced packet blocks. [`Recorder`] turns the
+//! Writing pcapng (pcapng spec, draft-ietf-opsawg-pcapng): a section header, interfaces
+//! ([`Interface`]: link type, snaplen, name; [`interface_block`] with any `if_tsresol`), and
+//! enhanced packet blocks ([`packet_block`], the one place one is made). [`Recorder`] turns the
 //! byte streams of TCP connections (as the simulator sees them) into frames with synthesized
 //! Ethernet/IP/TCP headers — handshake, in-order sequence and acknowledgement numbers, correct
 //! checksums, FIN at the end — so Wireshark/tshark open the file without warnings.
@@ -45,8 +46,8 @@ fn block(block_type: u32, parts: &[&[u8]]) -> io::Result<Vec<u8>> {
     Ok(b)
 }
 
-/// What a pcapng interface description says: link type, capture length, name, and the
-/// timestamp resolution (always nanoseconds here).
+/// What a pcapng interface description says: link type, capture length, name and description
+/// (its timestamp resolution is given where the block is written: [`interface_block`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     /// pcap link type (1 Ethernet, 252 exported PDU, 147 USER0, …).
@@ -81,18 +82,32 @@ fn option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
     out.extend(std::iter::repeat_n(0u8, pad4(usize::from(len))));
 }
 
-/// The section header and interface description blocks that start a file.
+/// The Section Header Block that starts a file: byte-order magic, version 1.0, section length
+/// not given, no options.
 ///
 /// # Errors
 /// Never in practice (a block too large for its length field).
-pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
-    // Section Header Block: byte-order magic, version 1.0, section length not given; no
-    // options.
+pub fn section_header() -> io::Result<Vec<u8>> {
     let magic = 0x1A2B_3C4Du32.to_le_bytes();
     let version = [1u16.to_le_bytes(), 0u16.to_le_bytes()].concat();
-    let mut out = block(0x0A0D_0D0A, &[&magic, &version, &(-1i64).to_le_bytes()])?;
-    // Interface Description Block: link type, reserved 0, snaplen, options: if_name (2),
-    // if_description (3), if_tsresol (9) = 9 (ns), opt_endofopt.
+    block(0x0A0D_0D0A, &[&magic, &version, &(-1i64).to_le_bytes()])
+}
+
+/// `if_tsresol` of an interface whose timestamps count nanoseconds.
+pub const TSRESOL_NS: u8 = 9;
+
+/// An Interface Description Block: link type, reserved 0, snaplen, and the options `if_name`
+/// (2) and `if_description` (3) from `iface`, `if_tsresol` (9) = `tsresol` when given (the
+/// option's byte as the pcapng spec gives it: 6 µs, 9 ns, 0x80 | n for 2^-n s; none means
+/// µs), then `more` options (code, value) in order, then `opt_endofopt`.
+///
+/// # Errors
+/// Never in practice (a block too large for its length field).
+pub fn interface_block(
+    iface: &Interface,
+    tsresol: Option<u8>,
+    more: &[(u16, &[u8])],
+) -> io::Result<Vec<u8>> {
     let link = [iface.linktype.to_le_bytes(), 0u16.to_le_bytes()].concat();
     let mut opts = Vec::new();
     if let Some(n) = &iface.name {
@@ -101,9 +116,24 @@ pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
     if let Some(d) = &iface.description {
         option(&mut opts, 3, d.as_bytes());
     }
-    option(&mut opts, 9, &[9]);
+    if let Some(r) = tsresol {
+        option(&mut opts, 9, &[r]);
+    }
+    for (code, value) in more {
+        option(&mut opts, *code, value);
+    }
     opts.extend_from_slice(&0u32.to_le_bytes());
-    out.extend(block(1, &[&link, &iface.snaplen.to_le_bytes(), &opts])?);
+    block(1, &[&link, &iface.snaplen.to_le_bytes(), &opts])
+}
+
+/// The section header and the description of one interface with nanosecond timestamps: the
+/// start of every file plcprobe writes from live traffic.
+///
+/// # Errors
+/// Never in practice (a block too large for its length field).
+pub fn file_header(iface: &Interface) -> io::Result<Vec<u8>> {
+    let mut out = section_header()?;
+    out.extend(interface_block(iface, Some(TSRESOL_NS), &[])?);
     Ok(out)
 }
 
@@ -121,19 +151,8 @@ pub fn enhanced_packet(
     enhanced_packet_with_flags(out, ts_ns, data, orig_len, 0)
 }
 
-/// The options of an Enhanced Packet Block that says its direction (`epb_flags`, bits 0–1: 1
-/// inbound, 2 outbound), after the padding of its `data_len` bytes of data; empty for `flags` 0.
-fn flags_option(data_len: usize, flags: u32) -> Vec<u8> {
-    let mut opts = Vec::new();
-    if flags != 0 {
-        opts.extend(std::iter::repeat_n(0u8, pad4(data_len)));
-        option(&mut opts, 2, &flags.to_le_bytes());
-        opts.extend_from_slice(&0u32.to_le_bytes());
-    }
-    opts
-}
-
-/// [`enhanced_packet`] with `epb_flags` (a serial frame's direction: `Packet::direction`).
+/// [`enhanced_packet`] with `epb_flags` (a serial frame's direction: `Packet::direction`; bits
+/// 0–1: 1 inbound, 2 outbound; 0 writes no option).
 ///
 /// # Errors
 /// A packet too large for the block's length field.
@@ -144,15 +163,46 @@ pub fn enhanced_packet_with_flags(
     orig_len: u32,
     flags: u32,
 ) -> io::Result<()> {
-    let opts = flags_option(data.len(), flags);
-    let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
     let ts = u64::try_from(ts_ns).unwrap_or(0);
+    let flags = flags.to_le_bytes();
+    let opts: &[(u16, &[u8])] = if u32::from_le_bytes(flags) == 0 {
+        &[]
+    } else {
+        &[(2, &flags)]
+    };
+    packet_block(out, 0, ts, data, orig_len, opts)
+}
+
+/// The one way plcprobe writes an Enhanced Packet Block: interface `if_id`, the timestamp `ts`
+/// in that interface's units (its `if_tsresol`), the captured `data`, `orig_len` bytes on the
+/// wire (at least the captured length), and `options` (code, value: `epb_flags` 2, a comment
+/// 1, …), appended to `out`.
+///
+/// # Errors
+/// A packet too large for the block's length field.
+pub fn packet_block(
+    out: &mut Vec<u8>,
+    if_id: u32,
+    ts: u64,
+    data: &[u8],
+    orig_len: u32,
+    options: &[(u16, &[u8])],
+) -> io::Result<()> {
+    let mut opts = Vec::new();
+    if !options.is_empty() {
+        opts.extend(std::iter::repeat_n(0u8, pad4(data.len())));
+        for (code, value) in options {
+            option(&mut opts, *code, value);
+        }
+        opts.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let caplen = u32::try_from(data.len()).map_err(|_| io::Error::other("frame too large"))?;
     let high = u32::try_from(ts >> 32).unwrap_or(0).to_le_bytes();
     let low = u32::try_from(ts & 0xffff_ffff).unwrap_or(0).to_le_bytes();
     out.extend(block(
         6,
         &[
-            &0u32.to_le_bytes(),
+            &if_id.to_le_bytes(),
             &high,
             &low,
             &caplen.to_le_bytes(),
@@ -200,18 +250,14 @@ impl<W: Write> PcapngWriter<W> {
     /// I/O errors of the underlying writer.
     pub fn packet_with_flags(&mut self, ts_ns: u64, frame: &[u8], flags: u32) -> io::Result<()> {
         let len = u32::try_from(frame.len()).map_err(|_| io::Error::other("frame too large"))?;
-        // Enhanced Packet Block: interface 0, timestamp (high, low), captured and original
-        // length, the frame.
-        let high = u32::try_from(ts_ns >> 32).unwrap_or(0).to_le_bytes();
-        let low = u32::try_from(ts_ns & 0xffff_ffff)
-            .unwrap_or(0)
-            .to_le_bytes();
-        let len = len.to_le_bytes();
-        let opts = flags_option(frame.len(), flags);
-        let b = block(
-            6,
-            &[&0u32.to_le_bytes(), &high, &low, &len, &len, frame, &opts],
-        )?;
+        let mut b = Vec::with_capacity(frame.len() + 48);
+        let flags = flags.to_le_bytes();
+        let opts: &[(u16, &[u8])] = if u32::from_le_bytes(flags) == 0 {
+            &[]
+        } else {
+            &[(2, &flags)]
+        };
+        packet_block(&mut b, 0, ts_ns, frame, len, opts)?;
         self.w.write_all(&b)?;
         self.w.flush()
     }

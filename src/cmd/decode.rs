@@ -2,17 +2,25 @@
 //! requests failed. Modes: the summary (default), `--transactions`, `--writes`, `--pdus`; the
 //! work is in `crate::decode`.
 //!
+//! `--from`/`--to` decode only the packets in that window (frames keep their numbers in the
+//! file); `-w OUT.pcapng` writes them, atomically, as `capture::excerpt` cuts them (without a
+//! window: the whole capture as pcapng).
+//!
 //! Exit codes: 0 decoded; 1 the capture is truncated or packets of decoded flows were cut by
-//! the snaplen (decoded as far as they go); 3 not a capture or unreadable.
+//! the snaplen (decoded as far as they go); 3 not a capture or unreadable, bad `--from`/`--to`,
+//! `--to` not after `--from`, or no packet in the window (nothing written).
 
 use std::io::{self, BufWriter, Write};
 
 use super::{Ctx, Outcome};
 use crate::{
-    capture::{Config, DeviceFilter},
+    capture::{
+        excerpt::{self, Cut, Window},
+        Config, DeviceFilter,
+    },
     cli::{CaptureArgs, DecodeArgs},
     decode::{
-        pipeline::{decode_file, Mode},
+        pipeline::{decode_window, Mode},
         summary::{device_rows, summary_doc},
         terminal::write_summary,
     },
@@ -25,15 +33,27 @@ pub fn run(ctx: &Ctx, file: &CaptureArgs) -> anyhow::Result<Outcome> {
     let (cfg, filter, mode) = setup(args)?;
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let cut = cut_window(ctx, file)?;
+    let window = cut.as_ref().and_then(|c| c.window);
     let pb = ctx.progress_bar(0, "decoding");
-    let result = decode_file(&file.file, cfg, filter, mode, ctx.format, &mut out, &pb);
+    let result = decode_window(
+        &file.file, window, cfg, filter, mode, ctx.format, &mut out, &pb,
+    );
     let done = match result {
         Ok(d) => d,
         Err(e) if is_broken_pipe(&e) => return Ok(Outcome::Ok),
         Err(e) => return Err(e),
     };
     if mode == Mode::Summary {
-        let doc = summary_doc(&file.file, &done);
+        let mut doc = summary_doc(&file.file, &done);
+        if let (Some(c), Some(w)) = (&cut, window) {
+            doc["window"] = serde_json::json!({
+                "from": w.from.map(excerpt::time_text),
+                "to": w.to.map(excerpt::time_text),
+                "packets": c.kept,
+                "excerpt": file.write.as_ref().map(|p| p.display().to_string()),
+            });
+        }
         write_summary_doc(ctx, &mut out, &doc, args.results.as_deref())?;
     }
     match out.flush() {
@@ -59,6 +79,71 @@ pub fn run(ctx: &Ctx, file: &CaptureArgs) -> anyhow::Result<Outcome> {
         Outcome::Ok
     };
     Ok(outcome)
+}
+
+/// Cut the window of `--from`/`--to` and write it to `-w` (atomically); None when neither a
+/// window nor `-w` is given. A note on stderr says what was written.
+fn cut_window(ctx: &Ctx, file: &CaptureArgs) -> anyhow::Result<Option<Cut>> {
+    if file.from.is_none() && file.to.is_none() && file.write.is_none() {
+        return Ok(None);
+    }
+    let from_text = file.from.as_deref().unwrap_or("");
+    let to_text = file.to.as_deref().unwrap_or("");
+    let window = Window {
+        from: file
+            .from
+            .as_deref()
+            .map(|t| excerpt::parse_time("--from", t))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        to: file
+            .to
+            .as_deref()
+            .map(|t| excerpt::parse_time("--to", t))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    window
+        .check_order(from_text, to_text)
+        .map_err(anyhow::Error::msg)?;
+    let texts = (from_text, to_text);
+    let cut = match &file.write {
+        Some(out) => {
+            crate::fsutil::check_output_dir(out)?;
+            if same_file(&file.file, out) {
+                anyhow::bail!(
+                    "-w {} is the capture being read; write the excerpt to another file",
+                    out.display()
+                );
+            }
+            crate::fsutil::write_atomic_with(out, |f| {
+                let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+                let cut = excerpt::cut(&file.file, &window, texts, &mut w)?;
+                w.flush()?;
+                Ok(cut)
+            })?
+        }
+        None => excerpt::cut(&file.file, &window, texts, &mut io::sink())?,
+    };
+    if let (Some(out), false) = (&file.write, ctx.quiet) {
+        super::warn(format!(
+            "{}: {} of {} packets written to {} ({} interface{})",
+            file.file.display(),
+            cut.kept,
+            cut.stats.packets,
+            out.display(),
+            cut.interfaces,
+            if cut.interfaces == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(Some(cut))
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// The summary document of `decode` or `capture` in the chosen format (`-q`: one line, only

@@ -155,6 +155,15 @@ pub async fn run(ctx: &Ctx, args: &DiffArgs) -> anyhow::Result<Outcome> {
             doc.insert("verdict".into(), json!(report::verdict_name(outcome)));
             doc.insert("summary".into(), json!(summary(&d)));
             doc.insert("diff".into(), serde_json::to_value(&d)?);
+            // The snapshot files compared, as given (a bundle takes them along).
+            doc.insert(
+                "baseline_file".into(),
+                json!(args.baseline.display().to_string()),
+            );
+            doc.insert(
+                "current_file".into(),
+                json!(args.current.as_deref().filter(|c| !c.contains("://"))),
+            );
             // The rows carry both values; the identities are what the rows do not hold.
             doc.insert(
                 "baseline_identity".into(),

@@ -4,6 +4,7 @@
 //! of their own: the device layer does. [`Ctx`] is the global flags, resolved once.
 
 pub mod browse;
+pub mod bundle;
 pub mod capture;
 pub mod check;
 pub mod completions;

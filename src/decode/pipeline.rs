@@ -11,6 +11,7 @@ use super::rows::{pdu_cells, TxCells, PDU_COLUMNS, PDU_TABLE, TX_COLUMNS, TX_TAB
 use crate::{
     capture::{
         analysis::{Analysis, Emit, Transaction},
+        excerpt::Resolved,
         reader::{self, ReadStats},
         Config, Decoder, DeviceFilter, Health, PduEvent,
     },
@@ -105,6 +106,25 @@ pub fn decode_file(
     out: &mut dyn Write,
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Decoded> {
+    decode_window(path, None, cfg, filter, mode, format, out, pb)
+}
+
+/// [`decode_file`] of only the packets in `window` (`decode --from/--to`); frames keep their
+/// numbers in the file.
+///
+/// # Errors
+/// The file is not a capture, or writing fails.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_window(
+    path: &Path,
+    window: Option<Resolved>,
+    cfg: Config,
+    filter: Option<DeviceFilter>,
+    mode: Mode,
+    format: Format,
+    out: &mut dyn Write,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<Decoded> {
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     pb.set_length(size);
     let mut rows = RowSink::new(out, format, mode);
@@ -118,8 +138,10 @@ pub fn decode_file(
     let locate =
         |p: &reader::Packet<'_>| crate::capture::link::locate_tcp_segment(p.linktype, p.data);
     let stats = reader::for_each_packet_prepared(path, locate, |p, located| {
-        decoder.packet_located(p, located, &mut an);
         seen += p.data.len() as u64 + 16;
+        if window.is_none_or(|w| w.contains(p.ts_ns)) {
+            decoder.packet_located(p, located, &mut an);
+        }
         if p.frame.trailing_zeros() >= 16 {
             pb.set_position(seen.min(size));
         }
