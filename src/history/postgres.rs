@@ -12,7 +12,7 @@
 //!
 //! Async (tokio-postgres): plcprobe runs commands on a single-threaded runtime, where a blocking
 //! client would stall or panic. Errors: a server that cannot be reached is
-//! [`super::store::Unreachable`] (exit 2 from `check`, 3 elsewhere); a server that answers and
+//! [`super::raw::Unreachable`] (exit 2 from `check`, 3 elsewhere); a server that answers and
 //! refuses (no such database, wrong password, a newer schema) UNKNOWN (exit 3).
 
 use std::{collections::HashMap, io::IsTerminal as _, str::FromStr, time::Duration};
@@ -20,12 +20,11 @@ use std::{collections::HashMap, io::IsTerminal as _, str::FromStr, time::Duratio
 use futures_util::{pin_mut, StreamExt as _};
 use tokio_postgres::{config::Host, types::ToSql, Client, Config, NoTls};
 
-use super::store::Unreachable;
 use super::{
     model::{DeviceLimits, Run},
     raw::{
         errors_json, identity_json, layout_signature, opt, point_status_json, IdCache, LayoutPoint,
-        RawDeviceRun, RawHistory, Recorded, APPLICATION, SCHEMA_VERSION,
+        RawDeviceRun, RawHistory, Recorded, Unreachable, APPLICATION, SCHEMA_VERSION,
     },
     record::RunRecord,
 };

@@ -19,6 +19,13 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// The `application` value in `plcprobe_schema` that marks a plcprobe history store.
 pub const APPLICATION: &str = "plcprobe history";
 
+/// A history database that could not be reached (connection refused, timed out, lost while
+/// recording; a SQLite file still locked after the busy timeout). `main` exits 3 for it like
+/// any error; `check`, which must record, turns it into CRITICAL (exit 2) after its output.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
 /// Ids already looked up or inserted (names → ids never change once committed), so an import
 /// of thousands of runs does not look each device and point up again. Cleared when a
 /// transaction fails, as its ids were rolled back.

@@ -25,16 +25,9 @@
 
 use serde_json::Value as Json;
 
-pub use super::raw::{Recorded, APPLICATION, SCHEMA_VERSION};
+pub use super::raw::{Recorded, Unreachable, APPLICATION, SCHEMA_VERSION};
 use super::{model::History, raw::IdCache, record::RunRecord};
 use crate::outcome::Fail;
-
-/// A history database that could not be reached (connection refused, timed out, lost while
-/// recording; a SQLite file still locked after the busy timeout). `main` exits 3 for it like
-/// any error; `check`, which must record, turns it into CRITICAL (exit 2) after its output.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Unreachable(pub String);
 
 /// An open history store.
 pub struct Store {
