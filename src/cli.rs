@@ -155,8 +155,10 @@ tolerance, identity (firmware) change or an exception.")]
   plcprobe check plans/line1.toml --format nagios          # for Nagios/Icinga/Zabbix agents
   plcprobe check plans/line1.toml --prometheus /var/lib/node_exporter/plcprobe.prom
   plcprobe check plans/line1.toml --results results/line1.json   # input for `plcprobe report`
+  plcprobe check plans/line1.toml -q --history line1.db          # every run into a history store
 Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad plan, baseline from another profile, a
-check of the same plan still running).")]
+check of the same plan still running, a history store that is not one or is newer); 2 also
+when the history database cannot be reached (the check's output is still printed).")]
     Check(CheckArgs),
     /// What is getting worse in a history store, and when it will cross a limit.
     #[command(after_help = "Examples:
@@ -402,6 +404,11 @@ pub struct CheckArgs {
     /// Write a Prometheus textfile-collector file here, atomically.
     #[arg(long)]
     pub prometheus: Option<PathBuf>,
+    /// Record the run into this history store: a SQLite file path, or
+    /// `postgres://USER@HOST[:PORT]/DB` (password from PGPASSWORD, ~/.pgpass or a prompt).
+    /// Overrides `history` under the plan's [defaults].
+    #[arg(long, value_name = "STORE")]
+    pub history: Option<String>,
 }
 
 /// `trend`.
@@ -449,6 +456,10 @@ pub enum HistoryAction {
         /// Only this device.
         #[arg(long)]
         device: Option<String>,
+        /// Print the whole loaded history (runs, every device's series, every point's values,
+        /// range, baseline and tolerance) as one JSON document: what `trend` and `report` read.
+        #[arg(long)]
+        dump: bool,
     },
 }
 

@@ -18,6 +18,7 @@ mod fields;
 mod fleet;
 mod fuzz_replay;
 mod health;
+mod history;
 mod modbus_sim;
 mod opcua;
 mod peers;

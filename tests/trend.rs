@@ -1,6 +1,6 @@
 //! `trend` over a history store: a long history made by `history import` of generated `check
 //! --results` documents (30 days of 5-minute runs of three devices, 8,640 files, with planted
-//! trends), and a short one of real `check` runs against the simulator.
+//! trends), and a short one recorded by real `check --history` runs against the simulator.
 //!
 //! The generator writes documents of the shape `check --results` writes (the same keys as a real
 //! run's, pinned by tests/fields.rs for check), with times shifted so that the last run was a
@@ -85,6 +85,23 @@ fn device(
     baseline: Option<&str>,
 ) -> Value {
     let problems: Vec<String> = vec![];
+    // With a baseline, `check` writes each point's baseline value and tolerance.
+    let points: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            if baseline.is_some() {
+                let (base, tol) = if p["name"] == "conveyor.speed" {
+                    (50.0, 2.0)
+                } else {
+                    (12.0, 3.0)
+                };
+                p["baseline"] = json!(base);
+                p["tolerance"] = json!(tol);
+            }
+            p
+        })
+        .collect();
     json!({
         "name": name,
         "target": format!("modbus://127.0.0.1:{port}/1"),
@@ -118,19 +135,7 @@ fn device(
                 "current_taken_at": "2026-10-01T00:00:00.000Z",
                 "identity_changes": {},
                 "profile_mismatch": false,
-                // The rows of `diff --all`: baseline and tolerance of each point (`check` lists
-                // only the changed ones; the store reads baseline and tolerance from these).
-                "rows": points.iter().map(|p| {
-                    let base = if p["name"] == "conveyor.speed" { 50.0 } else { 12.0 };
-                    let tol = if p["name"] == "conveyor.speed" { 2.0 } else { 3.0 };
-                    let cur = p["value"].as_f64().unwrap();
-                    json!({
-                        "verdict": "unchanged", "name": p["name"], "address": p["address"],
-                        "baseline": base, "current": cur, "delta": cur - base,
-                        "relative": (cur - base) / base, "tolerance": tol, "unit": p["unit"],
-                        "severity": "critical", "note": "",
-                    })
-                }).collect::<Vec<_>>(),
+                "rows": [],
                 "counts": {"unchanged": 2},
             })
         } else {
@@ -589,14 +594,10 @@ fn trend_reads_what_real_checks_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let plan = crate::health::plan(dir.path(), "poll = 2", &[("press", &sim.target(1), None)]);
     let store = dir.path().join("line.db");
-    let mut files = Vec::new();
-    for i in 0..3 {
-        let f = dir.path().join(format!("r{i}.json"));
-        let r = run(&["check", p(&plan), "-q", "--results", p(&f)]);
+    for _ in 0..3 {
+        let r = run(&["check", p(&plan), "-q", "--history", p(&store)]);
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-        files.push(f);
     }
-    import(&store, &files);
     let r = run(&["trend", p(&store), "--format", "json"]);
     assert_eq!(
         r.code, 3,

@@ -70,6 +70,9 @@ pub struct Plan {
     pub path: PathBuf,
     /// Devices checked at once.
     pub concurrency: usize,
+    /// The history store every run is recorded into (`[defaults] history`): a `postgres://`
+    /// URL as written, or a path made relative to the plan's folder.
+    pub history: Option<String>,
     /// Devices, in plan order.
     pub devices: Vec<PlanDevice>,
 }
@@ -120,6 +123,7 @@ raw_table! {
     #[serde(deny_unknown_fields)]
     struct RawDefaults {
         concurrency: Option<Spanned<i64>>,
+        history: Option<Spanned<String>>,
     }
 }
 
@@ -235,6 +239,18 @@ impl Plan {
                     cx.err(c.span(), "defaults.concurrency", "must be from 1 to 4096")
                 })?,
         };
+        let history = match &raw.defaults.history {
+            None => None,
+            Some(h) if h.get_ref().trim().is_empty() => {
+                return Err(cx.err(
+                    h.span(),
+                    "defaults.history",
+                    "is empty: give a file path (SQLite) or a postgres:// URL",
+                ))
+            }
+            Some(h) if crate::history::store::is_postgres(h.get_ref()) => Some(h.get_ref().clone()),
+            Some(h) => Some(dir.join(h.get_ref()).display().to_string()),
+        };
         if raw.device.is_empty() {
             anyhow::bail!(
                 "{}: the plan has no [[device]]; add one with name, target and profile",
@@ -287,6 +303,7 @@ impl Plan {
         Ok(Plan {
             path: path.to_path_buf(),
             concurrency,
+            history,
             devices,
         })
     }

@@ -57,6 +57,11 @@ pub struct PointCheck {
     pub in_range: Option<bool>,
     /// Values of every round (null where unreadable), for trends.
     pub trend: Vec<Json>,
+    /// The baseline's value of this point, when drift was checked (null otherwise); the history
+    /// store keeps it for the tolerance band of trends.
+    pub baseline: Option<Json>,
+    /// The baseline's allowed drift around it.
+    pub tolerance: Option<f64>,
 }
 
 /// The result for one device.
@@ -400,6 +405,8 @@ async fn check_into(
             range: spec.range,
             in_range,
             trend,
+            baseline: None,
+            tolerance: None,
         });
     }
 
@@ -407,6 +414,14 @@ async fn check_into(
         let profile_ref = ProfileRef::of(profile, sha.to_string());
         let current = device.snapshot(&last, identity, profile_ref, crate::clock::now_rfc3339());
         let d = diff(b, &current);
+        let in_baseline: std::collections::HashMap<&str, &snapshot::SnapPoint> =
+            b.points.iter().map(|p| (p.name.as_str(), p)).collect();
+        for pc in &mut dc.points {
+            if let Some(bp) = in_baseline.get(pc.name.as_str()) {
+                pc.baseline = Some(bp.value.clone());
+                pc.tolerance = bp.tolerance;
+            }
+        }
         for (k, (x, y)) in &d.identity_changes {
             dc.flag(
                 Outcome::Critical,

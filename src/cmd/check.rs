@@ -12,6 +12,8 @@ use crate::{
         run::{run_plan, summary},
     },
     cli::CheckArgs,
+    history::store::{Store, Unreachable},
+    outcome::Fail,
     report::{verdict_name, write_rows, Format},
 };
 
@@ -28,6 +30,18 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
         crate::report::render::render_for_path(p, &[])?; // the extension says the format: check it now
     }
     let _lock = crate::lock::lock_plan(&args.plan, args.wait)?;
+    // The history store is opened before any device is checked: one that is not a store, is
+    // newer, or has a password in its URL stops here (exit 3). One that cannot be reached does
+    // not stop the check; it fails the run (exit 2) after the output.
+    let mut history: Option<Result<Store, anyhow::Error>> =
+        match args.history.as_deref().or(plan.history.as_deref()) {
+            None => None,
+            Some(target) => match Store::open(target).await {
+                Ok(s) => Some(Ok(s)),
+                Err(e) if is_unreachable(&e) => Some(Err(e)),
+                Err(e) => return Err(e),
+            },
+        };
     let started = super::now_rfc3339();
     let t0 = Instant::now();
     let pb = ctx.progress_bar(plan.devices.len() as u64, "checking");
@@ -48,6 +62,11 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
     if let Some(p) = &args.report {
         write_report(p, std::slice::from_ref(&doc))?;
     }
+    let history_failed = match history.take() {
+        None => None,
+        Some(Err(e)) => Some(e),
+        Some(Ok(mut store)) => store.record(&doc).await.err(),
+    };
     let mut out = std::io::stdout().lock();
     match ctx.format {
         Format::Nagios => write!(out, "{}", nagios(&devices, outcome))?,
@@ -74,5 +93,22 @@ pub async fn run(ctx: &Ctx, args: &CheckArgs) -> anyhow::Result<Outcome> {
         f => write_rows(&mut out, f, &device_rows(&devices, ctx.quiet), false)?,
     }
     out.flush()?;
+    if let Some(e) = history_failed {
+        let msg = match e.downcast::<Fail>() {
+            Ok(f) => f.msg,
+            Err(e) => format!("{e:#}"),
+        };
+        // Unreachable or failed while recording: the check ran, its record is missing.
+        return Err(Fail {
+            outcome: outcome.worst(Outcome::Critical),
+            msg: format!("{msg} (the run above was not recorded)"),
+        }
+        .into());
+    }
     Ok(outcome)
+}
+
+/// A history database that could not be reached, as against one that is wrong.
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Unreachable>().is_some()
 }

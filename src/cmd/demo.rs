@@ -154,6 +154,7 @@ pub async fn run(ctx: &Ctx, args: &DemoArgs) -> anyhow::Result<Outcome> {
     let plan = Plan {
         path: work.path().join("line1.toml"),
         concurrency: 8,
+        history: None,
         devices,
     };
     let started = super::now_rfc3339();

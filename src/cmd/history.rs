@@ -13,6 +13,7 @@ use super::{Ctx, Outcome};
 use crate::{
     cli::{HistoryAction, HistoryArgs},
     history::{
+        model::History,
         record::RunRecord,
         store::{Recorded, Store},
     },
@@ -32,7 +33,8 @@ pub async fn run(ctx: &Ctx, args: &HistoryArgs) -> anyhow::Result<Outcome> {
             store,
             since,
             device,
-        } => show(ctx, store, *since, device.as_deref()).await,
+            dump,
+        } => show(ctx, store, *since, device.as_deref(), *dump).await,
     }
 }
 
@@ -130,6 +132,7 @@ async fn show(
     target: &str,
     since: Option<std::time::Duration>,
     device: Option<&str>,
+    dump: bool,
 ) -> anyhow::Result<Outcome> {
     let store = Store::open_existing(target).await?;
     let since_ms = since.map(|d| {
@@ -139,6 +142,12 @@ async fn show(
         now.saturating_sub(d).as_millis() as i64
     });
     let h = store.load(since_ms, device).await?;
+    if dump {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &dump_json(&h))?;
+        writeln!(out)?;
+        return Ok(Outcome::Ok);
+    }
     let mut rows = Rows::new(&[
         "started_at",
         "plan",
@@ -221,4 +230,52 @@ async fn show(
     write_rows(&mut out, ctx.format, &rows, ctx.color)?;
     out.flush()?;
     Ok(Outcome::Ok)
+}
+
+fn nums(v: &[f64]) -> Json {
+    Json::Array(v.iter().map(|&x| num(x)).collect())
+}
+
+/// The whole History as JSON (NaN as null), for `history show --dump`.
+fn dump_json(h: &History) -> Json {
+    json!({
+        "runs": h.runs.iter().map(|r| json!({
+            "id": r.id,
+            "started_at": rfc3339_ms(r.started_ms),
+            "plan": r.plan,
+            "tool_version": r.tool_version,
+            "verdict": r.verdict,
+            "host": r.host,
+        })).collect::<Vec<_>>(),
+        "devices": h.devices.iter().map(|d| json!({
+            "name": d.name,
+            "target": d.target,
+            "runs": d.runs,
+            "status": d.status,
+            "reachable": d.reachable,
+            "sent": d.sent,
+            "failed": d.failed,
+            "errors": d.errors,
+            "latency_p50_ms": nums(&d.latency_p50_ms),
+            "latency_p95_ms": nums(&d.latency_p95_ms),
+            "latency_max_ms": nums(&d.latency_max_ms),
+            "identities": d.identities,
+            "limits": {
+                "latency_warn_ms": num(d.limits.latency_warn_ms),
+                "latency_crit_ms": num(d.limits.latency_crit_ms),
+                "error_rate_warn": num(d.limits.error_rate_warn),
+                "error_rate_crit": num(d.limits.error_rate_crit),
+            },
+            "points": d.points.iter().map(|p| json!({
+                "name": p.name,
+                "address": p.address,
+                "unit": p.unit,
+                "values": nums(&p.values),
+                "status": p.status,
+                "range": p.range,
+                "baseline": p.baseline,
+                "tolerance": p.tolerance,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
 }

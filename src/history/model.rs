@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 /// One recorded `check` run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -83,8 +85,10 @@ pub struct PointSeries {
     /// Last value read in each of the device's runs (parallel to [`DeviceSeries::runs`]); NaN
     /// when unreadable, not numeric, or the point was not in that run.
     pub values: Vec<f64>,
-    /// "ok" or why not, per run ("" when the point was not in that run).
-    pub status: Vec<String>,
+    /// "ok" or why not, per run ("" when the point was not in that run). A `CompactString`
+    /// (compares with `&str`, derefs to `str`): "ok" and short statuses are kept inline, so 17
+    /// million samples are not 17 million allocations.
+    pub status: Vec<CompactString>,
     /// The plausible range of the latest run that had one.
     pub range: Option<[f64; 2]>,
     /// The baseline value of the latest run that checked drift.

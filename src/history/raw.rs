@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use compact_str::CompactString;
+
 use super::{
     model::{DeviceLimits, DeviceSeries, History, PointSeries, Run},
     record::PointRecord,
@@ -16,6 +18,13 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// The `application` value in `plcprobe_schema` that marks a plcprobe history store.
 pub const APPLICATION: &str = "plcprobe history";
+
+/// A history database that could not be reached (connection refused, timed out, lost while
+/// recording; a SQLite file still locked after the busy timeout). `main` exits 3 for it like
+/// any error; `check`, which must record, turns it into CRITICAL (exit 2) after its output.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
 
 /// Ids already looked up or inserted (names → ids never change once committed), so an import
 /// of thousands of runs does not look each device and point up again. Cleared when a
@@ -167,6 +176,9 @@ pub struct SeriesBuilder {
     identity_ids: Vec<Option<i64>>,
     /// Point id → index into `s.points`.
     point_index: HashMap<i64, usize>,
+    /// Layout id → series index of each position.
+    slots: HashMap<i64, Vec<usize>>,
+    last_layout: Option<i64>,
     sorted: bool,
     last_run: u32,
 }
@@ -213,11 +225,13 @@ impl RawHistory {
         let Some(layout) = self.layouts.get(&row.layout_id) else {
             return;
         };
-        for (lp, &v) in layout.iter().zip(values) {
-            let i = if let Some(&i) = b.point_index.get(&lp.point_id) {
-                i
-            } else {
-                {
+        // The series index of each position of this layout, worked out once per layout.
+        if !b.slots.contains_key(&row.layout_id) {
+            let mut slots = Vec::with_capacity(layout.len());
+            for lp in layout {
+                let i = if let Some(&i) = b.point_index.get(&lp.point_id) {
+                    i
+                } else {
                     let (name, address, unit) =
                         self.points.get(&lp.point_id).cloned().unwrap_or_default();
                     s.points.push(PointSeries {
@@ -228,25 +242,33 @@ impl RawHistory {
                     });
                     b.point_index.insert(lp.point_id, s.points.len() - 1);
                     s.points.len() - 1
-                }
-            };
+                };
+                slots.push(i);
+            }
+            b.slots.insert(row.layout_id, slots);
+        }
+        let slots = &b.slots[&row.layout_id];
+        let limits_changed = b.last_layout != Some(row.layout_id);
+        b.last_layout = Some(row.layout_id);
+        for ((lp, &i), &v) in layout.iter().zip(slots).zip(values) {
             let p = &mut s.points[i];
             if p.values.len() < k {
                 p.values.resize(k, f64::NAN);
-                p.status.resize(k, String::new());
+                p.status.resize(k, CompactString::default());
             }
             p.values.push(v);
-            p.status.push(
-                bad.get(&p.name)
-                    .cloned()
-                    .unwrap_or_else(|| "ok".to_string()),
-            );
-            if lp.range.is_some() {
-                p.range = lp.range;
-            }
-            if lp.baseline.is_some() {
-                p.baseline = lp.baseline;
-                p.tolerance = lp.tolerance;
+            p.status.push(match bad.get(&p.name) {
+                Some(why) => CompactString::from(why.as_str()),
+                None => CompactString::const_new("ok"),
+            });
+            if limits_changed {
+                if lp.range.is_some() {
+                    p.range = lp.range;
+                }
+                if lp.baseline.is_some() {
+                    p.baseline = lp.baseline;
+                    p.tolerance = lp.tolerance;
+                }
             }
         }
     }
@@ -259,7 +281,7 @@ impl RawHistory {
             let n = b.s.runs.len();
             for p in &mut b.s.points {
                 p.values.resize(n, f64::NAN);
-                p.status.resize(n, String::new());
+                p.status.resize(n, CompactString::default());
             }
             if !b.sorted {
                 sort_series(&mut b);

@@ -359,7 +359,16 @@ impl RunRecord {
                     None | Some(Json::Null) => None,
                     Some(_) => return Err(err(format!("field `{pctx}range` is not two numbers"))),
                 };
-                let (baseline, tolerance) = drift.get(pname.as_str()).copied().unwrap_or_default();
+                // The point's own baseline and tolerance (check writes them since the history
+                // store); older results files have them only in the drift check's rows, and
+                // only for the points that needed a look.
+                let (baseline, tolerance) = match (po.get("baseline"), po.get("tolerance")) {
+                    (Some(b), t) if !b.is_null() => (
+                        Some(numeric(b)).filter(|v| !v.is_nan()),
+                        t.and_then(Json::as_f64),
+                    ),
+                    _ => drift.get(pname.as_str()).copied().unwrap_or_default(),
+                };
                 points.push(PointRecord {
                     address: po
                         .get("address")
@@ -477,6 +486,20 @@ mod tests {
         assert_eq!(d.points[1].value, 1.0);
         assert!(d.points[2].value.is_nan());
         assert_eq!(d.identity.as_ref().unwrap()["VendorName"], "ACME");
+    }
+
+    #[test]
+    fn a_points_own_baseline_wins_over_the_drift_rows() {
+        let mut d = doc();
+        d["devices"][0]["points"][0]["baseline"] = json!(3.5);
+        d["devices"][0]["points"][0]["tolerance"] = json!(0.25);
+        d["devices"][0]["points"][1]["baseline"] = json!(true);
+        d["devices"][0]["points"][1]["tolerance"] = Json::Null;
+        let r = RunRecord::from_doc(&d, "r.json", "").unwrap();
+        let p = &r.devices[0].points;
+        assert_eq!((p[0].baseline, p[0].tolerance), (Some(3.5), Some(0.25)));
+        assert_eq!((p[1].baseline, p[1].tolerance), (Some(1.0), None));
+        assert_eq!((p[2].baseline, p[2].tolerance), (None, None));
     }
 
     #[test]

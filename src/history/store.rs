@@ -9,8 +9,8 @@
 //! - [`Store::open`] creates a missing store (SQLite: the file; PostgreSQL: the tables) and
 //!   refuses — before anything is written — a file that is not a plcprobe store, a store written
 //!   by a newer plcprobe (a higher schema version), and a URL with a password in it: each an
-//!   [`Fail::unknown`] (exit 3). A database that cannot be reached is a [`Fail::critical`]
-//!   (exit 2: `check` still prints its own output, then fails for the store).
+//!   [`Fail::unknown`] (exit 3). A database that cannot be reached is an [`Unreachable`]
+//!   (exit 3 too, except in `check`, which prints its own output and then exits 2).
 //!   [`Store::open_existing`] also refuses a store that does not exist yet (`trend`, `report`,
 //!   `history show` read; they do not create).
 //! - [`Store::record_runs`] writes runs in ONE transaction: all of them or none. A run already in
@@ -25,7 +25,7 @@
 
 use serde_json::Value as Json;
 
-pub use super::raw::{Recorded, APPLICATION, SCHEMA_VERSION};
+pub use super::raw::{Recorded, Unreachable, APPLICATION, SCHEMA_VERSION};
 use super::{model::History, raw::IdCache, record::RunRecord};
 use crate::outcome::Fail;
 
@@ -100,8 +100,9 @@ impl Store {
             let what = format!("{e:#}");
             match e.downcast::<Fail>() {
                 Ok(f) => f.into(),
-                Err(_) => Fail::critical(format!(
-                    "cannot record into the history store {}: {what}; nothing of this run was recorded",
+                Err(_) => Unreachable(format!(
+                    "cannot record into the history store {}: {what}; nothing of this batch was \
+                     recorded",
                     self.target
                 ))
                 .into(),

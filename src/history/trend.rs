@@ -1,4 +1,4 @@
-//! Trends over a window of history (pure, no I/O; docs/DESIGN.md §4c): for each device and each
+//! Trends over a window of history (pure, no I/O; docs/DESIGN.md §4d): for each device and each
 //! of its points, its median latency, 95th percentile latency and error rate, a robust line
 //! through the runs, whether it is a trend at all, and when that line crosses a limit.
 //!

@@ -1,4 +1,4 @@
-//! What `trend` says (docs/DESIGN.md §4c and §7): one row per series (and per identity change)
+//! What `trend` says (docs/DESIGN.md §4d and §7): one row per series (and per identity change)
 //! for the one row writer, the results document (`kind: "trend"`, the input of `report`), the
 //! Nagios plugin output with perfdata, and the verdict line of the table.
 
