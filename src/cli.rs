@@ -406,7 +406,7 @@ pub struct CheckArgs {
     pub prometheus: Option<PathBuf>,
     /// Record the run into this history store: a SQLite file path, or
     /// `postgres://USER@HOST[:PORT]/DB` (password from PGPASSWORD, ~/.pgpass or a prompt).
-    /// Overrides `history` under the plan's [defaults].
+    /// Overrides `history` under the plan's `[defaults]`.
     #[arg(long, value_name = "STORE")]
     pub history: Option<String>,
 }
