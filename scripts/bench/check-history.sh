@@ -2,8 +2,8 @@
 # What recording into a history store adds to `check` (issue 14: under 5 % of the 1000-device
 # check, under 20 ms on a 10-device one). The check-fleet setup (one `plcprobe sim` with DEVICES
 # loopback listeners serving the 20-point fleet profile, a plan with a baseline per device), then
-# RUNS pairs of runs, alternated: `check` alone and `check --history store.db` (a SQLite store
-# that grows by one run each time). Prints the medians of both and their difference, and the
+# RUNS pairs of runs, alternated: `check --results` alone and `check --results --history
+# store.db` (a SQLite store that grows by one run each time). Prints the medians of both and their difference, and the
 # median time of recording the same results once more with `history import` into a copy of the
 # store (opening it, checking its schema, one transaction) — the recording on its own, free of
 # the check's own run-to-run noise.
@@ -26,13 +26,13 @@ mkdir -p "$work/baselines"
 : > "$work/plain"; : > "$work/hist"; : > "$work/rec"
 now() { date +%s.%N; }
 for r in $(seq "$RUNS"); do
-  t0=$(now); "$B" check "$work/plan.toml" -q > /dev/null || true; t1=$(now)
+  t0=$(now); "$B" check "$work/plan.toml" -q --results "$work/r0.json" > /dev/null || true; t1=$(now)
   "$B" check "$work/plan.toml" -q --history "$work/store.db" --results "$work/r.json" > /dev/null || true; t2=$(now)
   echo "$t1 - $t0" | bc >> "$work/plain"
   echo "$t2 - $t1" | bc >> "$work/hist"
   # The recording alone: the same results (shifted to a new start) into a copy of the store.
   cp "$work/store.db" "$work/copy.db"
-  sed "s/\"started_at\": \"\([^\"]*\)\"/\"started_at\": \"2020-01-01T00:00:0${r}.000Z\"/" "$work/r.json" > "$work/r2.json"
+  sed "s/\"started_at\": \"\([^\"]*\)\"/\"started_at\": \"2020-01-01T00:00:$(printf %02d "$r").000Z\"/" "$work/r.json" > "$work/r2.json"
   t3=$(now); "$B" history import "$work/copy.db" "$work/r2.json" -q; t4=$(now)
   echo "$t4 - $t3" | bc >> "$work/rec"
   echo "run $r: check $(tail -1 "$work/plain") s, check --history $(tail -1 "$work/hist") s, history import of its results $(tail -1 "$work/rec") s" >&2

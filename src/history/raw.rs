@@ -167,6 +167,11 @@ pub struct RawHistory {
     pub identities: HashMap<i64, BTreeMap<String, String>>,
     /// Device id → its series under construction.
     pub series: BTreeMap<i64, SeriesBuilder>,
+    /// Rows of one device not added yet, their values one after the other, and where each
+    /// row's values end.
+    pending: Vec<RawDeviceRun>,
+    pending_values: Vec<f64>,
+    pending_ends: Vec<usize>,
 }
 
 /// One device's series as rows arrive (any order of runs; sorted at the end).
@@ -184,8 +189,70 @@ pub struct SeriesBuilder {
 }
 
 impl RawHistory {
-    /// Add one device's row of one run: `values` in the layout's order.
+    /// Add one device's row of one run: `values` in the layout's order. A device's rows are
+    /// gathered and added together, so its vectors are sized once instead of doubling (both
+    /// backends hand rows over device by device; any order is still right).
     pub fn push(&mut self, row: RawDeviceRun, values: &[f64]) {
+        if self
+            .pending
+            .first()
+            .is_some_and(|r| r.device_id != row.device_id)
+        {
+            self.flush();
+        }
+        self.pending.push(row);
+        self.pending_values.extend_from_slice(values);
+        self.pending_ends.push(self.pending_values.len());
+    }
+
+    /// Add the gathered rows of one device.
+    fn flush(&mut self) {
+        let rows = std::mem::take(&mut self.pending);
+        let mut values = std::mem::take(&mut self.pending_values);
+        let mut ends = std::mem::take(&mut self.pending_ends);
+        let Some(first) = rows.first() else {
+            return;
+        };
+        let n = rows.len();
+        let b = self
+            .series
+            .entry(first.device_id)
+            .or_insert_with(|| SeriesBuilder {
+                sorted: true,
+                ..SeriesBuilder::default()
+            });
+        for r in &rows {
+            ensure_slots(b, r.layout_id, &self.layouts, &self.points);
+        }
+        let want = b.s.runs.len() + n;
+        let s = &mut b.s;
+        s.runs.reserve_exact(n);
+        s.status.reserve_exact(n);
+        s.reachable.reserve_exact(n);
+        s.sent.reserve_exact(n);
+        s.failed.reserve_exact(n);
+        s.errors.reserve_exact(n);
+        s.latency_p50_ms.reserve_exact(n);
+        s.latency_p95_ms.reserve_exact(n);
+        s.latency_max_ms.reserve_exact(n);
+        b.identity_ids.reserve_exact(n);
+        for p in &mut s.points {
+            p.values.reserve_exact(want.saturating_sub(p.values.len()));
+            p.status.reserve_exact(want.saturating_sub(p.status.len()));
+        }
+        let mut start = 0;
+        for (row, &end) in rows.into_iter().zip(&ends) {
+            self.apply(row, &values[start..end]);
+            start = end;
+        }
+        values.clear();
+        ends.clear();
+        self.pending_values = values;
+        self.pending_ends = ends;
+    }
+
+    /// Add one row to its device's series (the slots of its layout are known).
+    fn apply(&mut self, row: RawDeviceRun, values: &[f64]) {
         let Some(&run) = self.run_index.get(&row.run_id) else {
             return;
         };
@@ -225,29 +292,9 @@ impl RawHistory {
         let Some(layout) = self.layouts.get(&row.layout_id) else {
             return;
         };
-        // The series index of each position of this layout, worked out once per layout.
-        if !b.slots.contains_key(&row.layout_id) {
-            let mut slots = Vec::with_capacity(layout.len());
-            for lp in layout {
-                let i = if let Some(&i) = b.point_index.get(&lp.point_id) {
-                    i
-                } else {
-                    let (name, address, unit) =
-                        self.points.get(&lp.point_id).cloned().unwrap_or_default();
-                    s.points.push(PointSeries {
-                        name,
-                        address,
-                        unit,
-                        ..PointSeries::default()
-                    });
-                    b.point_index.insert(lp.point_id, s.points.len() - 1);
-                    s.points.len() - 1
-                };
-                slots.push(i);
-            }
-            b.slots.insert(row.layout_id, slots);
-        }
-        let slots = &b.slots[&row.layout_id];
+        let Some(slots) = b.slots.get(&row.layout_id) else {
+            return;
+        };
         let limits_changed = b.last_layout != Some(row.layout_id);
         b.last_layout = Some(row.layout_id);
         for ((lp, &i), &v) in layout.iter().zip(slots).zip(values) {
@@ -274,7 +321,8 @@ impl RawHistory {
     }
 
     /// The finished history: series in time order, padded, identities as changes.
-    pub fn into_history(self) -> History {
+    pub fn into_history(mut self) -> History {
+        self.flush();
         let mut devices = Vec::with_capacity(self.series.len());
         let identities = self.identities;
         for (id, mut b) in self.series {
@@ -307,6 +355,41 @@ impl RawHistory {
             devices,
         }
     }
+}
+
+/// The series index of each position of `layout_id`, worked out once per layout (new points
+/// get a series).
+fn ensure_slots(
+    b: &mut SeriesBuilder,
+    layout_id: i64,
+    layouts: &HashMap<i64, Vec<LayoutPoint>>,
+    points: &HashMap<i64, (String, String, String)>,
+) {
+    if b.slots.contains_key(&layout_id) {
+        return;
+    }
+    let Some(layout) = layouts.get(&layout_id) else {
+        return;
+    };
+    let s = &mut b.s;
+    let mut slots = Vec::with_capacity(layout.len());
+    for lp in layout {
+        let i = if let Some(&i) = b.point_index.get(&lp.point_id) {
+            i
+        } else {
+            let (name, address, unit) = points.get(&lp.point_id).cloned().unwrap_or_default();
+            s.points.push(PointSeries {
+                name,
+                address,
+                unit,
+                ..PointSeries::default()
+            });
+            b.point_index.insert(lp.point_id, s.points.len() - 1);
+            s.points.len() - 1
+        };
+        slots.push(i);
+    }
+    b.slots.insert(layout_id, slots);
 }
 
 /// Put a device's entries in run order (rows came in another order: a backfilled run older
