@@ -16,7 +16,7 @@ use std::{
 use plcprobe::capture::writer::{tcp_frame, tcpflags};
 use serde_json::Value;
 
-use crate::util::{self, bin, pymodbus_client, python, skip, tool, Sim, UaSim};
+use crate::util::{self, bin, pymodbus_client, python, skip, tool, tshark, Sim, UaSim};
 
 /// Live capture needs `CAP_NET_RAW`: root here and in CI.
 fn can_capture() -> bool {
@@ -129,28 +129,6 @@ fn capture_of_sim(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let live = Live::start(iface, &file, &args);
     (sim, port, dir, file, live)
-}
-
-/// `tshark -r FILE` with the decode-as rules; its stdout, after asserting that it read the
-/// file without a warning or error.
-fn tshark(file: &Path, args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let complaints: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.starts_with("Running as user") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && complaints.is_empty(),
-        "tshark -r {}: {err}",
-        file.display()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Occurrences of `field` over all frames (several per frame are comma-separated).

@@ -921,22 +921,7 @@ fn decode_results_become_a_report_that_renders_in_chromium() {
     let Some(chromium) = tool("chromium") else {
         return;
     };
-    let dom = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .args(["--dump-dom", &format!("file://{}", html.display())])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = crate::util::chromium_dom(&chromium, &html, &dir.path().join("profile"));
     assert!(
         dom.contains("WARNING") && dom.contains("Illegal Data Address"),
         "{}",

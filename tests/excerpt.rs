@@ -10,7 +10,7 @@ use std::{
     process::Command,
 };
 
-use crate::util::{root, run, skip, tool};
+use crate::util::{root, run, skip, tool, tshark};
 
 fn fixture() -> PathBuf {
     root().join("fixtures/pcap/modbus/sim-poll-exceptions-write.pcapng")
@@ -18,28 +18,6 @@ fn fixture() -> PathBuf {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// tshark's output for `file` with `args`; fails on any complaint on stderr (its warning about
-/// running as root aside) or a failed exit.
-fn tshark(file: &Path, args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let complaints: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.starts_with("Running as user") && !l.trim().is_empty())
-        .collect();
-    assert!(
-        out.status.success() && complaints.is_empty(),
-        "tshark -r {}: {err}",
-        file.display()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Per packet: time (epoch, ns), interface, captured and wire length.

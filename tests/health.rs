@@ -795,20 +795,9 @@ fn html_report_is_self_contained_and_renders_in_chromium() {
     let shot = dir.path().join("shot.png");
     let profile_dir = dir.path().join("chromium-profile");
     let url = format!("file://{}", html.display());
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--enable-logging=stderr",
-        "--v=0",
-    ];
     let out = Command::new(&chromium)
-        .args(flags)
+        .args(crate::util::CHROMIUM_FLAGS)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile_dir.display()))
         .args([
             "--window-size=1100,1600",
@@ -825,13 +814,7 @@ fn html_report_is_self_contained_and_renders_in_chromium() {
     for failed in ["net::ERR_", "Failed to load resource", "ERR_FILE_NOT_FOUND"] {
         assert!(!log.contains(failed), "no failed loads: {log}");
     }
-    let dom = Command::new(&chromium)
-        .args(flags)
-        .arg(format!("--user-data-dir={}", profile_dir.display()))
-        .args(["--dump-dom", &url])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = crate::util::chromium_dom(&chromium, &html, &profile_dir);
     assert!(
         dom.contains("plcprobe diagnostic report")
             && dom.contains("CRITICAL")

@@ -713,25 +713,7 @@ fn a_report_over_the_store_draws_each_moving_series_with_its_projection() {
     let Some(chromium) = crate::util::tool("chromium") else {
         return;
     };
-    let dom = std::process::Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            out.path().join("profile").display()
-        ))
-        .args(["--dump-dom", &format!("file://{}", html.display())])
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dom = crate::util::chromium_dom(&chromium, &html, &out.path().join("profile"));
     assert!(
         dom.matches("<svg").count() >= 8 && dom.contains("Trends"),
         "rendered DOM: {}",

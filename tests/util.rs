@@ -887,3 +887,49 @@ fn interrupt(guard: &mut Guard, stderr: &mpsc::Receiver<String>, log: &Mutex<Str
     }
     text
 }
+
+/// `tshark -r FILE ARGS…`'s stdout, after asserting that it read the file with no warning or
+/// error on stderr (its note about running as root aside) and exited 0.
+pub fn tshark(file: &Path, args: &[&str]) -> String {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("Running as user") && !l.trim().is_empty())
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "tshark -r {}: {err}",
+        file.display()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Headless Chromium with no network of its own (the machine's closed network refuses its
+/// background connections): the flags every report test starts it with.
+pub const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// The DOM Chromium renders from `html` (a fresh profile in `profile`).
+pub fn chromium_dom(chromium: &Path, html: &Path, profile: &Path) -> String {
+    let out = Command::new(chromium)
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &format!("file://{}", html.display())])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
