@@ -66,30 +66,15 @@ fn chart_of(s: &Json, dev: &DeviceSeries, times: &[i64]) -> Option<Json> {
                 ],
             )
         }
-        "error_rate" => {
-            // failed and sent thinned together: the rate of a span is its failures over its
-            // requests, not a median of rates.
-            let packed: Vec<f64> = dev
-                .failed
-                .iter()
-                .zip(&dev.sent)
-                .map(|(&f, &n)| {
-                    if n == 0 {
-                        f64::NAN
-                    } else {
-                        f64::from(f) / f64::from(n)
-                    }
-                })
-                .collect();
-            (
-                thin_rate(&t, &dev.failed, &dev.sent).unwrap_or_else(|| thin(&t, &packed, median)),
-                None,
-                vec![
-                    ("error_rate_warn", lim.error_rate_warn),
-                    ("error_rate_crit", lim.error_rate_crit),
-                ],
-            )
-        }
+        "error_rate" => (
+            // A span's rate is its failures over its requests, not a median of rates.
+            thin_rate(&t, &dev.failed, &dev.sent),
+            None,
+            vec![
+                ("error_rate_warn", lim.error_rate_warn),
+                ("error_rate_crit", lim.error_rate_crit),
+            ],
+        ),
         _ => {
             let moved = matches!(
                 s.get("trend").and_then(Json::as_str),
@@ -166,16 +151,13 @@ fn thin(t: &[i64], v: &[f64], pick: impl Fn(&mut [f64]) -> f64) -> Vec<(i64, f64
     out
 }
 
-/// Error rate per span: failures over requests.
-fn thin_rate(t: &[i64], failed: &[u32], sent: &[u32]) -> Option<Vec<(i64, f64)>> {
-    if failed.len() != t.len() || sent.len() != t.len() {
-        return None;
-    }
+/// Error rate per span: failures over requests (`failed` and `sent` parallel to `t`).
+fn thin_rate(t: &[i64], failed: &[u32], sent: &[u32]) -> Vec<(i64, f64)> {
     let span_of = spans(t);
     let mut out = Vec::new();
     let (mut f, mut n, mut times) = (0u64, 0u64, Vec::new());
     let mut current = usize::MAX;
-    for (i, &x) in t.iter().enumerate() {
+    for ((&x, &f_i), &n_i) in t.iter().zip(failed).zip(sent) {
         let k = span_of(x);
         if k != current {
             if n > 0 {
@@ -185,16 +167,16 @@ fn thin_rate(t: &[i64], failed: &[u32], sent: &[u32]) -> Option<Vec<(i64, f64)>>
             times.clear();
             current = k;
         }
-        if sent[i] > 0 {
-            f += u64::from(failed[i]);
-            n += u64::from(sent[i]);
+        if n_i > 0 {
+            f += u64::from(f_i);
+            n += u64::from(n_i);
             times.push(x);
         }
     }
     if n > 0 {
         out.push((times[times.len() / 2], f as f64 / n as f64));
     }
-    Some(out)
+    out
 }
 
 /// Median of finite values (sorts them).
