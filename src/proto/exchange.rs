@@ -1,0 +1,112 @@
+//! What one message of S7comm, EtherNet/IP with CIP, DNP3 or BACnet/IP says, in the terms the
+//! capture analysis pairs, counts and lists. A technician asks every protocol the same
+//! questions — who asked what, what answered, how slowly, what failed, who wrote what — so each
+//! of these codecs gives, beside its own detailed message type, this one view of a message:
+//! [`Exchange`]. `capture::analysis` sees only the view; the codec keeps the protocol.
+//!
+//! The contract every codec keeps:
+//! - parsing never panics and never reads past its slice; what it cannot parse is reported by
+//!   [`Exchange::malformed`] with the message still counted (and paired, if its header allowed);
+//! - [`Exchange::key`] pairs a [`Role::Request`] with the [`Role::Response`] that answers it
+//!   on the same flow (and the same [`Exchange::unit`]): the S7 PDU reference, the EtherNet/IP
+//!   sender context (or the CIP connection's sequence count), the DNP3 application sequence
+//!   number, the BACnet invoke id;
+//! - [`Exchange::failure`] is the protocol's own code for a failed answer (never `Some` for a
+//!   success), named by the codec's `status_name`;
+//! - a write or control operation (S7 Write Var, PLC stop/start/download; CIP Set Attribute(s)
+//!   and tag writes; DNP3 select/operate/direct operate/write; BACnet WriteProperty(Multiple))
+//!   says so in [`Exchange::is_write`], and describes what it wrote in [`Exchange::written`];
+//! - [`Exchange::fields`] lists the message's fields under the names the project's tshark
+//!   golden files use, so `decode --pdus` can be compared with tshark message by message.
+
+use std::fmt::Write as _;
+
+/// What part a message plays in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Expects an answer with the same [`Exchange::key`].
+    Request,
+    /// Answers the request with the same key.
+    Response,
+    /// Sent without being asked and paired with nothing (DNP3 unsolicited responses, BACnet
+    /// unconfirmed requests such as I-Am, CIP implicit I/O, S7 cyclic or alarm pushes).
+    Unsolicited,
+    /// Expects no answer and answers nothing paired (a DNP3 confirm, a BVLC result, an
+    /// EtherNet/IP command without reply such as UnRegisterSession): counted only.
+    Other,
+}
+
+/// A field value in a `--pdus` row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field {
+    /// A number.
+    U(u64),
+    /// A signed number.
+    I(i64),
+    /// A flag.
+    B(bool),
+    /// Text (names, tag names, rendered addresses). Device text is sanitized by the codec
+    /// (`proto::sanitize`).
+    S(String),
+    /// Bytes, written as colon-separated hex as tshark prints them.
+    Hex(Vec<u8>),
+}
+
+/// The one view of a decoded message that `capture::analysis` uses (see the module header).
+pub trait Exchange {
+    /// Request, response, unsolicited or other.
+    fn role(&self) -> Role;
+    /// The pairing key (see the module header).
+    fn key(&self) -> u32;
+    /// The protocol's function or service code, named by the codec's `function_name`.
+    fn function(&self) -> u32;
+    /// The unit behind the device's address that this message is for (requests) or from
+    /// (responses): the DNP3 outstation address; `None` where the protocol has none.
+    fn unit(&self) -> Option<u16> {
+        None
+    }
+    /// The protocol's code for a failed answer (`None` on success and on requests).
+    fn failure(&self) -> Option<u32> {
+        None
+    }
+    /// A write or control operation.
+    fn is_write(&self) -> bool {
+        false
+    }
+    /// What is read or written, in the protocol's own notation (`DB1.DBW10 WORD[4]`,
+    /// `Tag 'Line1_Speed'`, `g12v1 index 5`, `analog-value,3 present-value`), appended to `out`.
+    fn target(&self, _out: &mut String) {}
+    /// The values written (writes only), appended to `out`.
+    fn written(&self, _out: &mut String) {}
+    /// Why the message could not be parsed whole.
+    fn malformed(&self) -> Option<&'static str> {
+        None
+    }
+    /// The message's fields under the golden files' names.
+    fn fields(&self, _out: &mut Vec<(&'static str, Field)>) {}
+}
+
+/// Appends `b` as colon-separated hex (`01:02:ff`), as tshark prints bytes.
+pub fn hex_into(out: &mut String, b: &[u8]) {
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_colon_separated_lowercase() {
+        let mut s = String::new();
+        hex_into(&mut s, &[0x01, 0xab, 0xff]);
+        assert_eq!(s, "01:ab:ff");
+        s.clear();
+        hex_into(&mut s, &[]);
+        assert_eq!(s, "");
+    }
+}
