@@ -117,6 +117,7 @@ fn decode_rows_keep_their_fields() {
         "count",
         "write_address",
         "write_count",
+        "target",
         "status",
         "exception_code",
         "exception",

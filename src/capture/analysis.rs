@@ -85,6 +85,9 @@ pub enum TxStatus {
     Pending,
     /// An OPC UA Publish the server was holding when its connection ended. Not a failure.
     Held,
+    /// S7comm, CIP, DNP3 or BACnet answer that says the request failed, with the protocol's
+    /// code (named by `capture::ics::status_name`).
+    Error(u32),
 }
 
 impl TxStatus {
@@ -99,6 +102,7 @@ impl TxStatus {
             TxStatus::Mismatch(_) => "mismatch",
             TxStatus::Pending => "pending",
             TxStatus::Held => "held",
+            TxStatus::Error(_) => "error",
         }
     }
 
@@ -113,7 +117,11 @@ impl TxStatus {
     pub fn answered(self) -> bool {
         matches!(
             self,
-            TxStatus::Ok | TxStatus::Exception(_) | TxStatus::BadStatus(_) | TxStatus::Mismatch(_)
+            TxStatus::Ok
+                | TxStatus::Exception(_)
+                | TxStatus::BadStatus(_)
+                | TxStatus::Mismatch(_)
+                | TxStatus::Error(_)
         )
     }
 }
@@ -152,6 +160,9 @@ pub struct Transaction {
     pub status: TxStatus,
     /// Values written (writes only): registers, or coils as 0/1; OPC UA: rendered values.
     pub written: Option<Written>,
+    /// What the request read or wrote, in its protocol's notation (S7comm, CIP, DNP3, BACnet;
+    /// Modbus has `address` and `count`).
+    pub target: Option<Box<str>>,
 }
 
 impl Transaction {
@@ -166,6 +177,7 @@ impl Transaction {
     pub fn function_name(&self) -> &'static str {
         match self.proto {
             Proto::OpcUa => opcua::service_name(self.function).unwrap_or("unknown service"),
+            p if p.is_ics() => super::ics::function_name(p, self.function),
             _ => crate::proto::modbus::pdu::function_name(u8::try_from(self.function).unwrap_or(0)),
         }
     }
@@ -187,6 +199,8 @@ pub enum Written {
     OpcUa(Vec<(String, String)>),
     /// File record or other raw payload, hex.
     Raw(String),
+    /// S7comm, CIP, DNP3 or BACnet values as their codec renders them.
+    Text(String),
 }
 
 /// Receives transactions (and writes among them) as they complete.
@@ -332,6 +346,11 @@ pub struct DeviceStats {
     pub duplicate_ids: u64,
     /// Write requests.
     pub writes: u64,
+    /// Failed answers of S7comm, CIP, DNP3 or BACnet by the protocol's code.
+    pub errors: Vec<(u32, u64)>,
+    /// Messages the device sent unasked (DNP3 unsolicited responses, BACnet unconfirmed
+    /// services such as I-Am, CIP implicit I/O).
+    pub unsolicited: u64,
     /// Requests per function code / service.
     pub functions: Vec<(u32, u64)>,
     /// Response times.
@@ -410,6 +429,8 @@ struct Pending {
     id: u32,
     /// Its values' slot in [`WrittenSlots`] (writes only).
     written: Option<u32>,
+    /// What it reads or writes (S7comm, CIP, DNP3, BACnet).
+    target: Option<Box<str>>,
 }
 
 impl Pending {
@@ -439,6 +460,7 @@ impl Pending {
             write: self.write,
             status,
             written,
+            target: self.target,
         }
     }
 }
@@ -622,6 +644,19 @@ impl Ord for Slow {
     }
 }
 
+/// A stream of unsolicited messages: CIP implicit I/O of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IoKey {
+    /// Protocol.
+    pub proto: Proto,
+    /// Producer.
+    pub src: Addr,
+    /// Consumer.
+    pub dst: Addr,
+    /// Connection id (CIP: the O→T or T→O connection id).
+    pub connection: u32,
+}
+
 /// A malformed PDU kept for the summary.
 #[derive(Debug, Clone)]
 pub struct MalformedPdu {
@@ -706,6 +741,12 @@ pub struct Analysis<'e> {
     pub opcua_msgs: u64,
     /// OPC UA totals.
     pub opcua: OpcUaTotals,
+    /// Messages of S7comm, EtherNet/IP, CIP I/O, DNP3 and BACnet, per protocol.
+    pub ics_msgs: Vec<(Proto, u64)>,
+    /// CIP implicit I/O connections (and any other unsolicited stream keyed by a connection):
+    /// packets, rate and jitter per (producer, consumer, connection id).
+    pub io: Vec<(IoKey, PollStats)>,
+    io_index: FxHashMap<IoKey, u32>,
     /// First and last PDU time.
     pub span_ns: Option<(i64, i64)>,
     /// Whether PDUs go to `emit.pdu`.
@@ -755,6 +796,9 @@ impl<'e> Analysis<'e> {
             modbus_pdus: 0,
             opcua_msgs: 0,
             opcua: OpcUaTotals::default(),
+            ics_msgs: Vec::new(),
+            io: Vec::new(),
+            io_index: FxHashMap::default(),
             span_ns: None,
             want_pdus: false,
             want_tx: false,
@@ -832,6 +876,8 @@ impl<'e> Analysis<'e> {
             malformed: 0,
             duplicate_ids: 0,
             writes: 0,
+            errors: Vec::new(),
+            unsolicited: 0,
             functions: Vec::new(),
             rt: LogHist::default(),
             masters: Vec::new(),
@@ -1017,6 +1063,7 @@ impl<'e> Analysis<'e> {
                     device: di,
                     id: u32::from(trans),
                     written,
+                    target: None,
                 };
                 self.outstanding(key, pending);
             }
@@ -1153,6 +1200,7 @@ impl<'e> Analysis<'e> {
                 device: di,
                 id: handle,
                 written,
+                target: None,
             };
             self.outstanding(key, pending);
         } else {
@@ -1173,6 +1221,100 @@ impl<'e> Analysis<'e> {
                 }
                 None => self.devices[di as usize].unmatched_responses += 1,
             }
+        }
+    }
+
+    /// A message of S7comm, EtherNet/IP-CIP, CIP I/O, DNP3 or BACnet, through its
+    /// [`Exchange`](crate::proto::exchange::Exchange) view: a request waits for the response
+    /// with the same key on the same flow (and unit); a failure is the protocol's code; an
+    /// unsolicited message is counted (CIP I/O per connection, with its rate and jitter).
+    fn ics_msg(&mut self, e: &PduEvent<'_>) {
+        use crate::proto::exchange::Role;
+        let Some(m) = e.ics else { return };
+        bump(&mut self.ics_msgs, e.proto);
+        let (di, mi) = self.ids(e);
+        if let Some(why) = m.malformed() {
+            self.devices[di as usize].malformed += 1;
+            if self.malformed.len() < KEEP {
+                self.malformed.push(MalformedPdu {
+                    frame: e.frame,
+                    device: e.device,
+                    proto: e.proto,
+                    what: why.to_string(),
+                });
+            }
+        }
+        let unit = m.unit().map_or(0, |u| u32::from(u) + 1);
+        let key = (u64::from(e.flow) << 32) | u64::from(m.key() ^ (unit << 16));
+        match m.role() {
+            Role::Request => {
+                let d = &mut self.devices[di as usize];
+                d.requests += 1;
+                bump(&mut d.functions, m.function());
+                if !d.masters.contains(&e.src) && d.masters.len() < 16 {
+                    d.masters.push(e.src);
+                }
+                let mut target = String::new();
+                m.target(&mut target);
+                let written = m.is_write().then(|| {
+                    d.writes += 1;
+                    let mut w = String::new();
+                    m.written(&mut w);
+                    self.written.put(Written::Text(w))
+                });
+                let _ = mi;
+                let pending = Pending {
+                    frame: e.frame,
+                    ts_ns: e.ts_ns,
+                    function: m.function(),
+                    address: None,
+                    count: None,
+                    write: None,
+                    master: e.src,
+                    master_port: e.sport,
+                    device: di,
+                    id: m.key(),
+                    written,
+                    target: (!target.is_empty()).then(|| target.into_boxed_str()),
+                };
+                self.outstanding(key, pending);
+            }
+            Role::Response => {
+                let d = &mut self.devices[di as usize];
+                d.responses += 1;
+                let failure = m.failure();
+                if let Some(c) = failure {
+                    bump(&mut d.errors, c);
+                }
+                match self.pending.remove(&key) {
+                    Some(req) => {
+                        let status = failure.map_or(TxStatus::Ok, TxStatus::Error);
+                        self.answered(req, e, status);
+                    }
+                    None => self.devices[di as usize].unmatched_responses += 1,
+                }
+            }
+            Role::Unsolicited => {
+                self.devices[di as usize].unsolicited += 1;
+                if e.proto == Proto::CipIo {
+                    let k = IoKey {
+                        proto: e.proto,
+                        src: e.src,
+                        dst: e.dst,
+                        connection: m.key(),
+                    };
+                    if let Some(&i) = self.io_index.get(&k) {
+                        self.io[i as usize].1.add(e.ts_ns);
+                    } else if self.io.len() < MAX_POLL_SERIES {
+                        let mut st = PollStats::default();
+                        st.add(e.ts_ns);
+                        self.io_index
+                            .insert(k, u32::try_from(self.io.len()).unwrap_or(u32::MAX));
+                        self.io.push((k, st));
+                    }
+                }
+            }
+            Role::Other => {}
         }
     }
 
@@ -1215,6 +1357,7 @@ impl PduSink for Analysis<'_> {
         }
         match e.proto {
             Proto::OpcUa => self.opcua_msg(e),
+            p if p.is_ics() => self.ics_msg(e),
             _ => self.modbus(e),
         }
     }

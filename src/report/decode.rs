@@ -22,6 +22,7 @@ fn devices(doc: &Json) -> Vec<&Json> {
         arr(d, "exceptions")
             .iter()
             .chain(arr(d, "bad_status"))
+            .chain(arr(d, "errors"))
             .filter_map(|e| e["count"].as_u64())
             .sum::<u64>()
             + d["unanswered"].as_u64().unwrap_or(0)
@@ -47,13 +48,18 @@ fn failures_text(d: &Json) -> String {
             )
         })
         .collect();
-    parts.extend(arr(d, "bad_status").iter().map(|e| {
-        format!(
-            "{} × {}",
-            val(&e["count"]),
-            e["name"].as_str().unwrap_or_else(|| s(e, "code"))
-        )
-    }));
+    parts.extend(
+        arr(d, "bad_status")
+            .iter()
+            .chain(arr(d, "errors"))
+            .map(|e| {
+                format!(
+                    "{} × {}",
+                    val(&e["count"]),
+                    e["name"].as_str().unwrap_or_else(|| s(e, "code"))
+                )
+            }),
+    );
     parts.join(", ")
 }
 
