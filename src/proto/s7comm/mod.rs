@@ -11,12 +11,12 @@
 //! [`Exchange::fields`] allocate).
 //!
 //! The [`Exchange`] view:
-//! - role: Job → Request, Ack/Ack_Data → Response; Userdata by its type nibble (Request 4 →
+//! - role: Job → Request, Ack/`Ack_Data` → Response; Userdata by its type nibble (Request 4 →
 //!   Request, Response 8 → Response, Push 0 → Unsolicited); S7comm-plus (protocol id 0x72,
 //!   recognised, not decoded) and anything else → Other;
-//! - key: the PDU reference of the S7 header (a Job's Ack_Data repeats it; so does a userdata
+//! - key: the PDU reference of the S7 header (a Job's `Ack_Data` repeats it; so does a userdata
 //!   response);
-//! - function: the parameter's function code (0x04 Read Var …) for Job/Ack_Data;
+//! - function: the parameter's function code (0x04 Read Var …) for Job/`Ack_Data`;
 //!   `USERDATA | group << 8 | subfunction` for Userdata; [`S7COMM_PLUS`] for S7comm-plus; named
 //!   by [`function_name`];
 //! - failure: the header's error class/code first (`class << 8 | code`, ≥ 0x8100, named by
@@ -25,7 +25,7 @@
 //!   item whose return code is not 0xff Success (a value ≤ 0xff, named by tshark's
 //!   `s7comm.data.returncode` table) — the first, because a technician reads the first failed
 //!   item and the others are in `fields()`. [`status_name`] names both ranges;
-//! - writes (on the request only; the Ack_Data carries the same function): Write Var, PI
+//! - writes (on the request only; the `Ack_Data` carries the same function): Write Var, PI
 //!   service (PLC control 0x28: start, compress, `_INSE`/`_DELE` …), PLC Stop (0x29), the three
 //!   download functions (0x1a–0x1c), and the userdata Set clock, Modify variable, Force and
 //!   Memory reset. Uploads (0x1d–0x1f) are named but are reads.
@@ -58,7 +58,7 @@ pub const USERDATA: u32 = 0x1_0000;
 pub const JOB: u8 = 1;
 /// ROSCTR Ack.
 pub const ACK: u8 = 2;
-/// ROSCTR Ack_Data.
+/// ROSCTR `Ack_Data`.
 pub const ACK_DATA: u8 = 3;
 /// ROSCTR Userdata.
 pub const USER_DATA: u8 = 7;
@@ -103,7 +103,7 @@ pub fn looks_like_s7(buf: &[u8]) -> bool {
     match cotp.kind {
         CotpKind::Data => matches!(
             cotp.payload.first(),
-            Some(&PROTOCOL_ID) | Some(&PROTOCOL_ID_PLUS)
+            Some(&(PROTOCOL_ID | PROTOCOL_ID_PLUS))
         ),
         CotpKind::ConnectRequest | CotpKind::ConnectConfirm => cotp.payload.is_empty(),
         _ => false,
@@ -299,7 +299,7 @@ pub struct S7Pdu<'a> {
     pub rosctr: u8,
     /// PDU reference (S7comm only).
     pub pdu_ref: u16,
-    /// Ack/Ack_Data: error class and code; 0 otherwise.
+    /// Ack/`Ack_Data`: error class and code; 0 otherwise.
     pub error_class: u8,
     /// See `error_class`.
     pub error_code: u8,
@@ -523,12 +523,12 @@ pub fn data_items(data: &[u8], count: u8) -> impl Iterator<Item = DataItem<'_>> 
 }
 
 /// A Write Var answer's return codes, one per item.
-pub fn write_return_codes<'a>(data: &'a [u8], count: u8) -> &'a [u8] {
+pub fn write_return_codes(data: &[u8], count: u8) -> &[u8] {
     &data[..usize::from(count).min(data.len())]
 }
 
 impl<'a> S7Pdu<'a> {
-    /// The function code of a Job/Ack_Data parameter.
+    /// The function code of a Job/`Ack_Data` parameter.
     pub fn func(&self) -> Option<u8> {
         if matches!(self.rosctr, JOB | ACK_DATA) {
             self.param.first().copied()
@@ -545,7 +545,7 @@ impl<'a> S7Pdu<'a> {
         }
     }
 
-    /// The per-item return codes of an Ack_Data to Read Var / Write Var.
+    /// The per-item return codes of an `Ack_Data` to Read Var / Write Var.
     pub fn return_codes(&self) -> impl Iterator<Item = u8> + 'a {
         let count = if self.rosctr == ACK_DATA {
             self.item_count().unwrap_or(0)
@@ -603,7 +603,7 @@ impl<'a> S7Pdu<'a> {
         self.param.get(9..9 + n)
     }
 
-    /// Setup communication: (max AmQ calling, max AmQ called, PDU length).
+    /// Setup communication: (max `AmQ` calling, max `AmQ` called, PDU length).
     pub fn setup(&self) -> Option<(u16, u16, u16)> {
         if self.func()? != FUNC_SETUP || self.param.len() < 8 {
             return None;
@@ -814,9 +814,8 @@ pub fn userdata_subfunc_name(group: u8, sub: u8) -> Option<&'static str> {
         (4, 22) => "NOTIFY_8 indication",
         (5, 1) => "PLC password",
         (7, 1) => "Read clock",
-        (7, 2) => "Set clock",
+        (7, 2 | 4) => "Set clock",
         (7, 3) => "Read clock (following)",
-        (7, 4) => "Set clock",
         (15, 1) => "Request download",
         (15, 2) => "Download block",
         (15, 3) => "Continue download",
@@ -846,9 +845,9 @@ impl Exchange for S7Pdu<'_> {
             JOB => Role::Request,
             ACK | ACK_DATA => Role::Response,
             USER_DATA => match self.userdata.map(|u| u.kind) {
-                Some(4) | Some(7) => Role::Request,
-                Some(8) | Some(11) => Role::Response,
-                Some(0) | Some(3) => Role::Unsolicited,
+                Some(4 | 7) => Role::Request,
+                Some(8 | 11) => Role::Response,
+                Some(0 | 3) => Role::Unsolicited,
                 _ => Role::Other,
             },
             _ => Role::Other,
@@ -887,10 +886,7 @@ impl Exchange for S7Pdu<'_> {
             return false;
         }
         if let Some(u) = self.userdata {
-            return matches!(
-                (u.group, u.subfunc),
-                (7, 2) | (7, 4) | (1, 8) | (1, 9) | (1, 12)
-            );
+            return matches!((u.group, u.subfunc), (7, 2 | 4) | (1, 8 | 9 | 12));
         }
         matches!(
             self.func(),
