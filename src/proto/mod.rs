@@ -1,9 +1,11 @@
 //! Pure protocol codecs: no tokio, no file system. Everything here works on `&str`/`&[u8]` and
 //! plain values so it can be unit- and property-tested in isolation.
 
+pub mod enip;
 pub mod exchange;
 pub mod modbus;
 pub mod opcua;
+pub mod s7comm;
 
 /// Text a device supplied (an FC43 identity object, an OPC UA name, a certificate subject), with
 /// its control characters replaced by U+FFFD, so that it cannot drive the terminal it is
