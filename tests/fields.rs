@@ -196,6 +196,7 @@ fn decode_rows_keep_their_fields() {
             "held",
             "malformed",
             "writes",
+            "unsolicited",
             "rt_min_ms",
             "rt_p50_ms",
             "rt_p95_ms",

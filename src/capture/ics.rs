@@ -9,18 +9,62 @@
 //! analysis pairs and counts through the view alone.
 
 use super::{tcp::Framer, Proto};
-use crate::proto::exchange::Exchange;
+use crate::proto::{
+    enip,
+    exchange::Exchange,
+    s7comm::{self, CotpKind, CotpReassembler, Reassembled},
+};
 
 /// What a flow of one of these protocols remembers between messages, per direction. Boxed in
 /// the flow (a Modbus flow carries none of it).
 #[derive(Default)]
-pub struct FlowState {}
+pub struct FlowState {
+    /// S7comm: COTP DT fragments waiting for their EOT.
+    cotp: [CotpReassembler; 2],
+}
 
 /// The framer that cuts a TCP stream of `proto` into messages.
 #[must_use]
 pub fn framer(proto: Proto) -> &'static dyn Framer {
-    let _ = proto;
-    &NoFramer
+    match proto {
+        Proto::S7comm => &TpktFramer,
+        Proto::Enip => &EnipFramer,
+        _ => &NoFramer,
+    }
+}
+
+/// TPKT (RFC 1006): version 3, reserved 0, a 16-bit length that counts the header.
+struct TpktFramer;
+impl Framer for TpktFramer {
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        s7comm::starts_tpkt(b)
+    }
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        s7comm::tpkt_len(b)
+    }
+    fn max_len(&self) -> usize {
+        s7comm::TPKT_MAX_LEN
+    }
+    fn min_len(&self) -> usize {
+        s7comm::TPKT_MIN_LEN
+    }
+}
+
+/// EtherNet/IP encapsulation: a 24-byte header whose length field counts the data after it.
+struct EnipFramer;
+impl Framer for EnipFramer {
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        b.len() < enip::HEADER_LEN || enip::enip_len(b).is_some()
+    }
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        enip::enip_len(b)
+    }
+    fn max_len(&self) -> usize {
+        enip::MAX_LEN
+    }
+    fn min_len(&self) -> usize {
+        enip::HEADER_LEN
+    }
 }
 
 struct NoFramer;
@@ -46,34 +90,85 @@ pub fn messages(
     d: usize,
     each: &mut dyn FnMut(&dyn Exchange),
 ) {
-    let _ = (proto, bytes, state, d, each);
+    match proto {
+        Proto::S7comm => s7_packet(bytes, &mut state.cotp[d & 1], each),
+        Proto::Enip => {
+            if let Some(m) = enip::parse_message(bytes) {
+                each(&m);
+            }
+        }
+        Proto::CipIo => {
+            if let Some(m) = enip::parse_io(bytes) {
+                each(&m);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One TPKT packet: its COTP TPDU; a DT's payload joins the fragments before it until EOT,
+/// and the whole is one S7 PDU. Connection TPDUs (CR, CC, DR) carry no S7 PDU.
+fn s7_packet(packet: &[u8], cotp: &mut CotpReassembler, each: &mut dyn FnMut(&dyn Exchange)) {
+    let Some(t) = s7comm::cotp_of_tpkt(packet) else {
+        return;
+    };
+    if t.kind != CotpKind::Data {
+        return;
+    }
+    match cotp.push(t.payload, t.eot) {
+        Reassembled::Pending | Reassembled::Overflow => {}
+        Reassembled::Whole(b) => {
+            if let Some(p) = s7comm::parse_pdu(b) {
+                each(&p);
+            }
+        }
+        Reassembled::Joined(v) => {
+            if let Some(p) = s7comm::parse_pdu(&v) {
+                each(&p);
+            }
+        }
+    }
 }
 
 /// The protocol a TCP payload on a port of no configured protocol plainly starts with.
 #[must_use]
 pub fn detect_stream(b: &[u8]) -> Option<Proto> {
-    let _ = b;
-    None
+    if s7comm::looks_like_s7(b) {
+        Some(Proto::S7comm)
+    } else if enip::looks_like_enip(b) {
+        Some(Proto::Enip)
+    } else {
+        None
+    }
 }
 
 /// The protocol a UDP datagram on a port of no configured protocol plainly is.
 #[must_use]
 pub fn detect_datagram(b: &[u8]) -> Option<Proto> {
-    let _ = b;
-    None
+    if enip::looks_like_enip(b) {
+        Some(Proto::Enip)
+    } else {
+        None
+    }
 }
 
 /// The name of function or service `f` of `proto`.
 #[must_use]
 pub fn function_name(proto: Proto, f: u32) -> &'static str {
-    let _ = (proto, f);
-    "unknown"
+    match proto {
+        Proto::S7comm => s7comm::function_name(f),
+        Proto::Enip | Proto::CipIo => enip::function_name(f),
+        _ => "unknown",
+    }
 }
 
 /// The name of failure code `code` of `proto` (an S7 error or item return code, a CIP general
 /// status, a DNP3 control status or IIN error, a BACnet error, reject or abort).
 #[must_use]
 pub fn status_name(proto: Proto, code: u32) -> &'static str {
-    let _ = (proto, code);
-    "unknown"
+    match proto {
+        Proto::S7comm => s7comm::status_name(code),
+        Proto::Enip | Proto::CipIo => enip::status_name(code),
+        _ => "unknown",
+    }
 }

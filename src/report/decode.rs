@@ -109,11 +109,24 @@ fn rt_bars(rows: &[&Json]) -> String {
 /// What a transaction row says beyond its status: the exception, the bad status code, or the
 /// values written.
 pub fn tx_detail(x: &Json) -> String {
-    x.get("exception")
-        .or(x.get("status_code"))
-        .map(val)
-        .or_else(|| x.get("values").map(ToString::to_string))
-        .unwrap_or_default()
+    let failure = x.get("exception").or(x.get("status_code")).map(val);
+    let values = x.get("values").map(ToString::to_string);
+    match x.get("target").and_then(Json::as_str) {
+        // S7comm, CIP, DNP3, BACnet: what was read or written, its values, why it failed.
+        Some(target) => {
+            let mut s = target.to_string();
+            if let Some(v) = values {
+                s.push_str(" = ");
+                s.push_str(&v);
+            }
+            if let Some(f) = failure {
+                s.push_str(": ");
+                s.push_str(&f);
+            }
+            s
+        }
+        None => failure.or(values).unwrap_or_default(),
+    }
 }
 
 /// At most 25 transactions: who asked which device what, and what came back.
