@@ -10,6 +10,7 @@
 
 use super::{tcp::Framer, Proto};
 use crate::proto::{
+    dnp3::{self, Dnp3Stream},
     enip,
     exchange::Exchange,
     s7comm::{self, CotpKind, CotpReassembler, Reassembled},
@@ -21,6 +22,8 @@ use crate::proto::{
 pub struct FlowState {
     /// S7comm: COTP DT fragments waiting for their EOT.
     cotp: [CotpReassembler; 2],
+    /// DNP3: each direction's transport segments being reassembled.
+    dnp3: [Dnp3Stream; 2],
 }
 
 /// The framer that cuts a TCP stream of `proto` into messages.
@@ -29,6 +32,7 @@ pub fn framer(proto: Proto) -> &'static dyn Framer {
     match proto {
         Proto::S7comm => &TpktFramer,
         Proto::Enip => &EnipFramer,
+        Proto::Dnp3 => &Dnp3Framer,
         _ => &NoFramer,
     }
 }
@@ -67,6 +71,24 @@ impl Framer for EnipFramer {
     }
 }
 
+/// DNP3 link frames: 0x05 0x64, a length that counts control, addresses and user data, and a
+/// CRC after the header and after every 16 bytes of user data.
+struct Dnp3Framer;
+impl Framer for Dnp3Framer {
+    fn starts_pdu(&self, b: &[u8]) -> bool {
+        dnp3::starts_link_frame(b)
+    }
+    fn pdu_len(&self, b: &[u8]) -> Option<usize> {
+        dnp3::link_frame_len(b)
+    }
+    fn max_len(&self) -> usize {
+        dnp3::link::MAX_FRAME_LEN
+    }
+    fn min_len(&self) -> usize {
+        10
+    }
+}
+
 struct NoFramer;
 impl Framer for NoFramer {
     fn starts_pdu(&self, _: &[u8]) -> bool {
@@ -100,6 +122,18 @@ pub fn messages(
         Proto::CipIo => {
             if let Some(m) = enip::parse_io(bytes) {
                 each(&m);
+            }
+        }
+        Proto::Dnp3 => {
+            // A TCP message is one link frame; a UDP datagram may hold several.
+            let stream = &mut state.dnp3[d & 1];
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let n = dnp3::link_frame_len(rest).map_or(rest.len(), |n| n.min(rest.len()));
+                let (frame, next) = rest.split_at(n);
+                let m = stream.decode(frame);
+                each(&m);
+                rest = next;
             }
         }
         _ => {}
@@ -137,9 +171,18 @@ pub fn detect_stream(b: &[u8]) -> Option<Proto> {
         Some(Proto::S7comm)
     } else if enip::looks_like_enip(b) {
         Some(Proto::Enip)
+    } else if looks_like_dnp3(b) {
+        Some(Proto::Dnp3)
     } else {
         None
     }
+}
+
+/// A whole DNP3 link frame whose header CRC checks.
+fn looks_like_dnp3(b: &[u8]) -> bool {
+    dnp3::link_frame_len(b)
+        .and_then(|n| b.get(..n))
+        .is_some_and(|f| dnp3::link::parse_link_frame(f).is_ok())
 }
 
 /// The protocol a UDP datagram on a port of no configured protocol plainly is.
@@ -147,6 +190,8 @@ pub fn detect_stream(b: &[u8]) -> Option<Proto> {
 pub fn detect_datagram(b: &[u8]) -> Option<Proto> {
     if enip::looks_like_enip(b) {
         Some(Proto::Enip)
+    } else if looks_like_dnp3(b) {
+        Some(Proto::Dnp3)
     } else {
         None
     }
@@ -158,6 +203,7 @@ pub fn function_name(proto: Proto, f: u32) -> &'static str {
     match proto {
         Proto::S7comm => s7comm::function_name(f),
         Proto::Enip | Proto::CipIo => enip::function_name(f),
+        Proto::Dnp3 => dnp3::function_name(f),
         _ => "unknown",
     }
 }
@@ -169,6 +215,7 @@ pub fn status_name(proto: Proto, code: u32) -> &'static str {
     match proto {
         Proto::S7comm => s7comm::status_name(code),
         Proto::Enip | Proto::CipIo => enip::status_name(code),
+        Proto::Dnp3 => dnp3::status_name(code),
         _ => "unknown",
     }
 }

@@ -110,7 +110,9 @@ fn rt_bars(rows: &[&Json]) -> String {
 /// values written.
 pub fn tx_detail(x: &Json) -> String {
     let failure = x.get("exception").or(x.get("status_code")).map(val);
-    let values = x.get("values").map(ToString::to_string);
+    let values = x
+        .get("values")
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
     match x.get("target").and_then(Json::as_str) {
         // S7comm, CIP, DNP3, BACnet: what was read or written, its values, why it failed.
         Some(target) => {
