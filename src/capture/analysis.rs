@@ -1356,9 +1356,11 @@ impl PduSink for Analysis<'_> {
             self.emit.pdu(e);
         }
         match e.proto {
+            Proto::ModbusTcp | Proto::RtuOverTcp | Proto::ModbusRtu => self.modbus(e),
             Proto::OpcUa => self.opcua_msg(e),
-            p if p.is_ics() => self.ics_msg(e),
-            _ => self.modbus(e),
+            Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {
+                self.ics_msg(e);
+            }
         }
     }
 

@@ -391,7 +391,7 @@ fn ipv6(d: &[u8]) -> Result<Segment<'_>, Skip> {
 }
 
 /// The TCP segment (IP protocol 6) or UDP datagram (17) in `t`.
-#[inline]
+#[inline(always)]
 fn transport(proto: u8, src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     if proto == 17 {
         return udp(src, dst, t, cut);
@@ -429,7 +429,7 @@ fn udp(src: Addr, dst: Addr, u: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     })
 }
 
-#[inline]
+#[inline(always)]
 fn tcp(src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     if t.len() < 20 {
         return Err(Skip::Malformed);
