@@ -138,7 +138,9 @@ replay_tests!(
     opcua_message,
     rtu_framing,
     serial_framer,
-    bpf_compile
+    bpf_compile,
+    dnp3_frame,
+    bacnet_message
 );
 
 #[test]
