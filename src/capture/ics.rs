@@ -10,6 +10,7 @@
 
 use super::{tcp::Framer, Proto};
 use crate::proto::{
+    bacnet,
     dnp3::{self, Dnp3Stream},
     enip,
     exchange::Exchange,
@@ -136,7 +137,8 @@ pub fn messages(
                 rest = next;
             }
         }
-        _ => {}
+        Proto::Bacnet => each(&bacnet::parse_bvlc_message(bytes)),
+        Proto::ModbusTcp | Proto::RtuOverTcp | Proto::OpcUa | Proto::ModbusRtu => {}
     }
 }
 
@@ -192,6 +194,8 @@ pub fn detect_datagram(b: &[u8]) -> Option<Proto> {
         Some(Proto::Enip)
     } else if looks_like_dnp3(b) {
         Some(Proto::Dnp3)
+    } else if bacnet::udp_message_looks_like_bacnet(b) {
+        Some(Proto::Bacnet)
     } else {
         None
     }
@@ -204,7 +208,8 @@ pub fn function_name(proto: Proto, f: u32) -> &'static str {
         Proto::S7comm => s7comm::function_name(f),
         Proto::Enip | Proto::CipIo => enip::function_name(f),
         Proto::Dnp3 => dnp3::function_name(f),
-        _ => "unknown",
+        Proto::Bacnet => bacnet::function_name(f),
+        Proto::ModbusTcp | Proto::RtuOverTcp | Proto::OpcUa | Proto::ModbusRtu => "unknown",
     }
 }
 
@@ -216,6 +221,7 @@ pub fn status_name(proto: Proto, code: u32) -> &'static str {
         Proto::S7comm => s7comm::status_name(code),
         Proto::Enip | Proto::CipIo => enip::status_name(code),
         Proto::Dnp3 => dnp3::status_name(code),
-        _ => "unknown",
+        Proto::Bacnet => bacnet::status_name(code),
+        Proto::ModbusTcp | Proto::RtuOverTcp | Proto::OpcUa | Proto::ModbusRtu => "unknown",
     }
 }

@@ -390,7 +390,10 @@ fn ipv6(d: &[u8]) -> Result<Segment<'_>, Skip> {
     transport(next, Addr(src), Addr(dst), &d[at..end], cut)
 }
 
-/// The TCP segment (IP protocol 6) or UDP datagram (17) in `t`.
+/// The TCP segment (IP protocol 6) or UDP datagram (17) in `t`. Always inlined: the reading
+/// thread of a capture file calls it for every packet, and left to itself the compiler stopped
+/// inlining `tcp` when `udp` was added (+9 % instructions on that thread).
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn transport(proto: u8, src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     if proto == 17 {
@@ -429,6 +432,7 @@ fn udp(src: Addr, dst: Addr, u: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     })
 }
 
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn tcp(src: Addr, dst: Addr, t: &[u8], cut: bool) -> Result<Segment<'_>, Skip> {
     if t.len() < 20 {

@@ -336,8 +336,10 @@ pub struct Health {
     pub flows: u64,
     /// Flows dropped while open to bound memory.
     pub evicted_flows: u64,
-    /// Serial frames (link types 252, 147, 250).
+    /// Serial frames (link types 252, 147, 250, 165).
     pub serial_frames: u64,
+    /// BACnet MS/TP frames (link type 165), of any frame type.
+    pub mstp_frames: u64,
     /// Exported PDUs (link type 252) for a dissector other than Modbus RTU, skipped.
     pub other_dissectors: u64,
     /// UART errors a capture recorded (RTAC serial events: framing, parity, overflow).
@@ -521,6 +523,10 @@ impl Decoder {
             x if x == i32::from(linktype::EXPORTED_PDU) => serial::exported_pdu(p.data),
             x if x == i32::from(linktype::USER0) => SerialPacket::Rtu(p.data),
             x if x == i32::from(linktype::RTAC_SERIAL) => serial::rtac_serial(p.data),
+            x if x == i32::from(linktype::BACNET_MS_TP) => {
+                self.mstp_packet(p, sink);
+                return true;
+            }
             _ => return false,
         };
         let b = match payload {
@@ -542,25 +548,7 @@ impl Decoder {
                 return true;
             }
         };
-        let known = self
-            .lines
-            .iter()
-            .position(|l| l.name.as_deref() == p.if_name);
-        let li = if let Some(i) = known {
-            i
-        } else {
-            let index = link::line_index(p.if_name.unwrap_or("serial"));
-            let n = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
-            self.lines.push(SerialLine {
-                name: p.if_name.map(str::to_string),
-                index,
-                // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
-                // analysis's flow cache takes for an empty slot.
-                flow: u32::MAX - 1 - n.min(u32::MAX / 2),
-                bus: serial::BusState::default(),
-            });
-            self.lines.len() - 1
-        };
+        let li = self.line_of(p);
         self.frame_pdus = 0;
         let whole = pdu::rtu_crc_ok(b);
         let found = if whole {
@@ -582,6 +570,78 @@ impl Decoder {
             self.serial_frame(p, li, b, whole, sink);
         }
         true
+    }
+
+    /// The serial line a packet was captured on (its pcapng interface name), added on first use.
+    fn line_of(&mut self, p: &reader::Packet<'_>) -> usize {
+        if let Some(i) = self
+            .lines
+            .iter()
+            .position(|l| l.name.as_deref() == p.if_name)
+        {
+            return i;
+        }
+        let index = link::line_index(p.if_name.unwrap_or("serial"));
+        let n = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
+        self.lines.push(SerialLine {
+            name: p.if_name.map(str::to_string),
+            index,
+            // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
+            // analysis's flow cache takes for an empty slot.
+            flow: u32::MAX - 1 - n.min(u32::MAX / 2),
+            bus: serial::BusState::default(),
+        });
+        self.lines.len() - 1
+    }
+
+    /// A BACnet MS/TP frame (link type 165): counted with its CRCs checked; the NPDU of a data
+    /// frame whose CRCs check is decoded as BACnet, its devices `LINE/MAC`.
+    fn mstp_packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
+        use crate::proto::bacnet::{self, mstp};
+        self.frame_pdus = 0;
+        let Some(f) = mstp::parse_frame(p.data) else {
+            self.health.malformed_frames += 1;
+            return;
+        };
+        self.decoded_flow = true;
+        self.health.serial_frames += 1;
+        self.health.mstp_frames += 1;
+        if !(f.header_crc_ok && f.data_crc_ok) {
+            self.health.crc_errors += 1;
+            return;
+        }
+        if !f.carries_npdu() {
+            return;
+        }
+        let li = self.line_of(p);
+        let line = &self.lines[li];
+        let m = bacnet::parse_npdu_message(f.data);
+        let src = Addr::serial_end(line.index, link::SerialEnd::Unit(f.src));
+        let dst = Addr::serial_end(line.index, link::SerialEnd::Unit(f.dst));
+        let (dir, mac) = match m.role() {
+            Role::Request | Role::Other => (Direction::Query, f.dst),
+            Role::Response | Role::Unsolicited => (Direction::Response, f.src),
+        };
+        sink.pdu(&PduEvent {
+            frame: p.frame,
+            ts_ns: p.ts_ns,
+            index: 0,
+            flow: line.flow,
+            src,
+            dst,
+            sport: 0,
+            dport: 0,
+            proto: Proto::Bacnet,
+            dir,
+            device: DeviceId {
+                addr: Addr::serial_end(line.index, link::SerialEnd::Line),
+                port: 0,
+                unit: Some(u16::from(mac)),
+            },
+            modbus: None,
+            opcua: None,
+            ics: Some(&m),
+        });
     }
 
     fn serial_frame(
@@ -1141,9 +1201,8 @@ impl Step<'_> {
         ics::messages(proto, bytes, state, d, &mut |m: &dyn Exchange| {
             let dir = match m.role() {
                 Role::Request => Direction::Query,
-                Role::Response | Role::Unsolicited => Direction::Response,
                 Role::Other if query_dir == d => Direction::Query,
-                Role::Other => Direction::Response,
+                Role::Response | Role::Unsolicited | Role::Other => Direction::Response,
             };
             let device_end = if dir == Direction::Query { dst } else { src };
             let index = *frame_pdus;

@@ -629,10 +629,9 @@ fn written_value(w: &Written) -> Json {
                 .map(|(n, x)| json!({"node": n, "value": x}))
                 .collect(),
         ),
-        Written::Raw(h) => json!(h),
         // A control without values (an S7 PLC stop, a BACnet reinitialize) writes nothing.
         Written::Text(h) if h.is_empty() => Json::Null,
-        Written::Text(h) => json!(h),
+        Written::Raw(h) | Written::Text(h) => json!(h),
     }
 }
 
