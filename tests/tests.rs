@@ -11,6 +11,7 @@ mod claims_opcua;
 mod cli;
 mod crash;
 mod decode;
+mod decode_ics;
 mod device;
 mod excerpt;
 mod faults;
