@@ -271,7 +271,7 @@ fn tpkt(s7: &[u8]) -> Vec<u8> {
     v
 }
 
-/// An S7 Read Var job (PDU reference `r`) of DB1.DBW10 (2 bytes) and its Ack_Data answering
+/// An S7 Read Var job (PDU reference `r`) of 2 bytes at DB1 byte 10 and its `Ack_Data` answering
 /// "Object does not exist" (return code 0x0a).
 fn s7_read(r: u16) -> (Vec<u8>, Vec<u8>) {
     let [a, b] = r.to_be_bytes();
