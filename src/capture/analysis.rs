@@ -161,8 +161,8 @@ pub struct Transaction {
     /// Values written (writes only): registers, or coils as 0/1; OPC UA: rendered values.
     pub written: Option<Written>,
     /// What the request read or wrote, in its protocol's notation (S7comm, CIP, DNP3, BACnet;
-    /// Modbus has `address` and `count`).
-    pub target: Option<Box<str>>,
+    /// Modbus has `address` and `count`). Shared: a poll asks for the same thing again and again.
+    pub target: Option<std::sync::Arc<str>>,
 }
 
 impl Transaction {
@@ -430,7 +430,7 @@ struct Pending {
     /// Its values' slot in [`WrittenSlots`] (writes only).
     written: Option<u32>,
     /// What it reads or writes (S7comm, CIP, DNP3, BACnet).
-    target: Option<Box<str>>,
+    target: Option<std::sync::Arc<str>>,
 }
 
 impl Pending {
@@ -644,6 +644,38 @@ impl Ord for Slow {
     }
 }
 
+/// The texts of what requests read or write (S7comm, CIP, DNP3, BACnet), each kept once: a
+/// master polls the same items over and over, so a request's text is written into one reused
+/// buffer and shared from a set rather than allocated per request. Bounded: past
+/// [`Targets::MAX`] texts the set starts again (texts already handed out stay valid).
+#[derive(Default)]
+struct Targets {
+    set: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    buf: String,
+}
+
+impl Targets {
+    const MAX: usize = 1 << 14;
+
+    /// The text of what `m` reads or writes, if it says.
+    fn of(&mut self, m: &dyn crate::proto::exchange::Exchange) -> Option<std::sync::Arc<str>> {
+        self.buf.clear();
+        m.target(&mut self.buf);
+        if self.buf.is_empty() {
+            return None;
+        }
+        if let Some(t) = self.set.get(self.buf.as_str()) {
+            return Some(t.clone());
+        }
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        let t: std::sync::Arc<str> = self.buf.as_str().into();
+        self.set.insert(t.clone());
+        Some(t)
+    }
+}
+
 /// A stream of unsolicited messages: CIP implicit I/O of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IoKey {
@@ -718,6 +750,8 @@ pub struct Analysis<'e> {
     last_request: FlowFrames,
     /// The values of the writes outstanding.
     written: WrittenSlots,
+    /// The texts of what requests read or write, each kept once.
+    targets: Targets,
     /// [`MAX_OUTSTANDING`] and [`MAX_DEVICES`] (smaller in tests, to reach them).
     max_outstanding: usize,
     max_devices: usize,
@@ -771,6 +805,7 @@ impl<'e> Analysis<'e> {
             line_pending: FxHashMap::default(),
             last_request: FlowFrames::default(),
             written: WrittenSlots::default(),
+            targets: Targets::default(),
             max_outstanding: MAX_OUTSTANDING,
             max_devices: MAX_DEVICES,
             slots: vec![
@@ -1254,8 +1289,7 @@ impl<'e> Analysis<'e> {
                 if !d.masters.contains(&e.src) && d.masters.len() < 16 {
                     d.masters.push(e.src);
                 }
-                let mut target = String::new();
-                m.target(&mut target);
+                let target = self.targets.of(m);
                 let written = m.is_write().then(|| {
                     d.writes += 1;
                     let mut w = String::new();
@@ -1275,7 +1309,7 @@ impl<'e> Analysis<'e> {
                     device: di,
                     id: m.key(),
                     written,
-                    target: (!target.is_empty()).then(|| target.into_boxed_str()),
+                    target,
                 };
                 self.outstanding(key, pending);
             }
