@@ -138,7 +138,9 @@ replay_tests!(
     opcua_message,
     rtu_framing,
     serial_framer,
-    bpf_compile
+    bpf_compile,
+    s7comm_pdu,
+    enip_message
 );
 
 #[test]
