@@ -121,8 +121,10 @@ def service_record(obj):
     epath = get("cip.epath")
     if epath is not None and not s["service"] & 0x80:
         s["epath"] = epath
+        rpath = next((v for k, v in obj if k.startswith("Request Path")), [])
+        rpath = list(walk(rpath)) if isinstance(rpath, list) else []
         for key in ("class", "instance", "attribute"):
-            vals = [v for k, v in local if k == "cip." + key]
+            vals = [v for k, v in rpath if k == "cip." + key]
             if vals:
                 s[key] = num(vals[-1])
         syms = [v for k, v in local if k == "cip.symbol"]
@@ -168,7 +170,7 @@ def golden(cap):
                 for obj in service_objects(v):
                     cur.setdefault("services", []).append(service_record(obj))
             elif k in ("cip", "cipcm", "cipcls") and cur is not None:
-                if k == "cip":
+                if k in ("cip", "cipcm"):
                     for obj in service_objects([(k, v)]):
                         cur.setdefault("services", []).append(service_record(obj))
                 for fk, fv in walk(v):

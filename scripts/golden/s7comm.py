@@ -14,7 +14,8 @@ with an empty WIRESHARK_CONFIG_DIR (default preferences) and keeps tshark's JSON
 order (duplicate keys kept), so a frame with several PDUs gives several records, `index`
 counting them from 0. Keys: frame, ts, src, dst, sport, dport, index, and the S7 fields
 (absent when tshark shows none): rosctr, pdu_ref, error_class, error_code, function,
-item_count, items [{syntax_id, transport_size, length, db, area, byte, bit}], return_codes
+item_count, items [{syntax_id, transport_size, length, db, area, byte, bit | number (timers,
+counters)}], return_codes
 [...], ud_type, ud_group, ud_subfunc, ud_return_code, ud_error, szl_id, szl_index, pi_service,
 reassembled (the PDU came from COTP fragments of several frames).
 """
@@ -122,7 +123,9 @@ def s7_record(s7):
                     db=num(first(v, "s7comm.param.item.db")),
                     area=num(first(v, "s7comm.param.item.area")),
                     byte=num(first(v, "s7comm.param.item.address.byte")),
-                    bit=num(first(v, "s7comm.param.item.address.bit")))
+                    bit=num(first(v, "s7comm.param.item.address.bit")),
+                    number=num(first(v, "s7comm.param.item.address.number")))
+                it = {k: x for k, x in it.items() if x is not None}
             items.append(it)
     if items:
         r["items"] = items
