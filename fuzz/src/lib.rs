@@ -279,7 +279,7 @@ pub fn s7comm_pdu(data: &[u8]) {
     let mut r = s7comm::CotpReassembler::new();
     let mut off = 0;
     while let Some(len) = s7comm::tpkt_len(&data[off..]) {
-        assert!(len >= s7comm::TPKT_MIN_LEN && len <= s7comm::TPKT_MAX_LEN);
+        assert!((s7comm::TPKT_MIN_LEN..=s7comm::TPKT_MAX_LEN).contains(&len));
         if off + len > data.len() {
             break;
         }
