@@ -286,7 +286,9 @@ pub struct Userdata {
     pub error: u16,
     /// The data part's return code (0xff Success), if there is a data part.
     pub return_code: Option<u8>,
-    /// CPU functions / Read SZL: the SZL id and index, when the data carries them.
+    /// CPU functions / Read SZL: the SZL id and index, when the data carries them (not in a
+    /// response split into several data units: tshark joins those and names the SZL on the
+    /// last; this stateless codec names none).
     pub szl: Option<(u16, u16)>,
 }
 
@@ -383,9 +385,12 @@ fn parse_userdata(p: &[u8], d: &[u8]) -> Option<Userdata> {
     if p[3] >= 8 && p.len() >= 12 {
         u.error = u16::from_be_bytes([p[10], p[11]]);
     }
+    // a response in several data units (last-data-unit 0x01 on all but the last, a data unit
+    // reference on all) carries the SZL header only in its joined data: not read here
+    let fragment = p[3] >= 8 && p.len() >= 12 && (p[8] != 0 || p[9] != 0);
     if let Some(&rc) = d.first() {
         u.return_code = Some(rc);
-        if u.group == 4 && u.subfunc == 1 && rc == 0xff && d.len() >= 8 {
+        if u.group == 4 && u.subfunc == 1 && rc == 0xff && d.len() >= 8 && !fragment {
             u.szl = Some((
                 u16::from_be_bytes([d[4], d[5]]),
                 u16::from_be_bytes([d[6], d[7]]),
@@ -974,8 +979,12 @@ impl Exchange for S7Pdu<'_> {
                     out.push(("item.length", Field::U(u64::from(it.length))));
                     out.push(("item.db", Field::U(u64::from(it.db))));
                     out.push(("item.area", Field::U(u64::from(it.area))));
-                    out.push(("item.byte", Field::U(u64::from(it.byte()))));
-                    out.push(("item.bit", Field::U(u64::from(it.bit()))));
+                    if matches!(it.area, 0x1c | 0x1d) {
+                        out.push(("item.number", Field::U(u64::from(it.address))));
+                    } else {
+                        out.push(("item.byte", Field::U(u64::from(it.byte()))));
+                        out.push(("item.bit", Field::U(u64::from(it.bit()))));
+                    }
                 }
             }
         }
