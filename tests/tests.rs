@@ -9,6 +9,7 @@ mod capture;
 mod claims;
 mod claims_opcua;
 mod cli;
+mod codecs_dnp3_bacnet;
 mod codecs_golden;
 mod crash;
 mod decode;

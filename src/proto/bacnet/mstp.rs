@@ -76,6 +76,18 @@ pub struct MstpFrame<'a> {
 }
 
 impl MstpFrame<'_> {
+    /// The frame's fields under the golden files' names (`mstp_frame_type`, `mstp_dst`,
+    /// `mstp_src`, `mstp_hdr_crc_ok`, `mstp_data_crc_ok`); the NPDU's come from
+    /// [`super::parse_npdu_message`].
+    pub fn fields(&self, out: &mut Vec<(&'static str, crate::proto::exchange::Field)>) {
+        use crate::proto::exchange::Field;
+        out.push(("mstp_frame_type", Field::U(u64::from(self.frame_type))));
+        out.push(("mstp_dst", Field::U(u64::from(self.dst))));
+        out.push(("mstp_src", Field::U(u64::from(self.src))));
+        out.push(("mstp_hdr_crc_ok", Field::B(self.header_crc_ok)));
+        out.push(("mstp_data_crc_ok", Field::B(self.data_crc_ok)));
+    }
+
     /// Whether the data is an NPDU (data frame types 5, 6).
     #[must_use]
     pub fn carries_npdu(&self) -> bool {

@@ -205,6 +205,13 @@ pub fn walk(mut b: &[u8], with_data: bool) -> Walk<'_> {
                     break;
                 }
                 Err(why) => {
+                    w.headers.push(ObjectHeader {
+                        group,
+                        variation,
+                        qualifier,
+                        range,
+                        data: rest,
+                    });
                     w.malformed = Some(why);
                     break;
                 }
