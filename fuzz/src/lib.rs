@@ -19,7 +19,7 @@ use plcprobe::{
         bacnet::{self, mstp},
         dnp3::{self, app::parse_app, link_frame_len, transport::TransportReassembler},
         enip,
-        exchange::{Exchange, Field},
+        exchange::Exchange,
         modbus::{
             pdu::{decode_pdu, rtu_crc_ok, rtu_frame_len, split_adu, Direction},
             rtu::{answer_len, find_frames, next_request, Timing},
@@ -475,24 +475,6 @@ pub fn bpf_compile(data: &[u8]) {
     }
 }
 
-/// Every method of the [`Exchange`] view (none may panic; a failure is never a success code).
-fn exercise(m: &dyn Exchange) {
-    let mut s = String::new();
-    m.target(&mut s);
-    m.written(&mut s);
-    let mut f: Vec<(&'static str, Field)> = Vec::new();
-    m.fields(&mut f);
-    let _ = (
-        m.role(),
-        m.key(),
-        m.function(),
-        m.unit(),
-        m.is_write(),
-        m.malformed(),
-    );
-    let _ = m.failure();
-}
-
 /// Any bytes as a DNP3 TCP stream of one direction: cut into link frames by `link_frame_len`
 /// (what the parser consumes must be that length), each decoded through transport reassembly
 /// and the application layer; the bytes also go straight to the reassembler (its bound holds)
@@ -509,7 +491,7 @@ pub fn dnp3_frame(data: &[u8]) {
         if let Some(full) = link_frame_len(rest).filter(|&l| l <= rest.len()) {
             assert_eq!(m.wire_len, full);
         }
-        exercise(&m);
+        exercise(&m, dnp3::status_name);
         let _ = (
             dnp3::function_name(m.function()),
             m.failure().map(dnp3::status_name),
@@ -531,16 +513,16 @@ pub fn dnp3_frame(data: &[u8]) {
 pub fn bacnet_message(data: &[u8]) {
     let _ = bacnet::udp_message_looks_like_bacnet(data);
     let m = bacnet::parse_bvlc_message(data);
-    exercise(&m);
+    exercise(&m, bacnet::status_name);
     let _ = (
         bacnet::function_name(m.function()),
         m.failure().map(bacnet::status_name),
     );
-    exercise(&bacnet::parse_npdu_message(data));
+    exercise(&bacnet::parse_npdu_message(data), bacnet::status_name);
     let mut rest = data;
     while let Some(f) = mstp::parse_frame(rest) {
         if f.carries_npdu() {
-            exercise(&bacnet::parse_npdu_message(f.data));
+            exercise(&bacnet::parse_npdu_message(f.data), bacnet::status_name);
         }
         let used = 8 + f.data.len() + if f.data.is_empty() || f.cut { 0 } else { 2 };
         assert!(used <= rest.len());
