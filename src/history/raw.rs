@@ -5,10 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use compact_str::CompactString;
-
 use super::{
-    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run},
+    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run, STATUS_ABSENT, STATUS_OK},
     record::PointRecord,
 };
 
@@ -301,13 +299,14 @@ impl RawHistory {
             let p = &mut s.points[i];
             if p.values.len() < k {
                 p.values.resize(k, f64::NAN);
-                p.status.resize(k, CompactString::default());
+                p.status.resize(k, STATUS_ABSENT);
             }
             p.values.push(v);
-            p.status.push(match bad.get(&p.name) {
-                Some(why) => CompactString::from(why.as_str()),
-                None => CompactString::const_new("ok"),
-            });
+            let code = match bad.get(&p.name) {
+                Some(why) => p.status_code(why),
+                None => STATUS_OK,
+            };
+            p.status.push(code);
             if limits_changed {
                 if lp.range.is_some() {
                     p.range = lp.range;
@@ -329,7 +328,7 @@ impl RawHistory {
             let n = b.s.runs.len();
             for p in &mut b.s.points {
                 p.values.resize(n, f64::NAN);
-                p.status.resize(n, CompactString::default());
+                p.status.resize(n, STATUS_ABSENT);
             }
             if !b.sorted {
                 sort_series(&mut b);
