@@ -203,6 +203,28 @@ impl RawHistory {
         self.pending_ends.push(self.pending_values.len());
     }
 
+    /// An empty history that shares this one's runs, points and layouts: a second reader fills
+    /// it with other devices, and [`RawHistory::absorb`] takes its series back.
+    #[must_use]
+    pub fn sibling(&self) -> RawHistory {
+        RawHistory {
+            run_index: self.run_index.clone(),
+            points: self.points.clone(),
+            layouts: self.layouts.clone(),
+            ..RawHistory::default()
+        }
+    }
+
+    /// Take the series of a [`RawHistory::sibling`] that read other devices than this one.
+    pub fn absorb(&mut self, mut other: RawHistory) {
+        self.flush();
+        other.flush();
+        for (id, b) in other.series {
+            let had = self.series.insert(id, b);
+            debug_assert!(had.is_none(), "the two readers read disjoint devices");
+        }
+    }
+
     /// Add the gathered rows of one device.
     fn flush(&mut self) {
         let rows = std::mem::take(&mut self.pending);
