@@ -10,7 +10,7 @@ use std::{
 };
 
 use plcprobe::history::{
-    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run},
+    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run, STATUS_OK},
     trend::{analyse, TrendConfig},
 };
 
@@ -80,7 +80,8 @@ fn history(devices: usize, points: usize) -> History {
                                     (v * 10.0).round() / 10.0
                                 })
                                 .collect(),
-                            status: vec!["ok".into(); RUNS],
+                            status: vec![STATUS_OK; RUNS],
+                            status_texts: Vec::new(),
                             range: Some([0.0, 250.0]),
                             baseline: Some(100.0),
                             tolerance: Some(5.0),

@@ -98,6 +98,13 @@ fn history_of_real_check_runs_with_plan_key_flag_and_import() {
     assert_eq!(d["runs"].as_array().unwrap().len(), 3, "{d}");
     let devices = d["devices"].as_array().unwrap();
     assert_eq!(devices.len(), 2);
+    // The whole store is read by two readers, one per half of the devices; a device read alone
+    // (one reader) has the same series.
+    for dev in devices {
+        let one = dump(p(&store), &["--device", dev["name"].as_str().unwrap()]);
+        assert_eq!(one["devices"], json!([dev]), "{}", dev["name"]);
+        assert_eq!(one["runs"], d["runs"]);
+    }
     let press = devices.iter().find(|x| x["name"] == "press").unwrap();
     assert_eq!(press["runs"], json!([0, 1, 2]));
     assert_eq!(press["reachable"], json!([true, true, true]));

@@ -188,7 +188,7 @@ async fn show(
         let values: Vec<String> = d
             .points
             .iter()
-            .filter(|p| !p.status[k].is_empty())
+            .filter(|p| !p.status_text(k).is_empty())
             .map(|p| {
                 let v = p.values[k];
                 let v = if v.is_nan() {
@@ -196,10 +196,10 @@ async fn show(
                 } else {
                     format!("{v}")
                 };
-                if p.status[k] == "ok" {
+                if p.status_text(k) == "ok" {
                     format!("{}={v}", p.name)
                 } else {
-                    format!("{}={v} ({})", p.name, p.status[k])
+                    format!("{}={v} ({})", p.name, p.status_text(k))
                 }
             })
             .collect();
@@ -271,7 +271,7 @@ fn dump_json(h: &History) -> Json {
                 "address": p.address,
                 "unit": p.unit,
                 "values": nums(&p.values),
-                "status": p.status,
+                "status": p.statuses().collect::<Vec<_>>(),
                 "range": p.range,
                 "baseline": p.baseline,
                 "tolerance": p.tolerance,

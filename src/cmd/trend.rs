@@ -56,7 +56,9 @@ async fn load(store: &str, since_ms: i64, device: Option<&str>) -> anyhow::Resul
 
 /// Say a trend in the context's format on stdout.
 pub fn write(ctx: &Ctx, trend: &Trend, store: &str, device: Option<&str>) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout alone is line-buffered, and the JSON of 2,300 series is 80,000 lines,
+    // one write(2) each (a quarter of a second; docs/PERFORMANCE.md).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match ctx.format {
         Format::Nagios => write!(out, "{}", nagios(trend))?,
         Format::Json => {

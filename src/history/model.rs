@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use compact_str::CompactString;
-
 /// One recorded `check` run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -73,8 +71,13 @@ pub struct DeviceSeries {
     pub points: Vec<PointSeries>,
 }
 
+/// A point's status code in [`PointSeries::status`]: the point was not in that run ("").
+pub const STATUS_ABSENT: u32 = 0;
+/// A point's status code: "ok".
+pub const STATUS_OK: u32 = 1;
+
 /// One point of a device over the window.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PointSeries {
     /// Point name from the profile.
     pub name: String,
@@ -85,16 +88,77 @@ pub struct PointSeries {
     /// Last value read in each of the device's runs (parallel to [`DeviceSeries::runs`]); NaN
     /// when unreadable, not numeric, or the point was not in that run.
     pub values: Vec<f64>,
-    /// "ok" or why not, per run ("" when the point was not in that run). A `CompactString`
-    /// (compares with `&str`, derefs to `str`): "ok" and short statuses are kept inline, so 17
-    /// million samples are not 17 million allocations.
-    pub status: Vec<CompactString>,
+    /// "ok" or why not, per run, as a code (parallel to [`DeviceSeries::runs`]):
+    /// [`STATUS_ABSENT`] (the point was not in that run), [`STATUS_OK`], or `2 + i` for
+    /// `status_texts[i]`. Read it with [`PointSeries::status_text`]. A code and not a string:
+    /// 17 million samples are 69 MB of codes instead of 415 MB of strings (docs/PERFORMANCE.md).
+    pub status: Vec<u32>,
+    /// The texts of the codes from 2 on, each once, in first-seen order.
+    pub status_texts: Vec<String>,
     /// The plausible range of the latest run that had one.
     pub range: Option<[f64; 2]>,
     /// The baseline value of the latest run that checked drift.
     pub baseline: Option<f64>,
     /// The drift tolerance around `baseline` (absolute, in the point's unit).
     pub tolerance: Option<f64>,
+}
+
+impl PointSeries {
+    /// The text of a status code: "" when absent, "ok", or why not ("" for a code with no text).
+    pub fn text_of(&self, code: u32) -> &str {
+        match code {
+            STATUS_ABSENT => "",
+            STATUS_OK => "ok",
+            c => self
+                .status_texts
+                .get(c as usize - 2)
+                .map_or("", String::as_str),
+        }
+    }
+
+    /// The status of entry `k` ("" when absent or out of range).
+    pub fn status_text(&self, k: usize) -> &str {
+        self.status.get(k).map_or("", |&c| self.text_of(c))
+    }
+
+    /// Every entry's status text, in order.
+    pub fn statuses(&self) -> impl Iterator<Item = &str> + '_ {
+        self.status.iter().map(|&c| self.text_of(c))
+    }
+
+    /// The code of a status text, adding it to the table when new. A point has a handful of
+    /// distinct statuses ("timeout", "exception 0x02", …), so the table is searched in order.
+    pub fn status_code(&mut self, text: &str) -> u32 {
+        match text {
+            "" => STATUS_ABSENT,
+            "ok" => STATUS_OK,
+            t => {
+                let i = if let Some(i) = self.status_texts.iter().position(|s| s == t) {
+                    i
+                } else {
+                    self.status_texts.push(t.to_string());
+                    self.status_texts.len() - 1
+                };
+                u32::try_from(i + 2).unwrap_or(u32::MAX)
+            }
+        }
+    }
+}
+
+/// Equal when every field is and every entry has the same status text (the codes may differ:
+/// they follow the order texts were first seen in).
+impl PartialEq for PointSeries {
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name
+            && self.address == o.address
+            && self.unit == o.unit
+            && self.values == o.values
+            && self.status.len() == o.status.len()
+            && self.statuses().eq(o.statuses())
+            && self.range == o.range
+            && self.baseline == o.baseline
+            && self.tolerance == o.tolerance
+    }
 }
 
 /// A store's content over a window, as `trend` and `report` read it.

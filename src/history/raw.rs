@@ -5,10 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use compact_str::CompactString;
-
 use super::{
-    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run},
+    model::{DeviceLimits, DeviceSeries, History, PointSeries, Run, STATUS_ABSENT, STATUS_OK},
     record::PointRecord,
 };
 
@@ -205,6 +203,28 @@ impl RawHistory {
         self.pending_ends.push(self.pending_values.len());
     }
 
+    /// An empty history that shares this one's runs, points and layouts: a second reader fills
+    /// it with other devices, and [`RawHistory::absorb`] takes its series back.
+    #[must_use]
+    pub fn sibling(&self) -> RawHistory {
+        RawHistory {
+            run_index: self.run_index.clone(),
+            points: self.points.clone(),
+            layouts: self.layouts.clone(),
+            ..RawHistory::default()
+        }
+    }
+
+    /// Take the series of a [`RawHistory::sibling`] that read other devices than this one.
+    pub fn absorb(&mut self, mut other: RawHistory) {
+        self.flush();
+        other.flush();
+        for (id, b) in other.series {
+            let had = self.series.insert(id, b);
+            debug_assert!(had.is_none(), "the two readers read disjoint devices");
+        }
+    }
+
     /// Add the gathered rows of one device.
     fn flush(&mut self) {
         let rows = std::mem::take(&mut self.pending);
@@ -301,13 +321,14 @@ impl RawHistory {
             let p = &mut s.points[i];
             if p.values.len() < k {
                 p.values.resize(k, f64::NAN);
-                p.status.resize(k, CompactString::default());
+                p.status.resize(k, STATUS_ABSENT);
             }
             p.values.push(v);
-            p.status.push(match bad.get(&p.name) {
-                Some(why) => CompactString::from(why.as_str()),
-                None => CompactString::const_new("ok"),
-            });
+            let code = match bad.get(&p.name) {
+                Some(why) => p.status_code(why),
+                None => STATUS_OK,
+            };
+            p.status.push(code);
             if limits_changed {
                 if lp.range.is_some() {
                     p.range = lp.range;
@@ -329,7 +350,7 @@ impl RawHistory {
             let n = b.s.runs.len();
             for p in &mut b.s.points {
                 p.values.resize(n, f64::NAN);
-                p.status.resize(n, CompactString::default());
+                p.status.resize(n, STATUS_ABSENT);
             }
             if !b.sorted {
                 sort_series(&mut b);

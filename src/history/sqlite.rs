@@ -537,54 +537,104 @@ impl Sqlite {
                 }
             }
         }
-        let sql = format!(
-            "SELECT device_id, run_id, target, status, reachable, identity_id, sent, failed,
-                    errors, latency_p50_ms, latency_p95_ms, latency_max_ms, latency_warn_ms,
-                    latency_crit_ms, error_rate_warn, error_rate_crit, layout_id, point_status,
-                    point_values
-             FROM device_runs WHERE run_id >= ?1 {}",
-            if device_id.is_some() {
-                "AND device_id = ?2"
-            } else {
-                "AND ?2 IS NULL"
+        let mut ids: Vec<i64> = h.device_names.keys().copied().collect();
+        ids.sort_unstable();
+        // Many devices: the upper half of them is read on a second connection in a second
+        // thread (rows are stored by device, so each half is a range of the table), halving
+        // the load of a month of a fleet on two cores (docs/PERFORMANCE.md, issue 14). Rows of
+        // runs committed after the runs above were read are left out by both halves alike.
+        let path = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+        match (path, device_id) {
+            (Some(path), None) if ids.len() >= PARALLEL_LOAD_DEVICES => {
+                let split = ids[ids.len() / 2];
+                let mut upper = h.sibling();
+                std::thread::scope(|s| -> anyhow::Result<()> {
+                    let other = s.spawn(|| -> anyhow::Result<()> {
+                        let conn = Connection::open_with_flags(
+                            &path,
+                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )?;
+                        conn.busy_timeout(Duration::from_secs(30))?;
+                        // Not mapped: a second mapping of the file would count its pages twice
+                        // in the resident size (the kernel maps cached neighbours of each page
+                        // read), for no gain worth it.
+                        let tx = conn.unchecked_transaction()?;
+                        read_device_runs(&tx, min_run, (split, i64::MAX), &mut upper)
+                    });
+                    let mine = read_device_runs(&tx, min_run, (i64::MIN, split - 1), &mut h);
+                    let theirs = other
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("the second reader stopped")));
+                    mine.and(theirs)
+                })?;
+                h.absorb(upper);
             }
-        );
-        let mut st = tx.prepare(&sql)?;
-        let mut rows = st.query(params![min_run, device_id])?;
-        let mut values: Vec<f64> = Vec::new();
-        while let Some(r) = rows.next()? {
-            let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-            let row = RawDeviceRun {
-                device_id: r.get(0)?,
-                run_id: r.get(1)?,
-                target: r.get(2)?,
-                status: r.get(3)?,
-                reachable: r.get(4)?,
-                identity_id: r.get(5)?,
-                sent: r.get(6)?,
-                failed: r.get(7)?,
-                errors: r.get(8)?,
-                p50: r.get(9)?,
-                p95: r.get(10)?,
-                max: r.get(11)?,
-                limits: DeviceLimits {
-                    latency_warn_ms: nan(r.get(12)?),
-                    latency_crit_ms: nan(r.get(13)?),
-                    error_rate_warn: nan(r.get(14)?),
-                    error_rate_crit: nan(r.get(15)?),
-                },
-                layout_id: r.get(16)?,
-                point_status: r.get(17)?,
-            };
-            values.clear();
-            values.extend(
-                r.get_ref(18)?
-                    .as_blob()?
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
-            );
-            h.push(row, &values);
+            _ => {
+                let (lo, hi) = device_id.map_or((i64::MIN, i64::MAX), |id| (id, id));
+                read_device_runs(&tx, min_run, (lo, hi), &mut h)?;
+            }
         }
         Ok(h)
     }
+}
+
+/// From this many devices on, a whole-store load reads in two threads (a second connection and
+/// thread cost well under a millisecond; two devices already take the path the tests then check).
+const PARALLEL_LOAD_DEVICES: usize = 2;
+
+/// The `device_runs` rows of runs from `min_run` on of the devices with ids in `lo..=hi` (a range
+/// of the table's key), into `h`.
+fn read_device_runs(
+    conn: &Connection,
+    min_run: i64,
+    (lo, hi): (i64, i64),
+    h: &mut RawHistory,
+) -> anyhow::Result<()> {
+    let mut st = conn.prepare(
+        "SELECT device_id, run_id, target, status, reachable, identity_id, sent, failed,
+                errors, latency_p50_ms, latency_p95_ms, latency_max_ms, latency_warn_ms,
+                latency_crit_ms, error_rate_warn, error_rate_crit, layout_id, point_status,
+                point_values
+         FROM device_runs WHERE device_id BETWEEN ?2 AND ?3 AND run_id >= ?1",
+    )?;
+    let mut rows = st.query(params![min_run, lo, hi])?;
+    let mut values: Vec<f64> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        let row = RawDeviceRun {
+            device_id: r.get(0)?,
+            run_id: r.get(1)?,
+            target: r.get(2)?,
+            status: r.get(3)?,
+            reachable: r.get(4)?,
+            identity_id: r.get(5)?,
+            sent: r.get(6)?,
+            failed: r.get(7)?,
+            errors: r.get(8)?,
+            p50: r.get(9)?,
+            p95: r.get(10)?,
+            max: r.get(11)?,
+            limits: DeviceLimits {
+                latency_warn_ms: nan(r.get(12)?),
+                latency_crit_ms: nan(r.get(13)?),
+                error_rate_warn: nan(r.get(14)?),
+                error_rate_crit: nan(r.get(15)?),
+            },
+            layout_id: r.get(16)?,
+            point_status: r.get(17)?,
+        };
+        values.clear();
+        values.extend(
+            r.get_ref(18)?
+                .as_blob()?
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+        );
+        h.push(row, &values);
+    }
+    Ok(())
 }

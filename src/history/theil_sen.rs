@@ -67,9 +67,31 @@ pub struct SenFit {
 /// Buffers [`fit_with`] reuses from one series to the next.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    slopes: Vec<f64>,
-    sorted: Vec<f64>,
-    buf: Vec<f64>,
+    /// Pair slopes as [`total_key`]s: selections compare integers.
+    slopes: Vec<i64>,
+    /// `y` as order keys, sorted by the inversion count.
+    sorted: Vec<i64>,
+    /// The merge sort's other half; then the residuals as [`total_key`]s.
+    keys: Vec<i64>,
+}
+
+/// An integer whose order is `f64::total_cmp`'s (the map `total_cmp` makes before comparing):
+/// selections over keys pick exactly the values a selection by `total_cmp` picks, with cheaper
+/// comparisons (docs/PERFORMANCE.md, issue 14).
+fn total_key(v: f64) -> i64 {
+    let bits = v.to_bits() as i64;
+    bits ^ (((bits >> 63) as u64) >> 1) as i64
+}
+
+/// [`total_key`] with −0.0 taken as +0.0: for numbers that are not NaN, keys compare as the
+/// values do (`<`, `==`), so the Mann–Kendall count over keys is the count over the values.
+fn order_key(v: f64) -> i64 {
+    total_key(v + 0.0)
+}
+
+/// The value of a [`total_key`] (the map is its own inverse).
+fn from_key(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
 /// [`fit_with`] with fresh buffers.
@@ -98,7 +120,7 @@ pub fn fit_with(x: &[f64], y: &[f64], z: f64, scratch: &mut Scratch) -> Option<S
         for i in 0..n {
             for j in i + 1..n {
                 if x[j] > x[i] {
-                    slopes.push((y[j] - y[i]) / (x[j] - x[i]));
+                    slopes.push(total_key((y[j] - y[i]) / (x[j] - x[i])));
                 }
             }
         }
@@ -109,7 +131,7 @@ pub fn fit_with(x: &[f64], y: &[f64], z: f64, scratch: &mut Scratch) -> Option<S
             let b = rng.below(n);
             let (i, j) = if a < b { (a, b) } else { (b, a) };
             if x[j] > x[i] {
-                slopes.push((y[j] - y[i]) / (x[j] - x[i]));
+                slopes.push(total_key((y[j] - y[i]) / (x[j] - x[i])));
             }
         }
     }
@@ -134,34 +156,37 @@ pub fn fit_with(x: &[f64], y: &[f64], z: f64, scratch: &mut Scratch) -> Option<S
         (r >= 1.0 && r <= m as f64).then(|| r as usize - 1)
     };
     let mid = m / 2;
-    let by = |a: &f64, b: &f64| a.total_cmp(b);
-    let (left, upper_mid, right) = slopes.select_nth_unstable_by(mid, by);
-    let upper_mid = *upper_mid;
+    let (left, upper_mid, right) = slopes.select_nth_unstable(mid);
+    let upper_mid = from_key(*upper_mid);
     let slope = if m % 2 == 1 {
         upper_mid
     } else {
-        let lower_mid = left.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lower_mid = left
+            .iter()
+            .copied()
+            .max()
+            .map_or(f64::NEG_INFINITY, from_key);
         f64::midpoint(lower_mid, upper_mid)
     };
     let slope_low = match index(low_share) {
-        Some(k) if k < mid => *left.select_nth_unstable_by(k, by).1,
+        Some(k) if k < mid => from_key(*left.select_nth_unstable(k).1),
         Some(_) => upper_mid,
         None => f64::NEG_INFINITY,
     };
     let slope_high = match index(high_share) {
-        Some(k) if k > mid => *right.select_nth_unstable_by(k - mid - 1, by).1,
+        Some(k) if k > mid => from_key(*right.select_nth_unstable(k - mid - 1).1),
         Some(_) => upper_mid,
         None => f64::INFINITY,
     };
     // The line through the median residual, and the spread around it.
-    let buf = &mut scratch.buf;
-    buf.clear();
-    buf.extend(x.iter().zip(y).map(|(&xi, &yi)| yi - slope * xi));
-    let intercept = median(buf);
-    for r in buf.iter_mut() {
-        *r = (*r - intercept).abs();
+    let keys = &mut scratch.keys;
+    keys.clear();
+    keys.extend(x.iter().zip(y).map(|(&xi, &yi)| total_key(yi - slope * xi)));
+    let intercept = median_of_keys(keys);
+    for (r, (&xi, &yi)) in keys.iter_mut().zip(x.iter().zip(y)) {
+        *r = total_key((yi - slope * xi - intercept).abs());
     }
-    let spread = 1.4826 * median(buf);
+    let spread = 1.4826 * median_of_keys(keys);
     let zstat = if mk.var_s > 0.0 {
         (mk.s - mk.s.signum()) as f64 / mk.var_s.sqrt()
     } else {
@@ -198,7 +223,7 @@ struct MannKendall {
 }
 
 /// Σ t(t−1), Σ t(t−1)(t−2), Σ t(t−1)(2t+5) over groups of equal values of a sorted slice.
-fn tie_sums(sorted: &[f64]) -> (f64, f64, f64, u64) {
+fn tie_sums(sorted: &[i64]) -> (f64, f64, f64, u64) {
     let (mut a, mut b, mut c, mut pairs) = (0.0, 0.0, 0.0, 0u64);
     let mut i = 0;
     while i < sorted.len() {
@@ -225,10 +250,10 @@ fn mann_kendall(x: &[f64], y: &[f64], scratch: &mut Scratch) -> MannKendall {
     // counts the falling ones (strict inversions) and sorts y for its ties.
     let sorted = &mut scratch.sorted;
     sorted.clear();
-    sorted.extend_from_slice(y);
-    scratch.buf.clear();
-    scratch.buf.resize(n, 0.0);
-    let falling = merge_count(sorted, &mut scratch.buf);
+    sorted.extend(y.iter().map(|&v| order_key(v)));
+    scratch.keys.clear();
+    scratch.keys.resize(n, 0);
+    let falling = merge_count(sorted, &mut scratch.keys);
     let (ya, yb, yc, y_tie_pairs) = tie_sums(sorted);
     let mut s = pairs as i64 - y_tie_pairs as i64 - 2 * falling as i64;
     // Pairs tied in x carry no sign: take back what they added.
@@ -273,8 +298,9 @@ fn sign(d: f64) -> i64 {
 }
 
 /// Sort `v` (bottom-up merge sort, `buf` as long as `v`) and return how many pairs `i < j` had
-/// `v[i] > v[j]`.
-fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
+/// `v[i] > v[j]`. The merge step chooses its side without a branch (the side taken is a
+/// coin toss on noisy data, which a branch predictor loses half the time).
+fn merge_count(v: &mut [i64], buf: &mut [i64]) -> u64 {
     // Runs of 8 by insertion sort first (counting its swaps: each is one inversion).
     const RUN: usize = 8;
     let n = v.len();
@@ -290,28 +316,28 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
         }
     }
     let mut width = RUN;
-    let (mut src, mut dst): (&mut [f64], &mut [f64]) = (v, buf);
+    let (mut src, mut dst): (&mut [i64], &mut [i64]) = (v, buf);
     let mut in_buf = false;
     while width < n {
         let mut start = 0;
         while start < n {
             let mid = (start + width).min(n);
             let end = (start + 2 * width).min(n);
-            let (mut i, mut j, mut k) = (start, mid, start);
-            while i < mid && j < end {
-                if src[j] < src[i] {
-                    dst[k] = src[j];
-                    inversions += (mid - i) as u64;
-                    j += 1;
-                } else {
-                    dst[k] = src[i];
-                    i += 1;
-                }
+            let (lo, hi) = (&src[start..mid], &src[mid..end]);
+            let out = &mut dst[start..end];
+            let (mut i, mut j, mut k) = (0, 0, 0);
+            while i < lo.len() && j < hi.len() {
+                let (a, b) = (lo[i], hi[j]);
+                let take_hi = b < a;
+                out[k] = if take_hi { b } else { a };
+                inversions += (lo.len() - i) as u64 * u64::from(take_hi);
+                j += usize::from(take_hi);
+                i += usize::from(!take_hi);
                 k += 1;
             }
-            dst[k..k + (mid - i)].copy_from_slice(&src[i..mid]);
-            k += mid - i;
-            dst[k..k + (end - j)].copy_from_slice(&src[j..end]);
+            out[k..k + (lo.len() - i)].copy_from_slice(&lo[i..]);
+            k += lo.len() - i;
+            out[k..].copy_from_slice(&hi[j..]);
             start = end;
         }
         std::mem::swap(&mut src, &mut dst);
@@ -323,6 +349,26 @@ fn merge_count(v: &mut [f64], buf: &mut [f64]) -> u64 {
         dst.copy_from_slice(src);
     }
     inversions
+}
+
+/// Median of [`total_key`]s (reordered), as a value; NaN when empty.
+fn median_of_keys(v: &mut [i64]) -> f64 {
+    let m = v.len();
+    if m == 0 {
+        return f64::NAN;
+    }
+    let (left, mid, _) = v.select_nth_unstable(m / 2);
+    let mid = from_key(*mid);
+    if m % 2 == 1 {
+        mid
+    } else {
+        let lower = left
+            .iter()
+            .copied()
+            .max()
+            .map_or(f64::NEG_INFINITY, from_key);
+        f64::midpoint(lower, mid)
+    }
 }
 
 /// Median of `v` (reordered); NaN when empty.
@@ -530,7 +576,24 @@ mod tests {
         assert_eq!(f.p_value, 1.0);
     }
 
+    #[test]
+    fn order_keys_take_minus_zero_as_zero_and_total_keys_do_not() {
+        assert_eq!(order_key(-0.0), order_key(0.0));
+        assert!(total_key(-0.0) < total_key(0.0));
+        assert!(order_key(f64::NEG_INFINITY) < order_key(-f64::MAX));
+        assert!(order_key(f64::MAX) < order_key(f64::INFINITY));
+    }
+
     proptest! {
+        #[test]
+        fn keys_order_as_the_floats_do(a: f64, b: f64) {
+            prop_assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b));
+            prop_assert_eq!(from_key(total_key(a)).to_bits(), a.to_bits());
+            if !a.is_nan() && !b.is_nan() {
+                prop_assert_eq!(Some(order_key(a).cmp(&order_key(b))), a.partial_cmp(&b));
+            }
+        }
+
         #[test]
         fn s_and_slope_match_brute_force_with_ties(
             vals in proptest::collection::vec((0u8..6, -3i8..4), 3..60)

@@ -787,7 +787,7 @@ fn note(s: &SeriesTrend, span: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::model::{DeviceLimits, PointSeries, Run};
+    use crate::history::model::{DeviceLimits, PointSeries, Run, STATUS_OK};
 
     const FIVE_MIN: i64 = 300_000;
     const T0: i64 = 1_790_000_000_000;
@@ -841,7 +841,8 @@ mod tests {
             name: name.into(),
             address: "hr:0".into(),
             unit: "bar".into(),
-            status: vec!["ok".into(); values.len()],
+            status: vec![STATUS_OK; values.len()],
+            status_texts: Vec::new(),
             values,
             range: Some([0.0, 250.0]),
             baseline: Some(100.0),
