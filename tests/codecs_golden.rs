@@ -273,7 +273,7 @@ fn s7comm_agrees_with_tshark() {
             let Some(&n) = frames.get(&p.frame) else {
                 return;
             };
-            let Ok(seg) = link::tcp_segment(p.linktype, p.data) else {
+            let Ok(seg) = link::segment(p.linktype, p.data) else {
                 fig.skipped += n;
                 return;
             };
@@ -377,7 +377,7 @@ fn enip_agrees_with_tshark() {
             };
             let mut recs: Vec<Map<String, Value>> = Vec::new();
             let mut whole = true;
-            if let Ok(seg) = link::tcp_segment(p.linktype, p.data) {
+            if let Ok(seg) = link::segment(p.linktype, p.data) {
                 let mut rest = seg.payload;
                 while !rest.is_empty() {
                     match enip::enip_len(rest) {

@@ -139,6 +139,8 @@ replay_tests!(
     rtu_framing,
     serial_framer,
     bpf_compile,
+    dnp3_frame,
+    bacnet_message,
     s7comm_pdu,
     enip_message
 );

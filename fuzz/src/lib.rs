@@ -16,6 +16,8 @@ use plcprobe::{
     },
     device::modbus_scan::{score_bytes, server_id_text},
     proto::{
+        bacnet::{self, mstp},
+        dnp3::{self, app::parse_app, link_frame_len, transport::TransportReassembler},
         enip,
         exchange::Exchange,
         modbus::{
@@ -33,7 +35,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 10] = [
+pub const TARGETS: [(&str, Body); 12] = [
     ("capture_file", capture_file),
     ("capture_excerpt", capture_excerpt),
     ("tcp_reassembly", tcp_reassembly),
@@ -42,6 +44,8 @@ pub const TARGETS: [(&str, Body); 10] = [
     ("rtu_framing", rtu_framing),
     ("serial_framer", serial_framer),
     ("bpf_compile", bpf_compile),
+    ("dnp3_frame", dnp3_frame),
+    ("bacnet_message", bacnet_message),
     ("s7comm_pdu", s7comm_pdu),
     ("enip_message", enip_message),
 ];
@@ -468,5 +472,60 @@ pub fn bpf_compile(data: &[u8]) {
             );
             assert!(!e.to_string().contains('\n'), "{text:?}: {e}");
         }
+    }
+}
+
+/// Any bytes as a DNP3 TCP stream of one direction: cut into link frames by `link_frame_len`
+/// (what the parser consumes must be that length), each decoded through transport reassembly
+/// and the application layer; the bytes also go straight to the reassembler (its bound holds)
+/// and the application parser.
+pub fn dnp3_frame(data: &[u8]) {
+    let mut stream = dnp3::Dnp3Stream::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = match link_frame_len(rest) {
+            Some(n) => n.min(rest.len()),
+            None => 1,
+        };
+        let m = stream.decode(&rest[..n]);
+        if let Some(full) = link_frame_len(rest).filter(|&l| l <= rest.len()) {
+            assert_eq!(m.wire_len, full);
+        }
+        exercise(&m, dnp3::status_name);
+        let _ = (
+            dnp3::function_name(m.function()),
+            m.failure().map(dnp3::status_name),
+        );
+        rest = &rest[n..];
+    }
+    let mut r = TransportReassembler::new(64);
+    for seg in data.chunks(7) {
+        if let Some(frag) = r.push(seg) {
+            assert!(frag.len() <= 64);
+        }
+        assert!(r.held_len() <= 64);
+    }
+    let _ = parse_app(data);
+}
+
+/// Any bytes as a BACnet/IP UDP payload, as an NPDU, and as MS/TP frames (with the NPDU of a
+/// data frame decoded by the same code).
+pub fn bacnet_message(data: &[u8]) {
+    let _ = bacnet::udp_message_looks_like_bacnet(data);
+    let m = bacnet::parse_bvlc_message(data);
+    exercise(&m, bacnet::status_name);
+    let _ = (
+        bacnet::function_name(m.function()),
+        m.failure().map(bacnet::status_name),
+    );
+    exercise(&bacnet::parse_npdu_message(data), bacnet::status_name);
+    let mut rest = data;
+    while let Some(f) = mstp::parse_frame(rest) {
+        if f.carries_npdu() {
+            exercise(&bacnet::parse_npdu_message(f.data), bacnet::status_name);
+        }
+        let used = 8 + f.data.len() + if f.data.is_empty() || f.cut { 0 } else { 2 };
+        assert!(used <= rest.len());
+        rest = &rest[used..];
     }
 }

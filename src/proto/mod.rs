@@ -1,6 +1,8 @@
 //! Pure protocol codecs: no tokio, no file system. Everything here works on `&str`/`&[u8]` and
 //! plain values so it can be unit- and property-tested in isolation.
 
+pub mod bacnet;
+pub mod dnp3;
 pub mod enip;
 pub mod exchange;
 pub mod modbus;

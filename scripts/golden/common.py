@@ -1,0 +1,86 @@
+"""Shared by scripts/golden/dnp3.py and bacnet.py: run tshark on a capture with an empty
+configuration directory (default preferences) and yield, per frame, its number, time, addresses
+and its layers as ordered (key, value) pairs (duplicate keys kept: a TCP segment with several
+DNP3 link frames has several `dnp3` layers)."""
+import json, os, subprocess, sys, tempfile
+
+MAX_FRAME = int(os.environ.get("MAX_FRAME", "3000"))
+TSHARK = os.environ.get("TSHARK", "tshark")
+
+
+def tshark_frames(cap, display_filter, protocols):
+    env = dict(os.environ, WIRESHARK_CONFIG_DIR=tempfile.mkdtemp())
+    flt = f"({display_filter})"
+    if MAX_FRAME:
+        flt += f" && frame.number <= {MAX_FRAME}"
+    cmd = [TSHARK, "-n", "-r", cap, "-Y", flt, "-T", "json", "-J", protocols]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    if not out.strip():
+        return
+    for pkt in json.loads(out, object_pairs_hook=lambda p: p):
+        layers = dict(pkt)["_source"]
+        layers = dict(layers)["layers"]
+        yield layers
+
+
+def first(pairs, key):
+    for k, v in walk(pairs):
+        if k == key:
+            return v
+    return None
+
+
+def walk(node):
+    """Depth-first (key, value) over nested pairs."""
+    if not isinstance(node, list):
+        return
+    for item in node:
+        if isinstance(item, tuple) and len(item) == 2:
+            k, v = item
+            yield k, v
+            if isinstance(v, list):
+                yield from walk(v)
+
+
+def num(v):
+    try:
+        return int(v, 0)
+    except (TypeError, ValueError):
+        return v
+
+
+def meta(layers):
+    """frame, ts, src, dst, sport, dport of a frame."""
+    fr = dict(layers).get("frame") or []
+    row = {"frame": num(first(fr, "frame.number")),
+           "ts": first(fr, "frame.time_epoch")}
+    ip = dict(layers).get("ip")
+    if ip:
+        row["src"], row["dst"] = first(ip, "ip.src"), first(ip, "ip.dst")
+    for l4 in ("tcp", "udp"):
+        t = dict(layers).get(l4)
+        if t:
+            row["sport"] = num(first(t, f"{l4}.srcport"))
+            row["dport"] = num(first(t, f"{l4}.dstport"))
+    return row
+
+
+def version():
+    env = dict(os.environ, WIRESHARK_CONFIG_DIR=tempfile.mkdtemp())
+    return subprocess.run([TSHARK, "--version"], capture_output=True, text=True,
+                          env=env).stdout.splitlines()[0]
+
+
+def write_all(kind, captures_dir, out_dir, rows_of):
+    os.makedirs(out_dir, exist_ok=True)
+    for name in sorted(os.listdir(captures_dir)):
+        if not name.endswith((".pcap", ".pcapng")):
+            continue
+        rows = list(rows_of(os.path.join(captures_dir, name)))
+        base = name.rsplit(".", 1)[0]
+        with open(os.path.join(out_dir, base + ".tshark.jsonl"), "w") as f:
+            for r in rows:
+                f.write(json.dumps(r, separators=(",", ":")) + "\n")
+        print(f"{kind}: {name}: {len(rows)} messages", file=sys.stderr)
+    with open(os.path.join(out_dir, "tshark-version.txt"), "w") as f:
+        f.write(version() + "\n")
