@@ -20,6 +20,7 @@ mod faults;
 mod fields;
 mod fleet;
 mod fuzz_replay;
+mod golden_s7enip;
 mod health;
 mod history;
 mod modbus_sim;

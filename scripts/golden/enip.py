@@ -115,7 +115,7 @@ def service_record(obj):
     get = lambda key: next((v for k, v in local if k == key), None)
     if get("cip.genstat") is not None:
         s["genstat"] = num(get("cip.genstat"))
-    ext = get("cip.cm.ext_status") or get("cip.ext_status")
+    ext = get("cip.cm.ext_status") or get("cip.ext_status") or get("cip.addstat")
     if ext is not None:
         s["ext_status"] = num(ext)
     epath = get("cip.epath")

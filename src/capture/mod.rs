@@ -927,6 +927,17 @@ impl Decoder {
         {
             st.health.cut_segments += 1;
         }
+        // The peer acknowledged bytes the capture never showed: they were lost by the capture,
+        // not the network, so stop waiting for them. What is held there was sent before this
+        // segment (the peer had it), so it is decoded first: a request held after a lost
+        // segment comes before the response that acknowledges it.
+        if ack_past_gap {
+            st.health.lost_in_capture += 1;
+            if flow.dirs[od].give_up_gap() > 0 {
+                st.health.abandoned_pdus += 1;
+            }
+            st.drain(&mut flow.dirs[od], &mut flow.app, od);
+        }
         match verdict {
             SegVerdict::Decoded => {
                 st.feed(
@@ -951,15 +962,6 @@ impl Decoder {
             SegVerdict::Retransmission => st.health.retransmissions += 1,
             SegVerdict::SynData => st.health.syn_data += 1,
             SegVerdict::Empty => {}
-        }
-        // The peer acknowledged bytes the capture never showed: they were lost by the capture,
-        // not the network, so stop waiting for them.
-        if ack_past_gap {
-            st.health.lost_in_capture += 1;
-            if flow.dirs[od].give_up_gap() > 0 {
-                st.health.abandoned_pdus += 1;
-            }
-            st.drain(&mut flow.dirs[od], &mut flow.app, od);
         }
         if closing {
             st.close(flow);

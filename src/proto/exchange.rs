@@ -19,8 +19,6 @@
 //! - [`Exchange::fields`] lists the message's fields under the names the project's tshark
 //!   golden files use, so `decode --pdus` can be compared with tshark message by message.
 
-use std::fmt::Write as _;
-
 /// What part a message plays in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -104,13 +102,65 @@ pub fn hex_into(out: &mut String, b: &[u8]) {
         if i > 0 {
             out.push(':');
         }
-        let _ = write!(out, "{x:02x}");
+        out.push(char::from(HEX[usize::from(x >> 4)]));
+        out.push(char::from(HEX[usize::from(x & 0x0f)]));
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `v` in decimal, without the formatting machinery (targets are written once per request).
+pub fn push_dec(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf[at..].iter().for_each(|&d| out.push(char::from(d)));
+}
+
+/// `v` in lower-case hexadecimal, zero-padded to at least `width` digits, without `0x`.
+pub fn push_hex(out: &mut String, v: u64, width: usize) {
+    let digits = (64 - (v | 1).leading_zeros() as usize).div_ceil(4);
+    for i in (0..digits.max(width).min(16)).rev() {
+        out.push(char::from(HEX[((v >> (4 * i)) & 0x0f) as usize]));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_dec_and_hex_write_like_fmt() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            255,
+            4096,
+            65535,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let (mut d, mut h2, mut h8) = (String::new(), String::new(), String::new());
+            push_dec(&mut d, v);
+            push_hex(&mut h2, v, 2);
+            push_hex(&mut h8, v, 8);
+            assert_eq!(d, format!("{v}"));
+            assert_eq!(h2, format!("{v:02x}"));
+            assert_eq!(h8, format!("{v:08x}"));
+        }
+        let mut s = String::new();
+        hex_into(&mut s, &[0, 0xab, 0x1f]);
+        assert_eq!(s, "00:ab:1f");
+    }
 
     #[test]
     fn hex_is_colon_separated_lowercase() {

@@ -6,6 +6,7 @@
 //! Open / Large Forward Open / Forward Close parameters and Logix tag services. Everything is
 //! borrowed; parsing never panics and never reads past its slice.
 
+use super::super::exchange::{push_dec, push_hex};
 use std::fmt::Write as _;
 
 /// Multiple Service Packet.
@@ -231,22 +232,27 @@ impl Path<'_> {
             return;
         }
         match self.class {
-            Some(c) => match super::class_name(c) {
-                Some(n) => out.push_str(n),
-                None => {
-                    let _ = write!(out, "Class 0x{c:02x}");
+            Some(c) => {
+                if let Some(n) = super::class_name(c) {
+                    out.push_str(n);
+                } else {
+                    out.push_str("Class 0x");
+                    push_hex(out, u64::from(c), 2);
                 }
-            },
+            }
             None => out.push('?'),
         }
         if let Some(i) = self.instance {
-            let _ = write!(out, "/{i}");
+            out.push('/');
+            push_dec(out, u64::from(i));
         }
         if let Some(a) = self.attribute {
-            let _ = write!(out, "/{a}");
+            out.push('/');
+            push_dec(out, u64::from(a));
         }
         if let Some(c) = self.connpoint {
-            let _ = write!(out, " conn.point {c}");
+            out.push_str(" conn.point ");
+            push_dec(out, u64::from(c));
         }
     }
 }

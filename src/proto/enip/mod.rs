@@ -32,7 +32,7 @@
 pub mod cip;
 pub mod names;
 
-use super::exchange::{hex_into, Exchange, Field, Role};
+use super::exchange::{hex_into, push_dec, push_hex, Exchange, Field, Role};
 use cip::Cip;
 use std::fmt::Write as _;
 
@@ -292,6 +292,9 @@ impl<'a> EnipMessage<'a> {
     }
 }
 
+/// How many distinct paths a request's target names before it only counts the services.
+pub const TARGET_PATHS: usize = 4;
+
 /// The sender context folded into a pairing key (see the module header).
 pub fn fold_context(ctx: &[u8; 8]) -> u32 {
     u32::from_le_bytes([ctx[0], ctx[1], ctx[2], ctx[3]])
@@ -377,18 +380,47 @@ impl Exchange for EnipMessage<'_> {
             );
             return;
         }
-        let mut first = true;
+        // Runs of the same path are collapsed (`Class 0x72/0 ×10`); after TARGET_PATHS
+        // distinct runs the rest is only counted (`… (12 services)`).
+        let (mut total, mut runs, mut run) = (0u64, 0usize, 0u64);
+        let mut prev: Option<cip::Path> = None;
+        let close = |out: &mut String, runs: usize, run: u64| {
+            if runs <= TARGET_PATHS && run > 1 {
+                out.push_str(" ×");
+                push_dec(out, run);
+            }
+        };
         for c in self.services().filter(|c| !c.response) {
             if c.service == cip::SC_MULTIPLE
                 || (c.service == cip::SC_UNCONNECTED_SEND && c.embedded().is_some())
             {
                 continue;
             }
-            if !first {
-                out.push_str(", ");
+            total += 1;
+            if prev == Some(c.path) {
+                run += 1;
+                continue;
             }
-            first = false;
-            c.path.render(out);
+            if prev.is_some() {
+                close(out, runs, run);
+            }
+            runs += 1;
+            if runs <= TARGET_PATHS {
+                if runs > 1 {
+                    out.push_str(", ");
+                }
+                c.path.render(out);
+            }
+            prev = Some(c.path);
+            run = 1;
+        }
+        if prev.is_some() {
+            close(out, runs, run);
+        }
+        if runs > TARGET_PATHS {
+            out.push_str(", … (");
+            push_dec(out, total);
+            out.push_str(" services)");
         }
     }
 
@@ -520,7 +552,8 @@ impl Exchange for IoPacket<'_> {
         ENCAP | u32::from(ITEM_SEQUENCED_ADDRESS)
     }
     fn target(&self, out: &mut String) {
-        let _ = write!(out, "connection 0x{:08x}", self.connection_id);
+        out.push_str("connection 0x");
+        push_hex(out, u64::from(self.connection_id), 8);
     }
     fn fields(&self, out: &mut Vec<(&'static str, Field)>) {
         out.push((

@@ -158,6 +158,48 @@ fn multiple_service_packet_splits() {
     assert_eq!(r.failure(), Some(0x0e));
 }
 
+/// A Multiple Service Packet holding `paths` (class, instance) Get Attribute All requests.
+fn msp(paths: &[(u8, u8)]) -> Vec<u8> {
+    let n = paths.len();
+    let mut d = (n as u16).to_le_bytes().to_vec();
+    for i in 0..n {
+        d.extend_from_slice(&((2 + 2 * n + 6 * i) as u16).to_le_bytes());
+    }
+    for &(c, i) in paths {
+        d.extend_from_slice(&[0x01, 2, 0x20, c, 0x24, i]);
+    }
+    let mut c = vec![0x0a, 2, 0x20, 0x02, 0x24, 0x01];
+    c.extend_from_slice(&d);
+    rr(&c, [0; 8])
+}
+
+#[test]
+fn target_collapses_repeats_and_caps_the_paths() {
+    let target = |paths: &[(u8, u8)]| {
+        let b = msp(paths);
+        let m = parse_message(&b).unwrap();
+        let mut t = String::new();
+        m.target(&mut t);
+        t
+    };
+    assert_eq!(target(&[(0x72, 0); 10]), "Class 0x72/0 ×10");
+    assert_eq!(
+        target(&[(0x72, 0), (0x72, 0), (1, 1), (0x72, 0)]),
+        "Class 0x72/0 ×2, Identity/1, Class 0x72/0"
+    );
+    assert_eq!(
+        target(&[
+            (0x70, 1),
+            (0x71, 2),
+            (0x72, 3),
+            (0x73, 4),
+            (0x74, 5),
+            (0x74, 5)
+        ]),
+        "Class 0x70/1, Class 0x71/2, Class 0x72/3, Class 0x73/4, … (6 services)"
+    );
+}
+
 #[test]
 fn forward_open_and_unconnected_send() {
     let mut d = vec![0x0a, 0x0e];

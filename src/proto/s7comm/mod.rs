@@ -32,7 +32,7 @@
 
 pub mod names;
 
-use super::exchange::{hex_into, Exchange, Field, Role};
+use super::exchange::{hex_into, push_dec, push_hex, Exchange, Field, Role};
 use std::fmt::Write as _;
 
 /// TPKT version (RFC 1006 §6).
@@ -434,28 +434,56 @@ impl Item {
             let _ = write!(out, "syntax 0x{:02x}", self.syntax_id);
             return;
         }
-        let (b, bit) = (self.byte(), self.bit());
-        let _ = match self.area {
-            0x84 => write!(out, "DB{}.DBX{b}.{bit}", self.db),
-            0x85 => write!(out, "DI{}.DIX{b}.{bit}", self.db),
-            0x81 => write!(out, "I{b}.{bit}"),
-            0x82 => write!(out, "Q{b}.{bit}"),
-            0x83 => write!(out, "M{b}.{bit}"),
-            0x80 => write!(out, "P{b}.{bit}"),
-            0x86 => write!(out, "L{b}.{bit}"),
-            0x87 => write!(out, "V{b}.{bit}"),
-            0x1c => write!(out, "C{}", self.address),
-            0x1d => write!(out, "T{}", self.address),
-            a => write!(out, "area 0x{a:02x} {b}.{bit}"),
+        let (b, bit) = (u64::from(self.byte()), u64::from(self.bit()));
+        let byte_bit = |out: &mut String| {
+            push_dec(out, b);
+            out.push('.');
+            push_dec(out, bit);
         };
-        let _ = write!(
-            out,
-            " {}[{}]",
-            transport_size_name(self.transport_size),
-            self.length
-        );
+        match self.area {
+            0x84 | 0x85 => {
+                let (db, x) = if self.area == 0x84 {
+                    ("DB", ".DBX")
+                } else {
+                    ("DI", ".DIX")
+                };
+                out.push_str(db);
+                push_dec(out, u64::from(self.db));
+                out.push_str(x);
+                byte_bit(out);
+            }
+            0x81 | 0x82 | 0x83 | 0x80 | 0x86 | 0x87 => {
+                out.push_str(match self.area {
+                    0x81 => "I",
+                    0x82 => "Q",
+                    0x83 => "M",
+                    0x80 => "P",
+                    0x86 => "L",
+                    _ => "V",
+                });
+                byte_bit(out);
+            }
+            0x1c | 0x1d => {
+                out.push(if self.area == 0x1c { 'C' } else { 'T' });
+                push_dec(out, u64::from(self.address));
+            }
+            a => {
+                out.push_str("area 0x");
+                push_hex(out, u64::from(a), 2);
+                out.push(' ');
+                byte_bit(out);
+            }
+        }
+        out.push(' ');
+        out.push_str(transport_size_name(self.transport_size));
+        out.push('[');
+        push_dec(out, u64::from(self.length));
+        out.push(']');
     }
 }
+
+/// How many items a Read/Write Var request's target names before it only counts them.
+pub const TARGET_ITEMS: usize = 4;
 
 /// The request items of a Read Var / Write Var parameter (item count at `param[1]`).
 pub fn request_items(param: &[u8]) -> impl Iterator<Item = Item> + '_ {
@@ -902,16 +930,29 @@ impl Exchange for S7Pdu<'_> {
     fn target(&self, out: &mut String) {
         if let Some(u) = self.userdata {
             if let Some((id, index)) = u.szl {
-                let _ = write!(out, "SZL 0x{id:04x} index 0x{index:04x}");
+                out.push_str("SZL 0x");
+                push_hex(out, u64::from(id), 4);
+                out.push_str(" index 0x");
+                push_hex(out, u64::from(index), 4);
             }
             return;
         }
         if self.rosctr == JOB && self.item_count().is_some() {
+            let mut n = 0u64;
             for (i, it) in request_items(self.param).enumerate() {
+                n += 1;
+                if i >= TARGET_ITEMS {
+                    continue;
+                }
                 if i > 0 {
                     out.push_str(", ");
                 }
                 it.render(out);
+            }
+            if n > TARGET_ITEMS as u64 {
+                out.push_str(", … (");
+                push_dec(out, n);
+                out.push_str(" items)");
             }
         } else if let Some(name) = self.pi_service() {
             ascii(out, name);
@@ -952,6 +993,10 @@ impl Exchange for S7Pdu<'_> {
             out.push(("ud_type", Field::U(u64::from(u.kind))));
             out.push(("ud_group", Field::U(u64::from(u.group))));
             out.push(("ud_subfunc", Field::U(u64::from(u.subfunc))));
+            // the error code is in a response's 12-byte parameter head only
+            if self.param.get(3).is_some_and(|&l| l >= 8) && self.param.len() >= 12 {
+                out.push(("ud_error", Field::U(u64::from(u.error))));
+            }
             if let Some(rc) = u.return_code {
                 out.push(("ud_return_code", Field::U(u64::from(rc))));
             }
