@@ -1263,6 +1263,7 @@ impl<'e> Analysis<'e> {
     /// [`Exchange`](crate::proto::exchange::Exchange) view: a request waits for the response
     /// with the same key on the same flow (and unit); a failure is the protocol's code; an
     /// unsolicited message is counted (CIP I/O per connection, with its rate and jitter).
+    #[inline(never)]
     fn ics_msg(&mut self, e: &PduEvent<'_>) {
         use crate::proto::exchange::Role;
         let Some(m) = e.ics else { return };

@@ -596,6 +596,7 @@ impl Decoder {
 
     /// A BACnet MS/TP frame (link type 165): counted with its CRCs checked; the NPDU of a data
     /// frame whose CRCs check is decoded as BACnet, its devices `LINE/MAC`.
+    #[inline(never)]
     fn mstp_packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
         use crate::proto::bacnet::{self, mstp};
         self.frame_pdus = 0;
@@ -746,6 +747,7 @@ impl Decoder {
 
     /// A UDP datagram: one message (or several frames) of a protocol known by its port or, on
     /// another port, by its content. No flow is kept for a datagram of no protocol we decode.
+    #[inline(never)]
     fn datagram(&mut self, p: &reader::Packet<'_>, seg: &Segment<'_>, sink: &mut dyn PduSink) {
         let (key, d) = FlowKey::of(seg);
         let Decoder {
@@ -1036,6 +1038,29 @@ impl Step<'_> {
         }
     }
 
+    /// [`Step::feed`] for S7comm, EtherNet/IP and DNP3 streams: cut by their framer, each
+    /// message through [`Step::ics_message`]. Kept out of line so that the Modbus path of
+    /// `feed` stays as it was.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn feed_ics(
+        &mut self,
+        dir_state: &mut tcp::DirState,
+        app: &mut FlowApp,
+        d: usize,
+        frame: u64,
+        ts_ns: i64,
+        data: &[u8],
+        frame_pdus: &mut u16,
+    ) {
+        let state = app.ics.get_or_insert_with(Box::default);
+        let framer = ics::framer(self.proto);
+        dir_state.feed(framer, data, &mut |piece: Piece<'_>| match piece {
+            Piece::Pdu(b) => self.ics_message(state, d, frame, ts_ns, b, frame_pdus),
+            other => count_piece(self.health, &other),
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn feed(
         &mut self,
@@ -1049,12 +1074,7 @@ impl Step<'_> {
     ) {
         self.health.segments += 1;
         if self.proto.is_ics() {
-            let state = app.ics.get_or_insert_with(Box::default);
-            let framer = ics::framer(self.proto);
-            dir_state.feed(framer, data, &mut |piece: Piece<'_>| match piece {
-                Piece::Pdu(b) => self.ics_message(state, d, frame, ts_ns, b, frame_pdus),
-                other => count_piece(self.health, &other),
-            });
+            self.feed_ics(dir_state, app, d, frame, ts_ns, data, frame_pdus);
             return;
         }
         let partial = &mut app.ua_partial[d];
