@@ -600,7 +600,13 @@ pub struct DecodeArgs {
     /// Another TCP port carrying OPC UA Binary (4840 always does); repeatable.
     #[arg(long, value_name = "PORT")]
     pub opcua_port: Vec<u16>,
-    /// Do not recognise Modbus/TCP and OPC UA on other ports by their content.
+    /// Another port of S7comm (TCP; 102 always), EtherNet/IP (TCP and UDP; 44818), CIP I/O
+    /// (UDP; 2222), DNP3 (TCP and UDP; 20000) or BACnet/IP (UDP; 47808), as PROTO=PORT, e.g.
+    /// `dnp3=20001`; repeatable.
+    #[arg(long = "port", value_name = "PROTO=PORT")]
+    pub ports: Vec<String>,
+    /// Do not recognise Modbus/TCP, OPC UA, S7comm, EtherNet/IP, DNP3 and BACnet on other
+    /// ports by their content.
     #[arg(long)]
     pub no_detect: bool,
     /// Also write the summary as JSON results (input for `plcprobe report`).

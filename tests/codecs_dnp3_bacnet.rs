@@ -2,7 +2,7 @@
 //! message, on every public capture in `../shared/captures/{dnp3,bacnet}`: the golden files in
 //! `fixtures/golden/{dnp3,bacnet}/` (made by `scripts/golden/{dnp3,bacnet}.py`) are compared
 //! field by field with what the codecs' `Exchange::fields` say. The capture is read by the
-//! crate's own reader; TCP segments come from `capture::link::tcp_segment`, UDP datagrams
+//! crate's own reader; TCP segments come from `capture::link::segment`, UDP datagrams
 //! (IPv4 over Ethernet) are unwrapped here (the capture layer has no UDP yet), MS/TP frames
 //! (link type 165) are the packets themselves. DNP3 link frames are cut from each TCP segment
 //! with `link_frame_len` (these captures carry whole frames per segment) and decoded by one
@@ -16,7 +16,7 @@ use std::{
 
 use plcprobe::{
     capture::{
-        link::{tcp_segment, Addr},
+        link::{segment, Addr},
         reader::{for_each_packet, Linktype},
     },
     proto::{
@@ -87,7 +87,7 @@ fn decode_capture(path: &Path, dnp3_mode: bool) -> BTreeMap<(u64, u64), Decoded>
     let mut streams: HashMap<(Addr, u16, Addr, u16), dnp3::Dnp3Stream> = HashMap::new();
     for_each_packet(path, |p| {
         if dnp3_mode {
-            let Ok(seg) = tcp_segment(p.linktype, p.data) else {
+            let Ok(seg) = segment(p.linktype, p.data) else {
                 return;
             };
             if seg.payload.is_empty() || (seg.sport != dnp3::PORT && seg.dport != dnp3::PORT) {

@@ -140,7 +140,9 @@ replay_tests!(
     serial_framer,
     bpf_compile,
     dnp3_frame,
-    bacnet_message
+    bacnet_message,
+    s7comm_pdu,
+    enip_message
 );
 
 #[test]

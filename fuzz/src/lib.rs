@@ -18,12 +18,14 @@ use plcprobe::{
     proto::{
         bacnet::{self, mstp},
         dnp3::{self, app::parse_app, link_frame_len, transport::TransportReassembler},
-        exchange::{Exchange, Field},
+        enip,
+        exchange::Exchange,
         modbus::{
             pdu::{decode_pdu, rtu_crc_ok, rtu_frame_len, split_adu, Direction},
             rtu::{answer_len, find_frames, next_request, Timing},
         },
         opcua::{decode_message, starts_message, MESSAGE_TYPES},
+        s7comm,
     },
 };
 use std::net::SocketAddr;
@@ -33,7 +35,7 @@ pub type Body = fn(&[u8]);
 
 /// Every target: its name (its `[[bin]]` in `fuzz/Cargo.toml`, its directory under `seeds/`,
 /// `corpus/` and `regressions/`) and its body.
-pub const TARGETS: [(&str, Body); 10] = [
+pub const TARGETS: [(&str, Body); 12] = [
     ("capture_file", capture_file),
     ("capture_excerpt", capture_excerpt),
     ("tcp_reassembly", tcp_reassembly),
@@ -44,6 +46,8 @@ pub const TARGETS: [(&str, Body); 10] = [
     ("bpf_compile", bpf_compile),
     ("dnp3_frame", dnp3_frame),
     ("bacnet_message", bacnet_message),
+    ("s7comm_pdu", s7comm_pdu),
+    ("enip_message", enip_message),
 ];
 
 /// Drops every transaction and PDU the analysis emits (the targets look for panics, hangs and
@@ -250,6 +254,99 @@ pub fn opcua_message(data: &[u8]) {
     }
 }
 
+/// Everything a codec's [`Exchange`] view offers, on one message: none may panic, and a
+/// failure code is always named.
+fn exercise(m: &dyn Exchange, status_name: fn(u32) -> &'static str) {
+    let mut s = String::new();
+    let mut f = Vec::new();
+    let _ = (
+        m.role(),
+        m.key(),
+        m.function(),
+        m.unit(),
+        m.is_write(),
+        m.malformed(),
+    );
+    if let Some(code) = m.failure() {
+        assert!(!status_name(code).is_empty());
+    }
+    m.target(&mut s);
+    m.written(&mut s);
+    m.fields(&mut f);
+}
+
+/// Any bytes as a TCP 102 stream: TPKT packets cut by `tpkt_len` (each inside the input),
+/// their COTP TPDUs, DT payloads through the reassembler (bounded), and every S7 PDU through
+/// `parse_pdu` and its Exchange view; the bytes are also read as one S7 PDU directly.
+pub fn s7comm_pdu(data: &[u8]) {
+    let _ = s7comm::looks_like_s7(data);
+    let mut r = s7comm::CotpReassembler::new();
+    let mut off = 0;
+    while let Some(len) = s7comm::tpkt_len(&data[off..]) {
+        assert!((s7comm::TPKT_MIN_LEN..=s7comm::TPKT_MAX_LEN).contains(&len));
+        if off + len > data.len() {
+            break;
+        }
+        let packet = &data[off..off + len];
+        off += len;
+        let Some(cotp) = s7comm::cotp_of_tpkt(packet) else {
+            continue;
+        };
+        assert!(cotp.payload.len() < packet.len());
+        if cotp.kind != s7comm::CotpKind::Data {
+            continue;
+        }
+        let joined;
+        let pdu = match r.push(cotp.payload, cotp.eot) {
+            s7comm::Reassembled::Whole(b) => b,
+            s7comm::Reassembled::Joined(v) => {
+                assert!(v.len() <= s7comm::MAX_REASSEMBLED);
+                joined = v;
+                &joined
+            }
+            _ => continue,
+        };
+        if let Some(p) = s7comm::parse_pdu(pdu) {
+            exercise(&p, s7comm::status_name);
+            let _ = s7comm::function_name(p.function());
+        }
+    }
+    if let Some(p) = s7comm::parse_pdu(data) {
+        assert!(p.param.len() + p.data.len() <= data.len());
+        exercise(&p, s7comm::status_name);
+    }
+}
+
+/// Any bytes as a TCP 44818 stream cut by `enip_len` (each message's length agrees with its
+/// header), each message through `parse_message` and its Exchange view and every CIP service
+/// in it; the bytes are also read as one implicit I/O packet and as one CIP message.
+pub fn enip_message(data: &[u8]) {
+    let _ = enip::looks_like_enip(data);
+    let mut off = 0;
+    while let Some(len) = enip::enip_len(&data[off..]) {
+        let end = (off + len).min(data.len());
+        let m = enip::parse_message(&data[off..end]).expect("enip_len saw a header");
+        assert_eq!(len, enip::HEADER_LEN + usize::from(m.length));
+        exercise(&m, enip::status_name);
+        let _ = enip::function_name(m.function());
+        for c in m.services() {
+            let _ = (c.forward_open(), c.forward_close(), c.written_bytes());
+        }
+        off = end;
+        if off >= data.len() {
+            break;
+        }
+    }
+    if let Some(io) = enip::parse_io(data) {
+        exercise(&io, enip::status_name);
+    }
+    if let Some(c) = enip::cip::parse_cip(data) {
+        let _ = (c.multiple().count(), c.embedded(), c.forward_open());
+        let mut s = String::new();
+        c.path.render(&mut s);
+    }
+}
+
 /// Any bytes as a serial line's stream: RTU frame finding (both directions, FC43 included),
 /// the server's request reader, the client's answer length, the listener's scoring, and
 /// server-ID text. None may panic; every frame found lies inside the input and checks its CRC.
@@ -378,24 +475,6 @@ pub fn bpf_compile(data: &[u8]) {
     }
 }
 
-/// Every method of the [`Exchange`] view (none may panic; a failure is never a success code).
-fn exercise(m: &dyn Exchange) {
-    let mut s = String::new();
-    m.target(&mut s);
-    m.written(&mut s);
-    let mut f: Vec<(&'static str, Field)> = Vec::new();
-    m.fields(&mut f);
-    let _ = (
-        m.role(),
-        m.key(),
-        m.function(),
-        m.unit(),
-        m.is_write(),
-        m.malformed(),
-    );
-    let _ = m.failure();
-}
-
 /// Any bytes as a DNP3 TCP stream of one direction: cut into link frames by `link_frame_len`
 /// (what the parser consumes must be that length), each decoded through transport reassembly
 /// and the application layer; the bytes also go straight to the reassembler (its bound holds)
@@ -412,7 +491,7 @@ pub fn dnp3_frame(data: &[u8]) {
         if let Some(full) = link_frame_len(rest).filter(|&l| l <= rest.len()) {
             assert_eq!(m.wire_len, full);
         }
-        exercise(&m);
+        exercise(&m, dnp3::status_name);
         let _ = (
             dnp3::function_name(m.function()),
             m.failure().map(dnp3::status_name),
@@ -434,16 +513,16 @@ pub fn dnp3_frame(data: &[u8]) {
 pub fn bacnet_message(data: &[u8]) {
     let _ = bacnet::udp_message_looks_like_bacnet(data);
     let m = bacnet::parse_bvlc_message(data);
-    exercise(&m);
+    exercise(&m, bacnet::status_name);
     let _ = (
         bacnet::function_name(m.function()),
         m.failure().map(bacnet::status_name),
     );
-    exercise(&bacnet::parse_npdu_message(data));
+    exercise(&bacnet::parse_npdu_message(data), bacnet::status_name);
     let mut rest = data;
     while let Some(f) = mstp::parse_frame(rest) {
         if f.carries_npdu() {
-            exercise(&bacnet::parse_npdu_message(f.data));
+            exercise(&bacnet::parse_npdu_message(f.data), bacnet::status_name);
         }
         let used = 8 + f.data.len() + if f.data.is_empty() || f.cut { 0 } else { 2 };
         assert!(used <= rest.len());

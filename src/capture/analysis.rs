@@ -85,6 +85,9 @@ pub enum TxStatus {
     Pending,
     /// An OPC UA Publish the server was holding when its connection ended. Not a failure.
     Held,
+    /// S7comm, CIP, DNP3 or BACnet answer that says the request failed, with the protocol's
+    /// code (named by `capture::ics::status_name`).
+    Error(u32),
 }
 
 impl TxStatus {
@@ -99,6 +102,7 @@ impl TxStatus {
             TxStatus::Mismatch(_) => "mismatch",
             TxStatus::Pending => "pending",
             TxStatus::Held => "held",
+            TxStatus::Error(_) => "error",
         }
     }
 
@@ -113,7 +117,11 @@ impl TxStatus {
     pub fn answered(self) -> bool {
         matches!(
             self,
-            TxStatus::Ok | TxStatus::Exception(_) | TxStatus::BadStatus(_) | TxStatus::Mismatch(_)
+            TxStatus::Ok
+                | TxStatus::Exception(_)
+                | TxStatus::BadStatus(_)
+                | TxStatus::Mismatch(_)
+                | TxStatus::Error(_)
         )
     }
 }
@@ -152,6 +160,9 @@ pub struct Transaction {
     pub status: TxStatus,
     /// Values written (writes only): registers, or coils as 0/1; OPC UA: rendered values.
     pub written: Option<Written>,
+    /// What the request read or wrote, in its protocol's notation (S7comm, CIP, DNP3, BACnet;
+    /// Modbus has `address` and `count`). Shared: a poll asks for the same thing again and again.
+    pub target: Option<std::sync::Arc<str>>,
 }
 
 impl Transaction {
@@ -166,6 +177,7 @@ impl Transaction {
     pub fn function_name(&self) -> &'static str {
         match self.proto {
             Proto::OpcUa => opcua::service_name(self.function).unwrap_or("unknown service"),
+            p if p.is_ics() => super::ics::function_name(p, self.function),
             _ => crate::proto::modbus::pdu::function_name(u8::try_from(self.function).unwrap_or(0)),
         }
     }
@@ -187,6 +199,8 @@ pub enum Written {
     OpcUa(Vec<(String, String)>),
     /// File record or other raw payload, hex.
     Raw(String),
+    /// S7comm, CIP, DNP3 or BACnet values as their codec renders them.
+    Text(String),
 }
 
 /// Receives transactions (and writes among them) as they complete.
@@ -332,6 +346,11 @@ pub struct DeviceStats {
     pub duplicate_ids: u64,
     /// Write requests.
     pub writes: u64,
+    /// Failed answers of S7comm, CIP, DNP3 or BACnet by the protocol's code.
+    pub errors: Vec<(u32, u64)>,
+    /// Messages the device sent unasked (DNP3 unsolicited responses, BACnet unconfirmed
+    /// services such as I-Am, CIP implicit I/O).
+    pub unsolicited: u64,
     /// Requests per function code / service.
     pub functions: Vec<(u32, u64)>,
     /// Response times.
@@ -410,6 +429,8 @@ struct Pending {
     id: u32,
     /// Its values' slot in [`WrittenSlots`] (writes only).
     written: Option<u32>,
+    /// What it reads or writes (S7comm, CIP, DNP3, BACnet).
+    target: Option<std::sync::Arc<str>>,
 }
 
 impl Pending {
@@ -439,6 +460,7 @@ impl Pending {
             write: self.write,
             status,
             written,
+            target: self.target,
         }
     }
 }
@@ -622,6 +644,51 @@ impl Ord for Slow {
     }
 }
 
+/// The texts of what requests read or write (S7comm, CIP, DNP3, BACnet), each kept once: a
+/// master polls the same items over and over, so a request's text is written into one reused
+/// buffer and shared from a set rather than allocated per request. Bounded: past
+/// [`Targets::MAX`] texts the set starts again (texts already handed out stay valid).
+#[derive(Default)]
+struct Targets {
+    set: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    buf: String,
+}
+
+impl Targets {
+    const MAX: usize = 1 << 14;
+
+    /// The text of what `m` reads or writes, if it says.
+    fn of(&mut self, m: &dyn crate::proto::exchange::Exchange) -> Option<std::sync::Arc<str>> {
+        self.buf.clear();
+        m.target(&mut self.buf);
+        if self.buf.is_empty() {
+            return None;
+        }
+        if let Some(t) = self.set.get(self.buf.as_str()) {
+            return Some(t.clone());
+        }
+        if self.set.len() >= Self::MAX {
+            self.set.clear();
+        }
+        let t: std::sync::Arc<str> = self.buf.as_str().into();
+        self.set.insert(t.clone());
+        Some(t)
+    }
+}
+
+/// A stream of unsolicited messages: CIP implicit I/O of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IoKey {
+    /// Protocol.
+    pub proto: Proto,
+    /// Producer.
+    pub src: Addr,
+    /// Consumer.
+    pub dst: Addr,
+    /// Connection id (CIP: the O→T or T→O connection id).
+    pub connection: u32,
+}
+
 /// A malformed PDU kept for the summary.
 #[derive(Debug, Clone)]
 pub struct MalformedPdu {
@@ -683,6 +750,8 @@ pub struct Analysis<'e> {
     last_request: FlowFrames,
     /// The values of the writes outstanding.
     written: WrittenSlots,
+    /// The texts of what requests read or write, each kept once.
+    targets: Targets,
     /// [`MAX_OUTSTANDING`] and [`MAX_DEVICES`] (smaller in tests, to reach them).
     max_outstanding: usize,
     max_devices: usize,
@@ -706,6 +775,12 @@ pub struct Analysis<'e> {
     pub opcua_msgs: u64,
     /// OPC UA totals.
     pub opcua: OpcUaTotals,
+    /// Messages of S7comm, EtherNet/IP, CIP I/O, DNP3 and BACnet, per protocol.
+    pub ics_msgs: Vec<(Proto, u64)>,
+    /// CIP implicit I/O connections (and any other unsolicited stream keyed by a connection):
+    /// packets, rate and jitter per (producer, consumer, connection id).
+    pub io: Vec<(IoKey, PollStats)>,
+    io_index: FxHashMap<IoKey, u32>,
     /// First and last PDU time.
     pub span_ns: Option<(i64, i64)>,
     /// Whether PDUs go to `emit.pdu`.
@@ -730,6 +805,7 @@ impl<'e> Analysis<'e> {
             line_pending: FxHashMap::default(),
             last_request: FlowFrames::default(),
             written: WrittenSlots::default(),
+            targets: Targets::default(),
             max_outstanding: MAX_OUTSTANDING,
             max_devices: MAX_DEVICES,
             slots: vec![
@@ -755,6 +831,9 @@ impl<'e> Analysis<'e> {
             modbus_pdus: 0,
             opcua_msgs: 0,
             opcua: OpcUaTotals::default(),
+            ics_msgs: Vec::new(),
+            io: Vec::new(),
+            io_index: FxHashMap::default(),
             span_ns: None,
             want_pdus: false,
             want_tx: false,
@@ -832,6 +911,8 @@ impl<'e> Analysis<'e> {
             malformed: 0,
             duplicate_ids: 0,
             writes: 0,
+            errors: Vec::new(),
+            unsolicited: 0,
             functions: Vec::new(),
             rt: LogHist::default(),
             masters: Vec::new(),
@@ -1017,6 +1098,7 @@ impl<'e> Analysis<'e> {
                     device: di,
                     id: u32::from(trans),
                     written,
+                    target: None,
                 };
                 self.outstanding(key, pending);
             }
@@ -1153,6 +1235,7 @@ impl<'e> Analysis<'e> {
                 device: di,
                 id: handle,
                 written,
+                target: None,
             };
             self.outstanding(key, pending);
         } else {
@@ -1173,6 +1256,99 @@ impl<'e> Analysis<'e> {
                 }
                 None => self.devices[di as usize].unmatched_responses += 1,
             }
+        }
+    }
+
+    /// A message of S7comm, EtherNet/IP-CIP, CIP I/O, DNP3 or BACnet, through its
+    /// [`Exchange`](crate::proto::exchange::Exchange) view: a request waits for the response
+    /// with the same key on the same flow (and unit); a failure is the protocol's code; an
+    /// unsolicited message is counted (CIP I/O per connection, with its rate and jitter).
+    fn ics_msg(&mut self, e: &PduEvent<'_>) {
+        use crate::proto::exchange::Role;
+        let Some(m) = e.ics else { return };
+        bump(&mut self.ics_msgs, e.proto);
+        let (di, mi) = self.ids(e);
+        if let Some(why) = m.malformed() {
+            self.devices[di as usize].malformed += 1;
+            if self.malformed.len() < KEEP {
+                self.malformed.push(MalformedPdu {
+                    frame: e.frame,
+                    device: e.device,
+                    proto: e.proto,
+                    what: why.to_string(),
+                });
+            }
+        }
+        let unit = m.unit().map_or(0, |u| u32::from(u) + 1);
+        let key = (u64::from(e.flow) << 32) | u64::from(m.key() ^ (unit << 16));
+        match m.role() {
+            Role::Request => {
+                let d = &mut self.devices[di as usize];
+                d.requests += 1;
+                bump(&mut d.functions, m.function());
+                if !d.masters.contains(&e.src) && d.masters.len() < 16 {
+                    d.masters.push(e.src);
+                }
+                let target = self.targets.of(m);
+                let written = m.is_write().then(|| {
+                    d.writes += 1;
+                    let mut w = String::new();
+                    m.written(&mut w);
+                    self.written.put(Written::Text(w))
+                });
+                let _ = mi;
+                let pending = Pending {
+                    frame: e.frame,
+                    ts_ns: e.ts_ns,
+                    function: m.function(),
+                    address: None,
+                    count: None,
+                    write: None,
+                    master: e.src,
+                    master_port: e.sport,
+                    device: di,
+                    id: m.key(),
+                    written,
+                    target,
+                };
+                self.outstanding(key, pending);
+            }
+            Role::Response => {
+                let d = &mut self.devices[di as usize];
+                d.responses += 1;
+                let failure = m.failure();
+                if let Some(c) = failure {
+                    bump(&mut d.errors, c);
+                }
+                match self.pending.remove(&key) {
+                    Some(req) => {
+                        let status = failure.map_or(TxStatus::Ok, TxStatus::Error);
+                        self.answered(req, e, status);
+                    }
+                    None => self.devices[di as usize].unmatched_responses += 1,
+                }
+            }
+            Role::Unsolicited => {
+                self.devices[di as usize].unsolicited += 1;
+                if e.proto == Proto::CipIo {
+                    let k = IoKey {
+                        proto: e.proto,
+                        src: e.src,
+                        dst: e.dst,
+                        connection: m.key(),
+                    };
+                    if let Some(&i) = self.io_index.get(&k) {
+                        self.io[i as usize].1.add(e.ts_ns);
+                    } else if self.io.len() < MAX_POLL_SERIES {
+                        let mut st = PollStats::default();
+                        st.add(e.ts_ns);
+                        self.io_index
+                            .insert(k, u32::try_from(self.io.len()).unwrap_or(u32::MAX));
+                        self.io.push((k, st));
+                    }
+                }
+            }
+            Role::Other => {}
         }
     }
 
@@ -1214,8 +1390,11 @@ impl PduSink for Analysis<'_> {
             self.emit.pdu(e);
         }
         match e.proto {
+            Proto::ModbusTcp | Proto::RtuOverTcp | Proto::ModbusRtu => self.modbus(e),
             Proto::OpcUa => self.opcua_msg(e),
-            _ => self.modbus(e),
+            Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {
+                self.ics_msg(e);
+            }
         }
     }
 

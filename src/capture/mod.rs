@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod bpf;
 pub mod excerpt;
+pub mod ics;
 pub mod link;
 pub mod reader;
 pub mod serial;
@@ -18,6 +19,7 @@ use link::{flags, Addr, Segment, Skip};
 use tcp::{FlowKey, FlowTable, Framer, Piece, SegVerdict};
 
 use crate::proto::{
+    exchange::{Exchange, Role},
     modbus::pdu::{self, Direction, Mbap, Pdu},
     opcua::{self, Message},
 };
@@ -37,16 +39,53 @@ pub enum Proto {
     /// Modbus RTU on a serial line (link types 252, 147, 250; `capture --serial`).
     #[serde(rename = "modbus-rtu")]
     ModbusRtu,
+    /// S7comm over ISO-on-TCP (TPKT, COTP; TCP 102), and S7comm-plus counted.
+    #[serde(rename = "s7comm")]
+    S7comm,
+    /// EtherNet/IP encapsulation with CIP explicit messages (TCP and UDP 44818).
+    #[serde(rename = "enip")]
+    Enip,
+    /// CIP implicit I/O (UDP 2222): counted per connection, with its rate and jitter.
+    #[serde(rename = "cip-io")]
+    CipIo,
+    /// DNP3 (TCP or UDP 20000).
+    #[serde(rename = "dnp3")]
+    Dnp3,
+    /// BACnet/IP (UDP 47808).
+    #[serde(rename = "bacnet")]
+    Bacnet,
 }
 
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Proto {
+    /// The protocols decoded through `proto::exchange` (see [`ics`]).
+    #[must_use]
+    pub fn is_ics(self) -> bool {
+        matches!(
+            self,
+            Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet
+        )
+    }
+
+    /// The word rows and documents use.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
             Proto::ModbusTcp => "modbus-tcp",
             Proto::RtuOverTcp => "modbus-rtu-over-tcp",
             Proto::OpcUa => "opcua",
             Proto::ModbusRtu => "modbus-rtu",
-        })
+            Proto::S7comm => "s7comm",
+            Proto::Enip => "enip",
+            Proto::CipIo => "cip-io",
+            Proto::Dnp3 => "dnp3",
+            Proto::Bacnet => "bacnet",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.word())
     }
 }
 
@@ -59,6 +98,16 @@ pub struct Config {
     pub rtu_ports: Vec<u16>,
     /// TCP ports carrying OPC UA Binary.
     pub opcua_ports: Vec<u16>,
+    /// TCP ports carrying S7comm (ISO-on-TCP).
+    pub s7_ports: Vec<u16>,
+    /// TCP and UDP ports carrying EtherNet/IP encapsulation.
+    pub enip_ports: Vec<u16>,
+    /// UDP ports carrying CIP implicit I/O.
+    pub cip_io_ports: Vec<u16>,
+    /// TCP and UDP ports carrying DNP3.
+    pub dnp3_ports: Vec<u16>,
+    /// UDP ports carrying BACnet/IP.
+    pub bacnet_ports: Vec<u16>,
     /// Recognise the protocols on other ports by content.
     pub detect: bool,
     /// Decode node ids and values of OPC UA Read/Write.
@@ -71,6 +120,11 @@ impl Default for Config {
             modbus_ports: vec![502],
             rtu_ports: Vec::new(),
             opcua_ports: vec![4840],
+            s7_ports: vec![102],
+            enip_ports: vec![44818],
+            cip_io_ports: vec![2222],
+            dnp3_ports: vec![20000],
+            bacnet_ports: vec![47808],
             detect: true,
             opcua_nodes: false,
         }
@@ -84,8 +138,8 @@ pub struct DeviceId {
     pub addr: Addr,
     /// Server port.
     pub port: u16,
-    /// Modbus unit id.
-    pub unit: Option<u8>,
+    /// Modbus unit id, or the DNP3 outstation address.
+    pub unit: Option<u16>,
 }
 
 impl fmt::Display for DeviceId {
@@ -122,8 +176,8 @@ pub struct DeviceFilter {
     pub addr: Addr,
     /// Port, if given.
     pub port: Option<u16>,
-    /// Unit, if given.
-    pub unit: Option<u8>,
+    /// Unit (Modbus) or outstation address (DNP3), if given.
+    pub unit: Option<u16>,
 }
 
 impl DeviceFilter {
@@ -139,7 +193,7 @@ impl DeviceFilter {
         };
         let (host, unit) = match s.rsplit_once('/') {
             Some((h, u)) if !h.is_empty() && u.bytes().all(|b| b.is_ascii_digit()) => {
-                (h, Some(u.parse::<u8>().map_err(|_| bad())?))
+                (h, Some(u.parse::<u16>().map_err(|_| bad())?))
             }
             _ => (s, None),
         };
@@ -236,6 +290,9 @@ pub struct PduEvent<'a> {
     pub modbus: Option<ModbusFrame<'a>>,
     /// OPC UA content.
     pub opcua: Option<&'a Message>,
+    /// S7comm, EtherNet/IP-CIP, DNP3 or BACnet content (`proto` says which), as the one view
+    /// the analysis uses.
+    pub ics: Option<&'a dyn Exchange>,
 }
 
 /// Counters of what the decoder skipped or could not use.
@@ -243,6 +300,8 @@ pub struct PduEvent<'a> {
 pub struct Health {
     /// TCP segments with payload on decoded flows.
     pub segments: u64,
+    /// UDP datagrams on decoded flows.
+    pub datagrams: u64,
     /// Retransmitted segments (data already seen), not decoded twice.
     pub retransmissions: u64,
     /// Segments that arrived after a gap and were held until it was filled.
@@ -277,8 +336,10 @@ pub struct Health {
     pub flows: u64,
     /// Flows dropped while open to bound memory.
     pub evicted_flows: u64,
-    /// Serial frames (link types 252, 147, 250).
+    /// Serial frames (link types 252, 147, 250, 165).
     pub serial_frames: u64,
+    /// BACnet MS/TP frames (link type 165), of any frame type.
+    pub mstp_frames: u64,
     /// Exported PDUs (link type 252) for a dissector other than Modbus RTU, skipped.
     pub other_dissectors: u64,
     /// UART errors a capture recorded (RTAC serial events: framing, parity, overflow).
@@ -312,6 +373,8 @@ struct FlowApp {
     /// OPC UA: per direction, the chunks so far of a message of several chunks (request id,
     /// first chunk followed by the bodies of the next ones).
     ua_partial: [Option<(u32, Vec<u8>)>; 2],
+    /// S7comm, EtherNet/IP, DNP3, BACnet: what the flow remembers between messages.
+    ics: Option<Box<ics::FlowState>>,
 }
 
 struct ModbusFramer;
@@ -416,11 +479,11 @@ impl Decoder {
     /// Decode one captured packet.
     #[inline]
     pub fn packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
-        self.packet_located(p, link::locate_tcp_segment(p.linktype, p.data), sink);
+        self.packet_located(p, link::locate_segment(p.linktype, p.data), sink);
     }
 
     /// Decode one captured packet whose link layer was read already (`located` is
-    /// [`link::locate_tcp_segment`] of it, found on a capture file's reading thread).
+    /// [`link::locate_segment`] of it, found on a capture file's reading thread).
     #[inline]
     pub fn packet_located(
         &mut self,
@@ -432,7 +495,7 @@ impl Decoder {
         self.decoded_flow = false;
         let seg = match located {
             Ok(s) => s.segment(p.data),
-            Err(Skip::NotTcp) => return,
+            Err(Skip::NotTcpOrUdp) => return,
             Err(Skip::Malformed) => {
                 self.health.malformed_frames += 1;
                 return;
@@ -460,6 +523,10 @@ impl Decoder {
             x if x == i32::from(linktype::EXPORTED_PDU) => serial::exported_pdu(p.data),
             x if x == i32::from(linktype::USER0) => SerialPacket::Rtu(p.data),
             x if x == i32::from(linktype::RTAC_SERIAL) => serial::rtac_serial(p.data),
+            x if x == i32::from(linktype::BACNET_MS_TP) => {
+                self.mstp_packet(p, sink);
+                return true;
+            }
             _ => return false,
         };
         let b = match payload {
@@ -481,25 +548,7 @@ impl Decoder {
                 return true;
             }
         };
-        let known = self
-            .lines
-            .iter()
-            .position(|l| l.name.as_deref() == p.if_name);
-        let li = if let Some(i) = known {
-            i
-        } else {
-            let index = link::line_index(p.if_name.unwrap_or("serial"));
-            let n = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
-            self.lines.push(SerialLine {
-                name: p.if_name.map(str::to_string),
-                index,
-                // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
-                // analysis's flow cache takes for an empty slot.
-                flow: u32::MAX - 1 - n.min(u32::MAX / 2),
-                bus: serial::BusState::default(),
-            });
-            self.lines.len() - 1
-        };
+        let li = self.line_of(p);
         self.frame_pdus = 0;
         let whole = pdu::rtu_crc_ok(b);
         let found = if whole {
@@ -521,6 +570,78 @@ impl Decoder {
             self.serial_frame(p, li, b, whole, sink);
         }
         true
+    }
+
+    /// The serial line a packet was captured on (its pcapng interface name), added on first use.
+    fn line_of(&mut self, p: &reader::Packet<'_>) -> usize {
+        if let Some(i) = self
+            .lines
+            .iter()
+            .position(|l| l.name.as_deref() == p.if_name)
+        {
+            return i;
+        }
+        let index = link::line_index(p.if_name.unwrap_or("serial"));
+        let n = u32::try_from(self.lines.len()).unwrap_or(u32::MAX);
+        self.lines.push(SerialLine {
+            name: p.if_name.map(str::to_string),
+            index,
+            // Apart from TCP flow ids, which count up from 0, and from u32::MAX, which the
+            // analysis's flow cache takes for an empty slot.
+            flow: u32::MAX - 1 - n.min(u32::MAX / 2),
+            bus: serial::BusState::default(),
+        });
+        self.lines.len() - 1
+    }
+
+    /// A BACnet MS/TP frame (link type 165): counted with its CRCs checked; the NPDU of a data
+    /// frame whose CRCs check is decoded as BACnet, its devices `LINE/MAC`.
+    fn mstp_packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
+        use crate::proto::bacnet::{self, mstp};
+        self.frame_pdus = 0;
+        let Some(f) = mstp::parse_frame(p.data) else {
+            self.health.malformed_frames += 1;
+            return;
+        };
+        self.decoded_flow = true;
+        self.health.serial_frames += 1;
+        self.health.mstp_frames += 1;
+        if !(f.header_crc_ok && f.data_crc_ok) {
+            self.health.crc_errors += 1;
+            return;
+        }
+        if !f.carries_npdu() {
+            return;
+        }
+        let li = self.line_of(p);
+        let line = &self.lines[li];
+        let m = bacnet::parse_npdu_message(f.data);
+        let src = Addr::serial_end(line.index, link::SerialEnd::Unit(f.src));
+        let dst = Addr::serial_end(line.index, link::SerialEnd::Unit(f.dst));
+        let (dir, mac) = match m.role() {
+            Role::Request | Role::Other => (Direction::Query, f.dst),
+            Role::Response | Role::Unsolicited => (Direction::Response, f.src),
+        };
+        sink.pdu(&PduEvent {
+            frame: p.frame,
+            ts_ns: p.ts_ns,
+            index: 0,
+            flow: line.flow,
+            src,
+            dst,
+            sport: 0,
+            dport: 0,
+            proto: Proto::Bacnet,
+            dir,
+            device: DeviceId {
+                addr: Addr::serial_end(line.index, link::SerialEnd::Line),
+                port: 0,
+                unit: Some(u16::from(mac)),
+            },
+            modbus: None,
+            opcua: None,
+            ics: Some(&m),
+        });
     }
 
     fn serial_frame(
@@ -570,7 +691,7 @@ impl Decoder {
             device: DeviceId {
                 addr: Addr::serial_end(line.index, link::SerialEnd::Line),
                 port: 0,
-                unit: Some(unit),
+                unit: Some(u16::from(unit)),
             },
             modbus: Some(ModbusFrame {
                 mbap: None,
@@ -579,6 +700,7 @@ impl Decoder {
                 crc_ok: Some(ok),
             }),
             opcua: None,
+            ics: None,
         });
     }
 
@@ -586,11 +708,22 @@ impl Decoder {
         let to_server = |port: u16, ports: &[u16]| ports.contains(&port);
         let dir_to_dst = u8::try_from(d).unwrap_or(0);
         let dir_to_src = 1 - dir_to_dst;
-        for (ports, proto) in [
+        let tcp: [(&[u16], Proto); 6] = [
             (&cfg.modbus_ports, Proto::ModbusTcp),
             (&cfg.rtu_ports, Proto::RtuOverTcp),
             (&cfg.opcua_ports, Proto::OpcUa),
-        ] {
+            (&cfg.s7_ports, Proto::S7comm),
+            (&cfg.enip_ports, Proto::Enip),
+            (&cfg.dnp3_ports, Proto::Dnp3),
+        ];
+        let udp: [(&[u16], Proto); 4] = [
+            (&cfg.enip_ports, Proto::Enip),
+            (&cfg.cip_io_ports, Proto::CipIo),
+            (&cfg.dnp3_ports, Proto::Dnp3),
+            (&cfg.bacnet_ports, Proto::Bacnet),
+        ];
+        let table: &[(&[u16], Proto)] = if seg.udp { &udp } else { &tcp };
+        for &(ports, proto) in table {
             if to_server(seg.dport, ports) {
                 return (Some(proto), dir_to_dst);
             }
@@ -611,8 +744,86 @@ impl Decoder {
         (None, q)
     }
 
+    /// A UDP datagram: one message (or several frames) of a protocol known by its port or, on
+    /// another port, by its content. No flow is kept for a datagram of no protocol we decode.
+    fn datagram(&mut self, p: &reader::Packet<'_>, seg: &Segment<'_>, sink: &mut dyn PduSink) {
+        let (key, d) = FlowKey::of(seg);
+        let Decoder {
+            cfg,
+            flows,
+            health,
+            frame_pdus,
+            decoded_flow,
+            ..
+        } = self;
+        let known = flows.contains(&key);
+        let mut proto = None;
+        let mut query_dir = 0;
+        if !known {
+            let (by_port, q) = Self::classify(cfg, seg, d);
+            proto = by_port.or_else(|| {
+                if cfg.detect {
+                    ics::detect_datagram(seg.payload)
+                } else {
+                    None
+                }
+            });
+            if proto.is_none() {
+                return;
+            }
+            query_dir = q;
+        }
+        let mut evicted = Vec::new();
+        let flow = flows.get_or_insert(
+            key,
+            p.ts_ns,
+            || FlowApp {
+                proto,
+                query_dir,
+                tries: 1,
+                ignored: false,
+                ua_partial: [None, None],
+                ics: None,
+            },
+            &mut |f| {
+                health.evicted_flows += 1;
+                evicted.push(f.id);
+            },
+        );
+        if !known {
+            health.flows += 1;
+        }
+        if !evicted.is_empty() {
+            sink.flows_closed(&evicted);
+        }
+        let Some(proto) = flow.app.proto else { return };
+        if !proto.is_ics() {
+            return;
+        }
+        *decoded_flow = true;
+        health.datagrams += 1;
+        if seg.cut {
+            health.cut_segments += 1;
+        }
+        let mut st = Step {
+            with_nodes: cfg.opcua_nodes,
+            health,
+            sink,
+            proto,
+            ends: key.ends(),
+            flow_id: flow.id,
+            query_dir: usize::from(flow.app.query_dir),
+        };
+        let state = flow.app.ics.get_or_insert_with(Box::default);
+        st.ics_message(state, d, p.frame, p.ts_ns, seg.payload, frame_pdus);
+    }
+
     #[allow(clippy::too_many_lines)]
     fn segment(&mut self, p: &reader::Packet<'_>, seg: &Segment<'_>, sink: &mut dyn PduSink) {
+        if seg.udp {
+            self.datagram(p, seg, sink);
+            return;
+        }
         let (key, d) = FlowKey::of(seg);
         let Decoder {
             cfg,
@@ -637,6 +848,7 @@ impl Decoder {
                     tries: 0,
                     ignored: unknown_port && !cfg.detect,
                     ua_partial: [None, None],
+                    ics: None,
                 }
             },
             &mut |f| {
@@ -719,21 +931,21 @@ impl Decoder {
             SegVerdict::Decoded => {
                 st.feed(
                     &mut flow.dirs[d],
-                    &mut flow.app.ua_partial[d],
+                    &mut flow.app,
                     d,
                     p.frame,
                     p.ts_ns,
                     seg.payload,
                     frame_pdus,
                 );
-                st.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
+                st.drain(&mut flow.dirs[d], &mut flow.app, d);
             }
             SegVerdict::HeldFull => {
                 st.health.held_gaps += 1;
                 if flow.dirs[d].give_up_gap() > 0 {
                     st.health.abandoned_pdus += 1;
                 }
-                st.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
+                st.drain(&mut flow.dirs[d], &mut flow.app, d);
             }
             SegVerdict::Held => st.health.out_of_order += 1,
             SegVerdict::Retransmission => st.health.retransmissions += 1,
@@ -747,7 +959,7 @@ impl Decoder {
             if flow.dirs[od].give_up_gap() > 0 {
                 st.health.abandoned_pdus += 1;
             }
-            st.drain(&mut flow.dirs[od], &mut flow.app.ua_partial[od], od);
+            st.drain(&mut flow.dirs[od], &mut flow.app, od);
         }
         if closing {
             st.close(flow);
@@ -798,10 +1010,10 @@ struct Step<'a> {
 
 impl Step<'_> {
     /// Decode the held segments that are now in sequence.
-    fn drain(&mut self, dir: &mut tcp::DirState, partial: &mut Option<(u32, Vec<u8>)>, d: usize) {
+    fn drain(&mut self, dir: &mut tcp::DirState, app: &mut FlowApp, d: usize) {
         while let Some(h) = dir.take_ready() {
             let mut idx = 0u16;
-            self.feed(dir, partial, d, h.frame, h.ts_ns, &h.data, &mut idx);
+            self.feed(dir, app, d, h.frame, h.ts_ns, &h.data, &mut idx);
         }
     }
 
@@ -814,7 +1026,7 @@ impl Step<'_> {
                 if flow.dirs[d].give_up_gap() > 0 {
                     self.health.abandoned_pdus += 1;
                 }
-                self.drain(&mut flow.dirs[d], &mut flow.app.ua_partial[d], d);
+                self.drain(&mut flow.dirs[d], &mut flow.app, d);
             }
             if flow.dirs[d].pending() > 0 {
                 self.health.abandoned_pdus += 1;
@@ -826,7 +1038,7 @@ impl Step<'_> {
     fn feed(
         &mut self,
         dir_state: &mut tcp::DirState,
-        partial: &mut Option<(u32, Vec<u8>)>,
+        app: &mut FlowApp,
         d: usize,
         frame: u64,
         ts_ns: i64,
@@ -834,6 +1046,16 @@ impl Step<'_> {
         frame_pdus: &mut u16,
     ) {
         self.health.segments += 1;
+        if self.proto.is_ics() {
+            let state = app.ics.get_or_insert_with(Box::default);
+            let framer = ics::framer(self.proto);
+            dir_state.feed(framer, data, &mut |piece: Piece<'_>| match piece {
+                Piece::Pdu(b) => self.ics_message(state, d, frame, ts_ns, b, frame_pdus),
+                other => count_piece(self.health, &other),
+            });
+            return;
+        }
+        let partial = &mut app.ua_partial[d];
         let (src, dst) = (self.ends[d], self.ends[1 - d]);
         let dir = if self.query_dir == d {
             Direction::Query
@@ -859,6 +1081,7 @@ impl Step<'_> {
             },
             modbus: None,
             opcua: None,
+            ics: None,
         };
         let proto = self.proto;
         let with_nodes = self.with_nodes;
@@ -874,7 +1097,7 @@ impl Step<'_> {
                             return;
                         };
                         let mut device = base.device;
-                        device.unit = Some(mbap.unit);
+                        device.unit = Some(u16::from(mbap.unit));
                         sink.pdu(&PduEvent {
                             index,
                             device,
@@ -897,7 +1120,7 @@ impl Step<'_> {
                         let mut pdu = pdu::decode_pdu(body, dir);
                         pdu.malformed |= !ok;
                         let mut device = base.device;
-                        device.unit = Some(unit);
+                        device.unit = Some(u16::from(unit));
                         sink.pdu(&PduEvent {
                             index,
                             device,
@@ -926,15 +1149,11 @@ impl Step<'_> {
                             ..base
                         });
                     }
+                    // Cut by `ics::framer` and decoded in `Step::ics_message` (above).
+                    Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {}
                 }
             }
-            Piece::Junk(n) => {
-                health.skipped_segments += 1;
-                health.skipped_bytes += n as u64;
-            }
-            Piece::BadLength(..) => health.bad_lengths += 1,
-            Piece::Abandoned(_) => health.abandoned_pdus += 1,
-            Piece::Oversized(_) => health.oversized += 1,
+            other => count_piece(health, &other),
         };
         match proto {
             Proto::ModbusTcp => dir_state.feed(&ModbusFramer, data, &mut on_piece),
@@ -942,7 +1161,73 @@ impl Step<'_> {
             Proto::RtuOverTcp | Proto::ModbusRtu => {
                 dir_state.feed(&RtuFramer(dir), data, &mut on_piece);
             }
+            Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {}
         }
+    }
+}
+
+/// What a piece of a stream that is not a PDU adds to the counters.
+fn count_piece(health: &mut Health, piece: &Piece<'_>) {
+    match piece {
+        Piece::Pdu(_) => {}
+        Piece::Junk(n) => {
+            health.skipped_segments += 1;
+            health.skipped_bytes += *n as u64;
+        }
+        Piece::BadLength(..) => health.bad_lengths += 1,
+        Piece::Abandoned(_) => health.abandoned_pdus += 1,
+        Piece::Oversized(_) => health.oversized += 1,
+    }
+}
+
+impl Step<'_> {
+    /// One message of S7comm, EtherNet/IP, DNP3 or BACnet (a TCP message or a UDP datagram)
+    /// sent in direction `d`: every message it completes goes to the sink as its
+    /// [`Exchange`] view. Its role says which end is the device: a request goes to it; a
+    /// response and an unsolicited message come from it; anything else follows the flow's
+    /// query direction.
+    fn ics_message(
+        &mut self,
+        state: &mut ics::FlowState,
+        d: usize,
+        frame: u64,
+        ts_ns: i64,
+        bytes: &[u8],
+        frame_pdus: &mut u16,
+    ) {
+        let (src, dst) = (self.ends[d], self.ends[1 - d]);
+        let (proto, flow, query_dir) = (self.proto, self.flow_id, self.query_dir);
+        let sink = &mut *self.sink;
+        ics::messages(proto, bytes, state, d, &mut |m: &dyn Exchange| {
+            let dir = match m.role() {
+                Role::Request => Direction::Query,
+                Role::Other if query_dir == d => Direction::Query,
+                Role::Response | Role::Unsolicited | Role::Other => Direction::Response,
+            };
+            let device_end = if dir == Direction::Query { dst } else { src };
+            let index = *frame_pdus;
+            *frame_pdus = frame_pdus.saturating_add(1);
+            sink.pdu(&PduEvent {
+                frame,
+                ts_ns,
+                index,
+                flow,
+                src: src.0,
+                dst: dst.0,
+                sport: src.1,
+                dport: dst.1,
+                proto,
+                dir,
+                device: DeviceId {
+                    addr: device_end.0,
+                    port: device_end.1,
+                    unit: m.unit(),
+                },
+                modbus: None,
+                opcua: None,
+                ics: Some(m),
+            });
+        });
     }
 }
 
@@ -1001,13 +1286,20 @@ fn detect(b: &[u8]) -> Option<(Proto, Option<bool>)> {
         };
         return Some((Proto::OpcUa, client));
     }
-    // Modbus/TCP: one or more whole ADUs, protocol 0, sane lengths, plausible function codes.
+    if whole_modbus_adus(b) {
+        return Some((Proto::ModbusTcp, None));
+    }
+    ics::detect_stream(b).map(|p| (p, None))
+}
+
+/// Modbus/TCP: one or more whole ADUs, protocol 0, sane lengths, plausible function codes.
+fn whole_modbus_adus(b: &[u8]) -> bool {
     let mut off = 0;
     let mut n = 0;
     while off < b.len() {
         let r = &b[off..];
         if r.len() < 8 || r[2] != 0 || r[3] != 0 {
-            return None;
+            return false;
         }
         let len = usize::from(u16::from_be_bytes([r[4], r[5]]));
         let fc = r[7] & 0x7f;
@@ -1016,12 +1308,12 @@ fn detect(b: &[u8]) -> Option<(Proto, Option<bool>)> {
             || fc == 0
             || !(fc <= 24 || fc == 43 || (65..=72).contains(&fc) || (100..=110).contains(&fc))
         {
-            return None;
+            return false;
         }
         off += len + 6;
         n += 1;
     }
-    (n > 0).then_some((Proto::ModbusTcp, None))
+    n > 0
 }
 
 #[cfg(test)]

@@ -414,7 +414,7 @@ fn header_incomplete(b: &[u8], dir: Direction) -> bool {
     n < 16 && rtu::frame_len(&pad, dir).is_some()
 }
 
-/// pcap link types for serial Modbus RTU.
+/// pcap link types of serial lines: Modbus RTU, and BACnet MS/TP.
 pub mod linktype {
     /// Wireshark's exported PDU: tags naming the dissector, then the frame.
     pub const EXPORTED_PDU: u16 = 252;
@@ -422,6 +422,8 @@ pub mod linktype {
     pub const USER0: u16 = 147;
     /// SEL RTAC serial: a 12-byte header with an event byte, then the bytes.
     pub const RTAC_SERIAL: u16 = 250;
+    /// BACnet MS/TP frames (preamble 0x55 0xFF, header CRC, data CRC).
+    pub const BACNET_MS_TP: u16 = 165;
 }
 
 /// Exported-PDU tag: the name of the dissector for what follows.

@@ -536,6 +536,12 @@ impl<T> FlowTable<T> {
         f
     }
 
+    /// Is `key` tracked?
+    #[must_use]
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.index.contains_key(key)
+    }
+
     /// Remove a flow (closed by RST or both FINs).
     pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
         let i = self.index.remove(key)?;
@@ -681,6 +687,7 @@ mod tests {
             flags,
             payload,
             cut: false,
+            udp: false,
         }
     }
 

@@ -577,7 +577,7 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:502".parse().unwrap();
         let f = tcp_frame(a, b, 7, 9, tcpflags::ACK | tcpflags::PSH, b"hello");
-        let s = link::tcp_segment(pcap_parser::Linktype::ETHERNET, &f).unwrap();
+        let s = link::segment(pcap_parser::Linktype::ETHERNET, &f).unwrap();
         assert_eq!(
             (s.sport, s.dport, s.seq, s.payload),
             (40000, 502, 7, &b"hello"[..])
@@ -587,7 +587,7 @@ mod tests {
         let b6: SocketAddr = "[::1]:502".parse().unwrap();
         let f = tcp_frame(a6, b6, 1, 2, tcpflags::ACK, b"x");
         assert_eq!(
-            link::tcp_segment(pcap_parser::Linktype::ETHERNET, &f)
+            link::segment(pcap_parser::Linktype::ETHERNET, &f)
                 .unwrap()
                 .payload,
             b"x"

@@ -23,8 +23,8 @@ use super::{
     Ctx, Outcome,
 };
 use crate::{
-    capture::{bpf, source::LiveSource},
-    cli::{DecodeArgs, LiveArgs},
+    capture::{bpf, source::LiveSource, Config},
+    cli::LiveArgs,
     decode::{
         live::{capture, End, LiveSettings, LiveView},
         pipeline::Mode,
@@ -58,7 +58,7 @@ pub async fn run(ctx: &Ctx, args: &LiveArgs) -> anyhow::Result<Outcome> {
     if let Some(p) = &args.decode.results {
         crate::fsutil::check_output_dir(p)?;
     }
-    let mut source = open_source(args)?;
+    let mut source = open_source(args, &cfg)?;
     let files = match &args.write {
         Some(path) => Some(
             CaptureFiles::create(path, source.interface(), ring, args.rotate)
@@ -205,15 +205,12 @@ pub async fn run(ctx: &Ctx, args: &LiveArgs) -> anyhow::Result<Outcome> {
 }
 
 /// The interface or serial port, opened; errors as `Fail`s with their exit code.
-fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
+fn open_source(args: &LiveArgs, cfg: &Config) -> anyhow::Result<Box<dyn LiveSource>> {
     if let Some(iface) = &args.interface {
         if args.libpcap || iface == "any" {
-            return open_libpcap(iface, args);
+            return open_libpcap(iface, args, cfg);
         }
-        let expr = args
-            .filter
-            .clone()
-            .unwrap_or_else(|| default_filter(&args.decode));
+        let expr = args.filter.clone().unwrap_or_else(|| default_filter(cfg));
         let prog = bpf::compile(&expr).map_err(|e| {
             Fail::unknown(if args.filter.is_some() {
                 format!("--filter '{expr}': {e}")
@@ -264,44 +261,64 @@ fn open_source(args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
 }
 
 #[cfg(feature = "pcap")]
-fn open_libpcap(iface: &str, args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
+fn open_libpcap(iface: &str, args: &LiveArgs, cfg: &Config) -> anyhow::Result<Box<dyn LiveSource>> {
     // libpcap reads the tags the kernel strips itself, and `vlan` does not apply to `any`.
-    let expr = args
-        .filter
-        .clone()
-        .unwrap_or_else(|| default_tcp(&args.decode));
+    let expr = args.filter.clone().unwrap_or_else(|| default_l4(cfg));
     crate::transport::pcap_source::PcapSource::open(iface, args.promiscuous, Some(&expr))
         .map(|s| Box::new(s) as Box<dyn LiveSource>)
         .map_err(|e| Fail::unknown(e).into())
 }
 
 #[cfg(not(feature = "pcap"))]
-fn open_libpcap(iface: &str, _args: &LiveArgs) -> anyhow::Result<Box<dyn LiveSource>> {
+fn open_libpcap(
+    iface: &str,
+    _args: &LiveArgs,
+    _cfg: &Config,
+) -> anyhow::Result<Box<dyn LiveSource>> {
     Err(Fail::unknown(format!(
         "capturing on `{iface}` through libpcap needs a plcprobe built with the `pcap` feature (`cargo install --features pcap`, which needs libpcap-dev); this one captures with its own packet socket: name one interface, e.g. -i eth1, without --libpcap"
     ))
     .into())
 }
 
-/// The kernel filter when none is given: TCP (tagged or not), and with `--no-detect` only the
-/// fieldbus ports. Which flows are fieldbus flows is then the decoder's call.
-fn default_filter(d: &DecodeArgs) -> String {
-    let tcp = default_tcp(d);
-    format!("{tcp} or (vlan and {tcp})")
+/// The kernel filter when none is given: TCP and UDP (tagged or not), and with `--no-detect`
+/// only the fieldbus ports. Which flows are fieldbus flows is then the decoder's call.
+fn default_filter(cfg: &Config) -> String {
+    let l4 = default_l4(cfg);
+    format!("{l4} or (vlan and {l4})")
 }
 
-/// TCP, or with `--no-detect` TCP on the fieldbus ports.
-fn default_tcp(d: &DecodeArgs) -> String {
-    if d.no_detect {
-        let ports: Vec<String> = [502u16, 4840]
-            .iter()
-            .chain(&d.modbus_port)
-            .chain(&d.opcua_port)
-            .chain(&d.rtu_port)
-            .map(ToString::to_string)
-            .collect();
-        format!("(tcp port {})", ports.join(" or "))
-    } else {
-        "tcp".to_string()
+/// TCP and UDP, or with `--no-detect` the fieldbus ports of each.
+fn default_l4(cfg: &Config) -> String {
+    if cfg.detect {
+        return "(tcp or udp)".to_string();
     }
+    let list = |ports: Vec<&u16>| {
+        let mut v: Vec<u16> = ports.into_iter().copied().collect();
+        v.sort_unstable();
+        v.dedup();
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let tcp = list(
+        cfg.modbus_ports
+            .iter()
+            .chain(&cfg.opcua_ports)
+            .chain(&cfg.rtu_ports)
+            .chain(&cfg.s7_ports)
+            .chain(&cfg.enip_ports)
+            .chain(&cfg.dnp3_ports)
+            .collect(),
+    );
+    let udp = list(
+        cfg.enip_ports
+            .iter()
+            .chain(&cfg.cip_io_ports)
+            .chain(&cfg.dnp3_ports)
+            .chain(&cfg.bacnet_ports)
+            .collect(),
+    );
+    format!("((tcp port {tcp}) or (udp port {udp}))")
 }

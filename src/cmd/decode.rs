@@ -205,6 +205,29 @@ pub(super) fn setup(args: &DecodeArgs) -> anyhow::Result<(Config, Option<DeviceF
     cfg.modbus_ports.extend(&args.modbus_port);
     cfg.rtu_ports.extend(&args.rtu_port);
     cfg.opcua_ports.extend(&args.opcua_port);
+    for spec in &args.ports {
+        let bad = || {
+            anyhow::anyhow!(
+                "--port `{spec}`: write PROTO=PORT with PROTO one of s7comm, enip, cip-io, dnp3, bacnet and PORT 1-65535, e.g. --port dnp3=20001"
+            )
+        };
+        let (proto, port) = spec.split_once('=').ok_or_else(bad)?;
+        let port: u16 = port
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(bad)?;
+        let list = match proto.trim() {
+            "s7comm" => &mut cfg.s7_ports,
+            "enip" => &mut cfg.enip_ports,
+            "cip-io" => &mut cfg.cip_io_ports,
+            "dnp3" => &mut cfg.dnp3_ports,
+            "bacnet" => &mut cfg.bacnet_ports,
+            _ => return Err(bad()),
+        };
+        list.push(port);
+    }
     Ok((cfg, filter, mode))
 }
 

@@ -59,6 +59,11 @@ pub struct SummaryData {
     pub(super) modbus_pdus: u64,
     pub(super) opcua_msgs: u64,
     pub(super) opcua: crate::capture::analysis::OpcUaTotals,
+    pub(super) ics_msgs: Vec<(crate::capture::Proto, u64)>,
+    pub(super) io: Vec<(
+        crate::capture::analysis::IoKey,
+        crate::capture::analysis::PollStats,
+    )>,
     pub(super) span_ns: Option<(i64, i64)>,
 }
 
@@ -88,6 +93,8 @@ impl SummaryData {
             modbus_pdus: an.modbus_pdus,
             opcua_msgs: an.opcua_msgs,
             opcua: std::mem::take(&mut an.opcua),
+            ics_msgs: std::mem::take(&mut an.ics_msgs),
+            io: std::mem::take(&mut an.io),
             span_ns: an.span_ns,
         }
     }
@@ -135,8 +142,7 @@ pub fn decode_window(
     an.want_writes = mode == Mode::Writes;
     let mut seen = 0u64;
     // The link layer is read on the reading thread, beside the file.
-    let locate =
-        |p: &reader::Packet<'_>| crate::capture::link::locate_tcp_segment(p.linktype, p.data);
+    let locate = |p: &reader::Packet<'_>| crate::capture::link::locate_segment(p.linktype, p.data);
     let stats = reader::for_each_packet_prepared(path, locate, |p, located| {
         seen += p.data.len() as u64 + 16;
         if window.is_none_or(|w| w.contains(p.ts_ns)) {

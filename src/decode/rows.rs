@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// Columns of a transaction row, in order (also the keys of its json objects).
-pub const TX_COLUMNS: [&str; 21] = [
+pub const TX_COLUMNS: [&str; 22] = [
     "time",
     "proto",
     "master",
@@ -40,6 +40,7 @@ pub const TX_COLUMNS: [&str; 21] = [
     "count",
     "write_address",
     "write_count",
+    "target",
     "status",
     "exception_code",
     "exception",
@@ -87,7 +88,7 @@ impl TxCells {
     pub const NAMES: usize = 4096;
 
     /// The cells of `t`, in [`TX_COLUMNS`] order.
-    pub fn cells<'a>(&'a mut self, t: &'a Transaction) -> [Cell<'a>; 21] {
+    pub fn cells<'a>(&'a mut self, t: &'a Transaction) -> [Cell<'a>; 22] {
         self.time.clear();
         self.clock.write(t.req_ts_ns, &mut self.time);
         let key = (t.master, t.master_port);
@@ -118,14 +119,25 @@ impl TxCells {
                 self.status_code = opcua::status_text(s);
                 self.info.push_str(&self.status_code);
             }
+            TxStatus::Error(c) => {
+                let name = crate::capture::ics::status_name(t.proto, c);
+                self.status_code = format!("0x{c:X} {name}");
+                if let Some(target) = &t.target {
+                    let _ = write!(self.info, "{target}: ");
+                }
+                self.info.push_str(name);
+            }
             _ => {
                 if let Some(w) = &t.written {
                     let v = written_text(w);
-                    match t.write {
-                        Some((a, n)) => {
+                    match (t.write, &t.target) {
+                        (Some((a, n)), _) => {
                             let _ = write!(self.info, "wrote {v} to {a} (+{n})");
                         }
-                        None => {
+                        (None, Some(target)) => {
+                            let _ = write!(self.info, "wrote {v} to {target}");
+                        }
+                        (None, None) => {
                             let _ = write!(self.info, "wrote {v}");
                         }
                     }
@@ -135,6 +147,8 @@ impl TxCells {
                 } else if t.status == TxStatus::Held {
                     self.info
                         .push_str("held by the server when the connection ended");
+                } else if let Some(target) = &t.target {
+                    self.info.push_str(target);
                 }
             }
         }
@@ -159,6 +173,7 @@ impl TxCells {
             u(t.count.map(u64::from)),
             u(t.write.map(|(a, _)| u64::from(a))),
             u(t.write.map(|(_, c)| u64::from(c))),
+            t.target.as_deref().map_or(Cell::Null, Cell::Str),
             Cell::Word(t.status.word()),
             u(exc.map(u64::from)),
             exc.map_or(Cell::Null, |x| Cell::Str(exception_name(x))),
@@ -236,7 +251,7 @@ pub fn pdu_cells(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Vec<Json> {
 }
 
 /// Columns of a PDU row, in order (json and jsonl carry those that apply to the PDU).
-pub const PDU_COLUMNS: [&str; 49] = [
+pub const PDU_COLUMNS: [&str; 56] = [
     "frame",
     "time",
     "index",
@@ -285,6 +300,13 @@ pub const PDU_COLUMNS: [&str; 49] = [
     "request_id",
     "security_mode",
     "encrypted",
+    "function",
+    "function_name",
+    "role",
+    "key",
+    "status_code",
+    "target",
+    "fields",
     "info",
 ];
 
@@ -399,6 +421,79 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
             put("malformed", Some(json!(true)));
         }
     }
+    if let Some(x) = e.ics {
+        use crate::proto::exchange::{Field, Role};
+        put("function", Some(json!(x.function())));
+        put(
+            "function_name",
+            Some(json!(crate::capture::ics::function_name(
+                e.proto,
+                x.function()
+            ))),
+        );
+        put(
+            "role",
+            Some(json!(match x.role() {
+                Role::Request => "request",
+                Role::Response => "response",
+                Role::Unsolicited => "unsolicited",
+                Role::Other => "other",
+            })),
+        );
+        put("key", Some(json!(x.key())));
+        put(
+            "status_code",
+            x.failure().map(|c| {
+                json!(format!(
+                    "0x{c:X} {}",
+                    crate::capture::ics::status_name(e.proto, c)
+                ))
+            }),
+        );
+        let mut target = String::new();
+        x.target(&mut target);
+        if !target.is_empty() {
+            put("target", Some(json!(sanitize(&target))));
+        }
+        let mut fields = Vec::new();
+        x.fields(&mut fields);
+        if !fields.is_empty() {
+            // A field named more than once (one per item) becomes a list, in order.
+            let mut named: Vec<(&str, Vec<Json>)> = Vec::new();
+            for (k, v) in fields {
+                let v = match v {
+                    Field::U(n) => json!(n),
+                    Field::I(n) => json!(n),
+                    Field::B(b) => json!(b),
+                    Field::S(t) => json!(sanitize(&t)),
+                    Field::Hex(b) => {
+                        let mut h = String::new();
+                        crate::proto::exchange::hex_into(&mut h, &b);
+                        json!(h)
+                    }
+                };
+                match named.iter_mut().find(|(n, _)| *n == k) {
+                    Some((_, vs)) => vs.push(v),
+                    None => named.push((k, vec![v])),
+                }
+            }
+            let f: Map<String, Json> = named
+                .into_iter()
+                .map(|(k, mut vs)| {
+                    let v = if vs.len() == 1 {
+                        vs.pop().unwrap_or(Json::Null)
+                    } else {
+                        Json::Array(vs)
+                    };
+                    (k.to_string(), v)
+                })
+                .collect();
+            put("fields", Some(Json::Object(f)));
+        }
+        if x.malformed().is_some() {
+            put("malformed", Some(json!(true)));
+        }
+    }
     m
 }
 
@@ -428,6 +523,36 @@ fn pdu_text(e: &PduEvent<'_>) -> String {
             s.push_str(" CRC ERROR");
         } else if p.malformed {
             s.push_str(" MALFORMED");
+        }
+        return s;
+    }
+    if let Some(x) = e.ics {
+        let mut s = format!(
+            "{} key {}",
+            crate::capture::ics::function_name(e.proto, x.function()),
+            x.key()
+        );
+        let mut target = String::new();
+        x.target(&mut target);
+        if !target.is_empty() {
+            s.push(' ');
+            s.push_str(&target);
+        }
+        if let Some(c) = x.failure() {
+            s.push_str(&format!(
+                ": 0x{c:X} {}",
+                crate::capture::ics::status_name(e.proto, c)
+            ));
+        }
+        if x.is_write() {
+            let mut w = String::new();
+            x.written(&mut w);
+            if !w.is_empty() {
+                s.push_str(&format!(" = {w}"));
+            }
+        }
+        if let Some(why) = x.malformed() {
+            s.push_str(&format!(" MALFORMED ({why})"));
         }
         return s;
     }
@@ -469,12 +594,7 @@ fn pdu_text(e: &PduEvent<'_>) -> String {
 
 /// The protocol as rows name it.
 pub fn proto_word(p: Proto) -> &'static str {
-    match p {
-        Proto::ModbusTcp => "modbus-tcp",
-        Proto::RtuOverTcp => "modbus-rtu-over-tcp",
-        Proto::OpcUa => "opcua",
-        Proto::ModbusRtu => "modbus-rtu",
-    }
+    p.word()
 }
 
 /// What a write wrote, in a few words (the first 32 values).
@@ -495,7 +615,7 @@ fn written_text(w: &Written) -> String {
             .map(|(n, x)| format!("{n}={x}"))
             .collect::<Vec<_>>()
             .join("; "),
-        Written::Raw(h) => h.clone(),
+        Written::Raw(h) | Written::Text(h) => h.clone(),
     }
 }
 
@@ -509,7 +629,9 @@ fn written_value(w: &Written) -> Json {
                 .map(|(n, x)| json!({"node": n, "value": x}))
                 .collect(),
         ),
-        Written::Raw(h) => json!(h),
+        // A control without values (an S7 PLC stop, a BACnet reinitialize) writes nothing.
+        Written::Text(h) if h.is_empty() => Json::Null,
+        Written::Raw(h) | Written::Text(h) => json!(h),
     }
 }
 

@@ -10,7 +10,7 @@ use super::{
     rows::{proto_word, TxCells},
 };
 use crate::{
-    capture::Proto,
+    capture::{ics, Proto},
     clock::rfc3339_micros,
     proto::{
         modbus::{exception::exception_name, pdu::function_name},
@@ -44,6 +44,9 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         "transactions": s.devices.iter().map(|x| x.answered).sum::<u64>(),
         "exceptions": s.devices.iter().map(|x| x.exceptions.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
         "bad_status": s.devices.iter().map(|x| x.bad_status.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
+        "errors": s.devices.iter().map(|x| x.errors.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
+        "messages": s.ics_msgs.iter().map(|(p, n)| (proto_word(*p).to_string(), json!(n))).collect::<serde_json::Map<String, Json>>(),
+        "unsolicited": s.devices.iter().map(|x| x.unsolicited).sum::<u64>(),
         "unanswered": s.devices.iter().map(|x| x.unanswered).sum::<u64>(),
         "pending": s.devices.iter().map(|x| x.pending).sum::<u64>(),
         "held": s.devices.iter().map(|x| x.held).sum::<u64>(),
@@ -55,11 +58,12 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
     let verdict = if totals["exceptions"].as_u64().unwrap_or(0)
         + totals["unanswered"].as_u64().unwrap_or(0)
         + totals["bad_status"].as_u64().unwrap_or(0)
+        + totals["errors"].as_u64().unwrap_or(0)
         > 0
     {
         "problems seen"
-    } else if s.modbus_pdus + s.opcua_msgs == 0 {
-        "no Modbus or OPC UA traffic"
+    } else if s.modbus_pdus + s.opcua_msgs + s.ics_msgs.iter().map(|x| x.1).sum::<u64>() == 0 {
+        "no industrial protocol traffic"
     } else {
         "clean"
     };
@@ -80,8 +84,8 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
     doc.insert(
         "summary".into(),
         json!(format!(
-            "{} devices; {} transactions, {} failed ({} exceptions, {} bad status, {} unanswered), {} pending at the end, {} Publish held at close, {} malformed, {} writes{}",
-            totals["devices"], totals["transactions"], failed, totals["exceptions"], totals["bad_status"],
+            "{} devices; {} transactions, {} failed ({} exceptions, {} bad status, {} errors, {} unanswered), {} pending at the end, {} Publish held at close, {} malformed, {} writes{}",
+            totals["devices"], totals["transactions"], failed, totals["exceptions"], totals["bad_status"], totals["errors"],
             totals["unanswered"], totals["pending"], totals["held"], totals["malformed"], totals["writes"],
             if damaged { "; capture damaged or cut" } else { "" }
         )),
@@ -99,6 +103,8 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
                 "answered": x.answered,
                 "exceptions": x.exceptions.iter().map(|(c, n)| json!({"code": c, "name": exception_name(*c), "count": n})).collect::<Vec<_>>(),
                 "bad_status": x.bad_status.iter().map(|(c, n)| json!({"code": format!("0x{c:08X}"), "name": opcua::status_name(*c), "count": n})).collect::<Vec<_>>(),
+                "errors": x.errors.iter().map(|(c, n)| json!({"code": format!("0x{c:X}"), "name": ics::status_name(x.proto, *c), "count": n})).collect::<Vec<_>>(),
+                "unsolicited": x.unsolicited,
                 "unanswered": x.unanswered,
                 "pending": x.pending,
                 "held": x.held,
@@ -108,7 +114,11 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
                 "writes": x.writes,
                 "functions": x.functions.iter().map(|(f, n)| json!({
                     "function": f,
-                    "name": if x.proto == Proto::OpcUa { opcua::service_name(*f).unwrap_or("unknown") } else { function_name(u8::try_from(*f).unwrap_or(0)) },
+                    "name": match x.proto {
+                        Proto::OpcUa => opcua::service_name(*f).unwrap_or("unknown"),
+                        p if p.is_ics() => ics::function_name(p, *f),
+                        _ => function_name(u8::try_from(*f).unwrap_or(0)),
+                    },
                     "requests": n})).collect::<Vec<_>>(),
                 "rt_ms": {
                     "min": ms(x.rt.min()), "p50": ms(x.rt.quantile(0.5)),
@@ -141,6 +151,25 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         .collect();
     doc.insert("polling".into(), Json::Array(polling));
     doc.insert("polling_series_not_followed".into(), json!(s.polls_dropped));
+    let io: Vec<Json> =
+        s.io.iter()
+            .take(crate::capture::analysis::KEEP)
+            .map(|(k, p)| {
+                json!({
+                    "proto": proto_word(k.proto),
+                    "producer": k.src.to_string(),
+                    "consumer": k.dst.to_string(),
+                    "connection": format!("0x{:08X}", k.connection),
+                    "packets": p.n,
+                    "interval_s": p.mean_s(),
+                    "rate_per_s": p.mean_s().filter(|m| *m > 0.0).map(|m| 1.0 / m),
+                    "jitter": p.jitter(),
+                    "min_interval_s": (p.n > 1).then(|| p.min_ns as f64 / 1e9),
+                    "max_interval_s": (p.n > 1).then(|| p.max_ns as f64 / 1e9),
+                })
+            })
+            .collect();
+    doc.insert("io_connections".into(), Json::Array(io));
     // One set of cells for the three lists: each master, device and time text is made once.
     let mut cells = TxCells::default();
     doc.insert(
@@ -193,6 +222,7 @@ pub fn device_rows(doc: &Json) -> Rows {
         "held",
         "malformed",
         "writes",
+        "unsolicited",
         "rt_min_ms",
         "rt_p50_ms",
         "rt_p95_ms",
@@ -206,10 +236,9 @@ pub fn device_rows(doc: &Json) -> Rows {
             .flatten()
             .filter_map(|e| e["count"].as_u64())
             .sum::<u64>()
-            + d["bad_status"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            + ["bad_status", "errors"]
+                .iter()
+                .flat_map(|k| d[*k].as_array().into_iter().flatten())
                 .filter_map(|e| e["count"].as_u64())
                 .sum::<u64>();
         rows.push(vec![
@@ -223,6 +252,7 @@ pub fn device_rows(doc: &Json) -> Rows {
             d["held"].clone(),
             d["malformed"].clone(),
             d["writes"].clone(),
+            d["unsolicited"].clone(),
             d["rt_ms"]["min"].clone(),
             d["rt_ms"]["p50"].clone(),
             d["rt_ms"]["p95"].clone(),

@@ -52,12 +52,18 @@ pub fn write_summary(
             doc["decoder"]["cut_segments"]
         )?;
     }
+    let others: String = t["messages"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(p, n)| format!(", {n} {p} messages"))
+        .collect();
     writeln!(
         w,
-        "{}: {} Modbus PDUs, {} OPC UA messages; {} transactions, {} exceptions, {} bad status, {} unanswered, {} malformed, {} writes",
+        "{}: {} Modbus PDUs, {} OPC UA messages{others}; {} transactions, {} exceptions, {} bad status, {} errors, {} unanswered, {} malformed, {} writes",
         t["verdict"].as_str().unwrap_or(""),
         t["modbus_pdus"], t["opcua_messages"], t["transactions"], t["exceptions"], t["bad_status"],
-        t["unanswered"], t["malformed"], t["writes"]
+        t["errors"], t["unanswered"], t["malformed"], t["writes"]
     )?;
     let (pending, held) = (
         t["pending"].as_u64().unwrap_or(0),
@@ -133,6 +139,43 @@ pub fn write_summary(
                 polling.len() - 20
             )?;
         }
+    }
+    let io = doc["io_connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !io.is_empty() {
+        writeln!(
+            w,
+            "\nImplicit I/O (per connection; jitter = std. deviation / mean interval)"
+        )?;
+        let mut rows = Rows::new(&[
+            "producer",
+            "consumer",
+            "connection",
+            "packets",
+            "rate_per_s",
+            "interval_s",
+            "jitter",
+            "max_s",
+        ]);
+        for p in io.iter().take(if verbose { usize::MAX } else { 20 }) {
+            let r3 = |v: &Json| {
+                v.as_f64()
+                    .map_or(Json::Null, |x| json!((x * 1000.0).round() / 1000.0))
+            };
+            rows.push(vec![
+                p["producer"].clone(),
+                p["consumer"].clone(),
+                p["connection"].clone(),
+                p["packets"].clone(),
+                r3(&p["rate_per_s"]),
+                r3(&p["interval_s"]),
+                r3(&p["jitter"]),
+                r3(&p["max_interval_s"]),
+            ]);
+        }
+        write_rows(w, Format::Table, &rows, color)?;
     }
     let tx_table =
         |w: &mut dyn Write, title: &str, list: &Json, total: Option<u64>| -> anyhow::Result<()> {

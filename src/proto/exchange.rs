@@ -86,6 +86,18 @@ pub trait Exchange {
     fn fields(&self, _out: &mut Vec<(&'static str, Field)>) {}
 }
 
+impl std::fmt::Debug for dyn Exchange + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("role", &self.role())
+            .field("key", &self.key())
+            .field("function", &self.function())
+            .field("unit", &self.unit())
+            .field("failure", &self.failure())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Appends `b` as colon-separated hex (`01:02:ff`), as tshark prints bytes.
 pub fn hex_into(out: &mut String, b: &[u8]) {
     for (i, x) in b.iter().enumerate() {

@@ -3,9 +3,11 @@
 
 pub mod bacnet;
 pub mod dnp3;
+pub mod enip;
 pub mod exchange;
 pub mod modbus;
 pub mod opcua;
+pub mod s7comm;
 
 /// Text a device supplied (an FC43 identity object, an OPC UA name, a certificate subject), with
 /// its control characters replaced by U+FFFD, so that it cannot drive the terminal it is

@@ -22,6 +22,7 @@ fn devices(doc: &Json) -> Vec<&Json> {
         arr(d, "exceptions")
             .iter()
             .chain(arr(d, "bad_status"))
+            .chain(arr(d, "errors"))
             .filter_map(|e| e["count"].as_u64())
             .sum::<u64>()
             + d["unanswered"].as_u64().unwrap_or(0)
@@ -47,13 +48,18 @@ fn failures_text(d: &Json) -> String {
             )
         })
         .collect();
-    parts.extend(arr(d, "bad_status").iter().map(|e| {
-        format!(
-            "{} × {}",
-            val(&e["count"]),
-            e["name"].as_str().unwrap_or_else(|| s(e, "code"))
-        )
-    }));
+    parts.extend(
+        arr(d, "bad_status")
+            .iter()
+            .chain(arr(d, "errors"))
+            .map(|e| {
+                format!(
+                    "{} × {}",
+                    val(&e["count"]),
+                    e["name"].as_str().unwrap_or_else(|| s(e, "code"))
+                )
+            }),
+    );
     parts.join(", ")
 }
 
@@ -103,11 +109,26 @@ fn rt_bars(rows: &[&Json]) -> String {
 /// What a transaction row says beyond its status: the exception, the bad status code, or the
 /// values written.
 pub fn tx_detail(x: &Json) -> String {
-    x.get("exception")
-        .or(x.get("status_code"))
-        .map(val)
-        .or_else(|| x.get("values").map(ToString::to_string))
-        .unwrap_or_default()
+    let failure = x.get("exception").or(x.get("status_code")).map(val);
+    let values = x
+        .get("values")
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    match x.get("target").and_then(Json::as_str) {
+        // S7comm, CIP, DNP3, BACnet: what was read or written, its values, why it failed.
+        Some(target) => {
+            let mut s = target.to_string();
+            if let Some(v) = values {
+                s.push_str(" = ");
+                s.push_str(&v);
+            }
+            if let Some(f) = failure {
+                s.push_str(": ");
+                s.push_str(&f);
+            }
+            s
+        }
+        None => failure.or(values).unwrap_or_default(),
+    }
 }
 
 /// At most 25 transactions: who asked which device what, and what came back.
