@@ -98,6 +98,24 @@ impl std::fmt::Debug for dyn Exchange + '_ {
     }
 }
 
+/// Appends `n` in decimal without the formatting machinery (targets are written once per
+/// request on the decoder's hot path).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &c in &d[i..] {
+        out.push(char::from(c));
+    }
+}
+
 /// Appends `b` as colon-separated hex (`01:02:ff`), as tshark prints bytes.
 pub fn hex_into(out: &mut String, b: &[u8]) {
     for (i, x) in b.iter().enumerate() {
@@ -111,6 +129,15 @@ pub fn hex_into(out: &mut String, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_as_format_writes_them() {
+        for n in [0, 7, 10, 99, 12_345, u64::from(u32::MAX), u64::MAX] {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn hex_is_colon_separated_lowercase() {

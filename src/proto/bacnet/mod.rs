@@ -12,15 +12,19 @@
 //! - **function**: the confirmed service choice (0–255); [`UNCONFIRMED`] + the unconfirmed
 //!   service choice; [`APDU_ONLY`] + the APDU type for Segment-ACK, Reject and Abort (they
 //!   carry no service); [`NETWORK`] + the network message type; [`BVLC_ONLY`] + the BVLC
-//!   function. [`function_name`] names each.
+//!   function; [`mstp::MSTP_FRAME`] + the frame type for an MS/TP frame without a decoded NPDU.
+//!   [`function_name`] names each.
 //! - **failure**: Error → class·2¹⁶ + code (class < 256: `0x0000_0000..=0x00FF_FFFF`);
 //!   Reject → [`REJECT`] + reason; Abort → [`ABORT`] + reason. [`status_name`] names the error
 //!   code (the class is in [`Exchange::fields`]), the reject or the abort reason.
 //! - **writes**: `writeProperty`, `writePropertyMultiple`, `atomicWriteFile`,
 //!   `addListElement`, `removeListElement`, `createObject`, `deleteObject`, and the controls
 //!   `deviceCommunicationControl` and `reinitializeDevice` (confirmed requests), and
-//!   `writeGroup` (unconfirmed). Target: the object
-//!   and property (`analog-value,3 present-value`); written: the value and priority.
+//!   `writeGroup` (unconfirmed). Target: the object and property (`analog-value,3
+//!   present-value`); of Read/WritePropertyMultiple (and its ACK) every object and property,
+//!   `; ` between objects, the first [`TARGET_PROPERTIES`] then `… (N)`. Written: the value and
+//!   priority; of `WritePropertyMultiple` every value (and priority) in the target's order, `; `
+//!   between properties.
 //! - **unit**: none (a BACnet device is its network address and device instance; I-Am gives
 //!   the instance in [`Message::iam`]).
 
@@ -280,6 +284,7 @@ pub fn function_name(f: u32) -> &'static str {
         0x200..=0x2FF => apdu_type_name(f as u8),
         0x300..=0x3FF => network_message_name(f as u8),
         0x400..=0x4FF => bvlc_function_name(f as u8),
+        0x500..=0x5FF => mstp::frame_type_name(f as u8),
         _ => "Unknown",
     }
 }
@@ -770,16 +775,88 @@ fn detail<'a>(a: &Apdu<'a>) -> (Detail<'a>, Option<&'static str>) {
     (d, ok.is_none().then_some(BAD_PARAMS))
 }
 
+/// How many properties a Read/WritePropertyMultiple target names before it says how many there
+/// are in all (`analog-input,1 present-value, status-flags; … (12)`).
+pub const TARGET_PROPERTIES: usize = 4;
+
+/// One property of a Read/WritePropertyMultiple list (request or ReadPropertyMultiple-ACK).
+struct Access<'a> {
+    /// The first property of its object.
+    first: bool,
+    object: (u16, u32),
+    property: u32,
+    index: Option<u32>,
+    /// The value written (`WritePropertyMultiple`) or read (the ACK).
+    value: Option<&'a [u8]>,
+    priority: Option<u32>,
+}
+
+impl<'a> Apdu<'a> {
+    /// Read/WritePropertyMultiple request or ReadPropertyMultiple-ACK (its first segment, if
+    /// segmented).
+    fn multiple(&self) -> bool {
+        matches!(
+            (self.pdu_type, self.service),
+            (
+                0,
+                Some(service::READ_PROPERTY_MULTIPLE | service::WRITE_PROPERTY_MULTIPLE)
+            ) | (3, Some(service::READ_PROPERTY_MULTIPLE))
+        ) && (!self.segmented() || self.sequence == Some(0))
+    }
+
+    /// Calls `each` with every property of a [`Apdu::multiple`] list, in order, as far as the
+    /// list parses (`None` where it stops).
+    fn each_access(&self, each: &mut dyn FnMut(&Access<'a>)) -> Option<()> {
+        let ack = self.pdu_type == 3;
+        let write = self.service == Some(service::WRITE_PROPERTY_MULTIPLE);
+        let (p, ix) = if ack { (2, 3) } else { (0, 1) };
+        let mut t = Tags(self.body);
+        while !t.0.is_empty() {
+            let object = object_id(t.context(0)?.content)?;
+            let mut l = Tags(t.constructed(1)?);
+            let mut first = true;
+            while !l.0.is_empty() {
+                let property = unsigned(l.context(p)?.content)?;
+                let index = l.context(ix).and_then(|x| unsigned(x.content));
+                let (value, priority) = if ack {
+                    let v = l.constructed(4);
+                    if v.is_none() {
+                        l.constructed(5)?;
+                    }
+                    (v, None)
+                } else if write {
+                    let v = l.constructed(2)?;
+                    (Some(v), l.context(3).and_then(|x| unsigned(x.content)))
+                } else {
+                    (None, None)
+                };
+                each(&Access {
+                    first,
+                    object,
+                    property,
+                    index,
+                    value,
+                    priority,
+                });
+                first = false;
+            }
+        }
+        Some(())
+    }
+}
+
 /// Appends the property name (or `property-N`) and `[index]`.
 fn property_into(p: u32, index: Option<u32>, out: &mut String) {
-    match property_name(p) {
-        Some(n) => out.push_str(n),
-        None => {
-            let _ = write!(out, "property-{p}");
-        }
+    if let Some(n) = property_name(p) {
+        out.push_str(n);
+    } else {
+        out.push_str("property-");
+        crate::proto::exchange::push_u64(out, u64::from(p));
     }
     if let Some(i) = index {
-        let _ = write!(out, "[{i}]");
+        out.push('[');
+        crate::proto::exchange::push_u64(out, u64::from(i));
+        out.push(']');
     }
 }
 
@@ -850,6 +927,34 @@ impl Exchange for Message<'_> {
     }
 
     fn target(&self, out: &mut String) {
+        if let Some(a) = self.apdu.filter(Apdu::multiple) {
+            let start = out.len();
+            let mut n = 0usize;
+            let _ = a.each_access(&mut |x| {
+                n += 1;
+                if n > TARGET_PROPERTIES {
+                    return;
+                }
+                if x.first {
+                    if out.len() > start {
+                        out.push_str("; ");
+                    }
+                    object_into(x.object.0, x.object.1, out);
+                    out.push(' ');
+                } else {
+                    out.push_str(", ");
+                }
+                property_into(x.property, x.index, out);
+            });
+            if n > TARGET_PROPERTIES {
+                out.push_str(" … (");
+                crate::proto::exchange::push_u64(out, n as u64);
+                out.push(')');
+            }
+            if n > 0 {
+                return;
+            }
+        }
         let d = &self.detail;
         if let Some((t, i)) = d.object {
             object_into(t, i, out);
@@ -867,6 +972,23 @@ impl Exchange for Message<'_> {
             return;
         }
         let Some(a) = self.apdu else { return };
+        if a.multiple() {
+            let start = out.len();
+            let _ = a.each_access(&mut |x| {
+                if out.len() > start {
+                    out.push_str("; ");
+                }
+                if let Some(v) = x.value {
+                    values_into(v, out);
+                }
+                if let Some(p) = x.priority {
+                    let _ = write!(out, " priority {p}");
+                }
+            });
+            if out.len() > start {
+                return;
+            }
+        }
         if let Some(v) = self.detail.value {
             values_into(v, out);
             if let Some(p) = self.detail.priority {
@@ -1005,6 +1127,49 @@ mod tests {
         m.written(&mut w);
         assert_eq!(t, "analog-value,3 present-value");
         assert_eq!(w, "72.5 priority 8");
+    }
+
+    #[test]
+    fn multiple_property_services_name_every_property_and_value() {
+        // WritePropertyMultiple: analog-value,3 {present-value 72.5 priority 8, description
+        // "x"}; binary-value,1 {present-value active}.
+        let req = bvlc(
+            0x0a,
+            &[
+                1, 0x04, 0x00, 0x05, 0x02, 0x10, // confirmed, invoke 2, WPM
+                0x0c, 0x00, 0x80, 0x00, 0x03, 0x1e, // analog-value,3 [
+                0x09, 0x55, 0x2e, 0x44, 0x42, 0x91, 0x00, 0x00, 0x2f, 0x39, 0x08, // pv
+                0x09, 0x1c, 0x2e, 0x72, 0x00, b'x', 0x2f, // description
+                0x1f, // ]
+                0x0c, 0x01, 0x40, 0x00, 0x01, 0x1e, // binary-value,1 [
+                0x09, 0x55, 0x2e, 0x91, 0x01, 0x2f, 0x1f,
+            ],
+        );
+        let m = parse_bvlc_message(req);
+        assert_eq!(m.malformed(), None);
+        assert!(m.is_write());
+        let (mut t, mut w) = (String::new(), String::new());
+        m.target(&mut t);
+        m.written(&mut w);
+        assert_eq!(
+            t,
+            "analog-value,3 present-value, description; binary-value,1 present-value"
+        );
+        assert_eq!(w, "72.5 priority 8; \"x\"; enumerated 1");
+        // ReadPropertyMultiple of 6 properties of one object: the first 4, then the count.
+        let mut rpm = vec![1, 0x04, 0x00, 0x05, 0x03, 0x0e, 0x0c, 0x00, 0, 0, 1, 0x1e];
+        for p in [85u8, 111, 103, 81, 77, 28] {
+            rpm.extend_from_slice(&[0x09, p]);
+        }
+        rpm.push(0x1f);
+        let m = parse_bvlc_message(bvlc(0x0a, &rpm));
+        let mut t = String::new();
+        m.target(&mut t);
+        assert_eq!(
+            t,
+            "analog-input,1 present-value, status-flags, reliability, out-of-service … (6)"
+        );
+        assert!(!m.is_write());
     }
 
     #[test]
