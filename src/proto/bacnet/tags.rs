@@ -121,6 +121,17 @@ pub fn object_into(t: u16, instance: u32, out: &mut String) {
     crate::proto::exchange::push_u64(out, u64::from(instance));
 }
 
+/// A signed integer of 1–4 octets (two's complement, big-endian).
+#[must_use]
+pub fn signed(c: &[u8]) -> Option<i32> {
+    if c.is_empty() || c.len() > 4 {
+        return None;
+    }
+    let v = c.iter().fold(0i64, |a, &x| (a << 8) | i64::from(x));
+    let shift = 64 - 8 * c.len() as u32;
+    i32::try_from((v << shift) >> shift).ok()
+}
+
 /// Appends the value of an application tag (context tags: their content in hex).
 pub fn value_into(tag: &Tag<'_>, out: &mut String) {
     let c = tag.content;
