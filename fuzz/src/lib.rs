@@ -521,6 +521,7 @@ pub fn bacnet_message(data: &[u8]) {
     exercise(&bacnet::parse_npdu_message(data), bacnet::status_name);
     let mut rest = data;
     while let Some(f) = mstp::parse_frame(rest) {
+        exercise(&mstp::MstpMessage::of(f), bacnet::status_name);
         if f.carries_npdu() {
             exercise(&bacnet::parse_npdu_message(f.data), bacnet::status_name);
         }

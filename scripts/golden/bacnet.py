@@ -8,7 +8,7 @@ Usage: python3 scripts/golden/bacnet.py [CAPTURES_DIR] [OUT_DIR]
 Per capture: tshark -n -r CAP -Y "bacnet || bvlc || bacapp || mstp && frame.number <= 3000"
              -T json -J "frame ip tcp udp bvlc bacnet bacapp mstp"
 with an empty WIRESHARK_CONFIG_DIR.
-Keys (plcprobe's proto::bacnet Message::fields and mstp::MstpFrame::fields use the same):
+Keys (plcprobe's proto::bacnet Message::fields and mstp::MstpMessage::fields use the same):
 frame, ts, src, dst, sport, dport, index; MS/TP: mstp_frame_type, mstp_dst, mstp_src;
 bvlc_function, bvlc_result; npdu_control, dnet, snet, network_message; apdu_type, invoke_id,
 confirmed_service | unconfirmed_service, object_type, instance, property (the first of each),

@@ -594,11 +594,14 @@ impl Decoder {
         self.lines.len() - 1
     }
 
-    /// A BACnet MS/TP frame (link type 165): counted with its CRCs checked; the NPDU of a data
-    /// frame whose CRCs check is decoded as BACnet, its devices `LINE/MAC`.
+    /// A BACnet MS/TP frame (link type 165): counted with its CRCs checked and listed as
+    /// `proto::bacnet::mstp::MstpMessage` (the frame's fields, and the NPDU's message of a data
+    /// frame whose CRCs check). A data frame's device is `LINE/MAC` of its server end (the
+    /// destination of a request, the source of an answer); any other frame's (Token, Poll For
+    /// Master, a damaged frame) is its sender's, so a polled MAC that never answers is no device.
     #[inline(never)]
     fn mstp_packet(&mut self, p: &reader::Packet<'_>, sink: &mut dyn PduSink) {
-        use crate::proto::bacnet::{self, mstp};
+        use crate::proto::bacnet::mstp;
         self.frame_pdus = 0;
         let Some(f) = mstp::parse_frame(p.data) else {
             self.health.malformed_frames += 1;
@@ -609,17 +612,14 @@ impl Decoder {
         self.health.mstp_frames += 1;
         if !(f.header_crc_ok && f.data_crc_ok) {
             self.health.crc_errors += 1;
-            return;
-        }
-        if !f.carries_npdu() {
-            return;
         }
         let li = self.line_of(p);
         let line = &self.lines[li];
-        let m = bacnet::parse_npdu_message(f.data);
+        let m = mstp::MstpMessage::of(f);
         let src = Addr::serial_end(line.index, link::SerialEnd::Unit(f.src));
         let dst = Addr::serial_end(line.index, link::SerialEnd::Unit(f.dst));
         let (dir, mac) = match m.role() {
+            _ if m.npdu.is_none() => (Direction::Response, f.src),
             Role::Request | Role::Other => (Direction::Query, f.dst),
             Role::Response | Role::Unsolicited => (Direction::Response, f.src),
         };
@@ -806,6 +806,10 @@ impl Decoder {
         health.datagrams += 1;
         if seg.cut {
             health.cut_segments += 1;
+        }
+        if seg.payload.is_empty() {
+            // A port probe: no message of any of these protocols is empty (tshark agrees).
+            return;
         }
         let mut st = Step {
             with_nodes: cfg.opcua_nodes,

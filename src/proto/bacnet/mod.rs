@@ -12,15 +12,23 @@
 //! - **function**: the confirmed service choice (0–255); [`UNCONFIRMED`] + the unconfirmed
 //!   service choice; [`APDU_ONLY`] + the APDU type for Segment-ACK, Reject and Abort (they
 //!   carry no service); [`NETWORK`] + the network message type; [`BVLC_ONLY`] + the BVLC
-//!   function. [`function_name`] names each.
+//!   function; [`mstp::MSTP_FRAME`] + the frame type for an MS/TP frame without a decoded NPDU.
+//!   [`function_name`] names each.
 //! - **failure**: Error → class·2¹⁶ + code (class < 256: `0x0000_0000..=0x00FF_FFFF`);
 //!   Reject → [`REJECT`] + reason; Abort → [`ABORT`] + reason. [`status_name`] names the error
 //!   code (the class is in [`Exchange::fields`]), the reject or the abort reason.
 //! - **writes**: `writeProperty`, `writePropertyMultiple`, `atomicWriteFile`,
 //!   `addListElement`, `removeListElement`, `createObject`, `deleteObject`, and the controls
 //!   `deviceCommunicationControl` and `reinitializeDevice` (confirmed requests), and
-//!   `writeGroup` (unconfirmed). Target: the object
-//!   and property (`analog-value,3 present-value`); written: the value and priority.
+//!   `writeGroup` (unconfirmed). Target: the object and property (`analog-value,3
+//!   present-value`); of Read/WritePropertyMultiple (and its ACK) every object and property,
+//!   `; ` between objects, the first [`TARGET_PROPERTIES`] then `… (N)`. Written: the value and
+//!   priority; of `WritePropertyMultiple` every value (and priority) in the target's order, `; `
+//!   between properties.
+//! - **parameters** also decoded (target / written): `SubscribeCOV` (object, subscriber process,
+//!   confirmed, lifetime), `ReadRange` (object, property, range by position / sequence number /
+//!   time and count), `DeviceCommunicationControl` (enable-disable and duration; the password is
+//!   never written out), `ReinitializeDevice` (the state; likewise).
 //! - **unit**: none (a BACnet device is its network address and device instance; I-Am gives
 //!   the instance in [`Message::iam`]).
 
@@ -30,7 +38,7 @@ pub mod tags;
 
 use crate::proto::exchange::{Exchange, Field, Role};
 use std::fmt::Write as _;
-use tags::{object_id, object_into, read_tag, unsigned, value_into, Tag};
+use tags::{object_id, object_into, read_tag, signed, unsigned, value_into, Tag};
 
 /// UDP port of BACnet/IP.
 pub const PORT: u16 = 47808;
@@ -57,6 +65,14 @@ pub mod service {
     pub const WRITE_PROPERTY: u8 = 15;
     /// writePropertyMultiple.
     pub const WRITE_PROPERTY_MULTIPLE: u8 = 16;
+    /// subscribeCOV.
+    pub const SUBSCRIBE_COV: u8 = 5;
+    /// deviceCommunicationControl.
+    pub const DEVICE_COMMUNICATION_CONTROL: u8 = 17;
+    /// reinitializeDevice.
+    pub const REINITIALIZE_DEVICE: u8 = 20;
+    /// readRange.
+    pub const READ_RANGE: u8 = 26;
     /// i-Am (unconfirmed).
     pub const I_AM: u8 = 0;
     /// who-Is (unconfirmed).
@@ -280,6 +296,7 @@ pub fn function_name(f: u32) -> &'static str {
         0x200..=0x2FF => apdu_type_name(f as u8),
         0x300..=0x3FF => network_message_name(f as u8),
         0x400..=0x4FF => bvlc_function_name(f as u8),
+        0x500..=0x5FF => mstp::frame_type_name(f as u8),
         _ => "Unknown",
     }
 }
@@ -410,6 +427,47 @@ pub struct Detail<'a> {
     pub who_is: Option<(u32, u32)>,
     /// I-Am.
     pub iam: Option<IAm>,
+    /// `SubscribeCOV`: subscriber process id, issue confirmed notifications (absent: a
+    /// cancellation), lifetime in seconds (0 or absent: indefinite).
+    pub cov: Option<(u32, Option<bool>, Option<u32>)>,
+    /// `ReadRange`: how the range is given (3 by position, 6 by sequence number, 7 by time), the
+    /// reference index or sequence number (none by time), and the count (negative: backwards).
+    pub range: Option<(u8, Option<u32>, i32)>,
+    /// `DeviceCommunicationControl`: the duration in minutes (absent: indefinite) and
+    /// enable-disable (0 enable, 1 disable, 2 disable-initiation).
+    pub communication: Option<(Option<u32>, u32)>,
+    /// `ReinitializeDevice`: the state asked for (0 coldstart, 1 warmstart, …).
+    pub reinitialize: Option<u32>,
+}
+
+/// tshark's name of `DeviceCommunicationControl`'s enable-disable (`bacapp.enable_disable`).
+#[must_use]
+pub fn enable_disable_name(v: u32) -> &'static str {
+    match v {
+        0 => "enable",
+        1 => "disable",
+        2 => "disable-initiation",
+        _ => "Unknown",
+    }
+}
+
+/// tshark's name of `ReinitializeDevice`'s state (`bacapp.reinitialized_state_of_device`).
+#[must_use]
+pub fn reinitialized_state_name(v: u32) -> &'static str {
+    const N: [&str; 8] = [
+        "coldstart",
+        "warmstart",
+        "startbackup",
+        "endbackup",
+        "startrestore",
+        "endrestore",
+        "abortrestore",
+        "activate-changes",
+    ];
+    usize::try_from(v)
+        .ok()
+        .and_then(|v| N.get(v).copied())
+        .unwrap_or("Unknown")
 }
 
 /// One BACnet message, decoded as far as it goes.
@@ -724,6 +782,47 @@ fn detail<'a>(a: &Apdu<'a>) -> (Detail<'a>, Option<&'static str>) {
             }
             Some(())
         })(),
+        (0, service::SUBSCRIBE_COV) => (|| {
+            let process = unsigned(t.context(0)?.content)?;
+            d.object = object_id(t.context(1)?.content);
+            let confirmed = t
+                .context(2)
+                .map(|x| x.content.first().is_some_and(|&b| b != 0));
+            let lifetime = t.context(3).and_then(|x| unsigned(x.content));
+            d.cov = Some((process, confirmed, lifetime));
+            Some(())
+        })(),
+        (0, service::READ_RANGE) => (|| {
+            d.object = object_id(t.context(0)?.content);
+            d.property = unsigned(t.context(1)?.content);
+            d.array_index = t.context(2).and_then(|x| unsigned(x.content));
+            if t.0.is_empty() {
+                return Some(());
+            }
+            let kind = t.peek()?.number;
+            let mut r = Tags(t.constructed(kind)?);
+            let reference = match kind {
+                3 | 6 => Some(unsigned(r.next()?.content)?),
+                7 => {
+                    r.next()?;
+                    r.next()?;
+                    None
+                }
+                _ => return None,
+            };
+            d.range = Some((kind, reference, signed(r.next()?.content)?));
+            Some(())
+        })(),
+        (0, service::DEVICE_COMMUNICATION_CONTROL) => (|| {
+            let duration = t.context(0).and_then(|x| unsigned(x.content));
+            let enable = unsigned(t.context(1)?.content)?;
+            d.communication = Some((duration, enable));
+            Some(())
+        })(),
+        (0, service::REINITIALIZE_DEVICE) => (|| {
+            d.reinitialize = Some(unsigned(t.context(0)?.content)?);
+            Some(())
+        })(),
         (5, _) => (|| {
             let mut body = t.0;
             if let Some(inner) = t.constructed(0) {
@@ -770,16 +869,88 @@ fn detail<'a>(a: &Apdu<'a>) -> (Detail<'a>, Option<&'static str>) {
     (d, ok.is_none().then_some(BAD_PARAMS))
 }
 
+/// How many properties a Read/WritePropertyMultiple target names before it says how many there
+/// are in all (`analog-input,1 present-value, status-flags; … (12)`).
+pub const TARGET_PROPERTIES: usize = 4;
+
+/// One property of a Read/WritePropertyMultiple list (request or ReadPropertyMultiple-ACK).
+struct Access<'a> {
+    /// The first property of its object.
+    first: bool,
+    object: (u16, u32),
+    property: u32,
+    index: Option<u32>,
+    /// The value written (`WritePropertyMultiple`) or read (the ACK).
+    value: Option<&'a [u8]>,
+    priority: Option<u32>,
+}
+
+impl<'a> Apdu<'a> {
+    /// Read/WritePropertyMultiple request or ReadPropertyMultiple-ACK (its first segment, if
+    /// segmented).
+    fn multiple(&self) -> bool {
+        matches!(
+            (self.pdu_type, self.service),
+            (
+                0,
+                Some(service::READ_PROPERTY_MULTIPLE | service::WRITE_PROPERTY_MULTIPLE)
+            ) | (3, Some(service::READ_PROPERTY_MULTIPLE))
+        ) && (!self.segmented() || self.sequence == Some(0))
+    }
+
+    /// Calls `each` with every property of a [`Apdu::multiple`] list, in order, as far as the
+    /// list parses (`None` where it stops).
+    fn each_access(&self, each: &mut dyn FnMut(&Access<'a>)) -> Option<()> {
+        let ack = self.pdu_type == 3;
+        let write = self.service == Some(service::WRITE_PROPERTY_MULTIPLE);
+        let (p, ix) = if ack { (2, 3) } else { (0, 1) };
+        let mut t = Tags(self.body);
+        while !t.0.is_empty() {
+            let object = object_id(t.context(0)?.content)?;
+            let mut l = Tags(t.constructed(1)?);
+            let mut first = true;
+            while !l.0.is_empty() {
+                let property = unsigned(l.context(p)?.content)?;
+                let index = l.context(ix).and_then(|x| unsigned(x.content));
+                let (value, priority) = if ack {
+                    let v = l.constructed(4);
+                    if v.is_none() {
+                        l.constructed(5)?;
+                    }
+                    (v, None)
+                } else if write {
+                    let v = l.constructed(2)?;
+                    (Some(v), l.context(3).and_then(|x| unsigned(x.content)))
+                } else {
+                    (None, None)
+                };
+                each(&Access {
+                    first,
+                    object,
+                    property,
+                    index,
+                    value,
+                    priority,
+                });
+                first = false;
+            }
+        }
+        Some(())
+    }
+}
+
 /// Appends the property name (or `property-N`) and `[index]`.
 fn property_into(p: u32, index: Option<u32>, out: &mut String) {
-    match property_name(p) {
-        Some(n) => out.push_str(n),
-        None => {
-            let _ = write!(out, "property-{p}");
-        }
+    if let Some(n) = property_name(p) {
+        out.push_str(n);
+    } else {
+        out.push_str("property-");
+        crate::proto::exchange::push_dec(out, u64::from(p));
     }
     if let Some(i) = index {
-        let _ = write!(out, "[{i}]");
+        out.push('[');
+        crate::proto::exchange::push_dec(out, u64::from(i));
+        out.push(']');
     }
 }
 
@@ -850,12 +1021,70 @@ impl Exchange for Message<'_> {
     }
 
     fn target(&self, out: &mut String) {
+        if let Some(a) = self.apdu.filter(Apdu::multiple) {
+            let start = out.len();
+            let mut n = 0usize;
+            let _ = a.each_access(&mut |x| {
+                n += 1;
+                if n > TARGET_PROPERTIES {
+                    return;
+                }
+                if x.first {
+                    if out.len() > start {
+                        out.push_str("; ");
+                    }
+                    object_into(x.object.0, x.object.1, out);
+                    out.push(' ');
+                } else {
+                    out.push_str(", ");
+                }
+                property_into(x.property, x.index, out);
+            });
+            if n > TARGET_PROPERTIES {
+                out.push_str(" … (");
+                crate::proto::exchange::push_dec(out, n as u64);
+                out.push(')');
+            }
+            if n > 0 {
+                return;
+            }
+        }
         let d = &self.detail;
         if let Some((t, i)) = d.object {
             object_into(t, i, out);
             if let Some(p) = d.property {
                 out.push(' ');
                 property_into(p, d.array_index, out);
+            }
+            if let Some((kind, reference, count)) = d.range {
+                out.push_str(match kind {
+                    3 => " by position ",
+                    6 => " by sequence number ",
+                    _ => " by time",
+                });
+                if let Some(r) = reference {
+                    crate::proto::exchange::push_dec(out, u64::from(r));
+                }
+                out.push_str(" count ");
+                if count < 0 {
+                    out.push('-');
+                }
+                crate::proto::exchange::push_dec(out, u64::from(count.unsigned_abs()));
+            }
+            if let Some((process, confirmed, lifetime)) = d.cov {
+                out.push_str(" COV process ");
+                crate::proto::exchange::push_dec(out, u64::from(process));
+                match (confirmed, lifetime) {
+                    (None, _) => out.push_str(" cancel"),
+                    (Some(c), l) => {
+                        out.push_str(if c { " confirmed" } else { " unconfirmed" });
+                        if let Some(l) = l.filter(|&l| l > 0) {
+                            out.push_str(" lifetime ");
+                            crate::proto::exchange::push_dec(out, u64::from(l));
+                            out.push_str(" s");
+                        }
+                    }
+                }
             }
         } else if let Some((lo, hi)) = d.who_is {
             let _ = write!(out, "device {lo}-{hi}");
@@ -867,6 +1096,40 @@ impl Exchange for Message<'_> {
             return;
         }
         let Some(a) = self.apdu else { return };
+        if a.multiple() {
+            let start = out.len();
+            let _ = a.each_access(&mut |x| {
+                if out.len() > start {
+                    out.push_str("; ");
+                }
+                if let Some(v) = x.value {
+                    values_into(v, out);
+                }
+                if let Some(p) = x.priority {
+                    let _ = write!(out, " priority {p}");
+                }
+            });
+            if out.len() > start {
+                return;
+            }
+        }
+        if let Some((duration, enable)) = self.detail.communication {
+            // The password (context tag 2) is never written out.
+            out.push_str(enable_disable_name(enable));
+            match duration {
+                Some(m) if m > 0 => {
+                    let _ = write!(out, " for {m} min");
+                }
+                _ => out.push_str(" indefinitely"),
+            }
+            return;
+        }
+        if let Some(state) = self.detail.reinitialize {
+            out.push_str(function_name(self.function()));
+            out.push(' ');
+            out.push_str(reinitialized_state_name(state));
+            return;
+        }
         if let Some(v) = self.detail.value {
             values_into(v, out);
             if let Some(p) = self.detail.priority {
@@ -1005,6 +1268,88 @@ mod tests {
         m.written(&mut w);
         assert_eq!(t, "analog-value,3 present-value");
         assert_eq!(w, "72.5 priority 8");
+    }
+
+    #[test]
+    fn multiple_property_services_name_every_property_and_value() {
+        // WritePropertyMultiple: analog-value,3 {present-value 72.5 priority 8, description
+        // "x"}; binary-value,1 {present-value active}.
+        let req = bvlc(
+            0x0a,
+            &[
+                1, 0x04, 0x00, 0x05, 0x02, 0x10, // confirmed, invoke 2, WPM
+                0x0c, 0x00, 0x80, 0x00, 0x03, 0x1e, // analog-value,3 [
+                0x09, 0x55, 0x2e, 0x44, 0x42, 0x91, 0x00, 0x00, 0x2f, 0x39, 0x08, // pv
+                0x09, 0x1c, 0x2e, 0x72, 0x00, b'x', 0x2f, // description
+                0x1f, // ]
+                0x0c, 0x01, 0x40, 0x00, 0x01, 0x1e, // binary-value,1 [
+                0x09, 0x55, 0x2e, 0x91, 0x01, 0x2f, 0x1f,
+            ],
+        );
+        let m = parse_bvlc_message(req);
+        assert_eq!(m.malformed(), None);
+        assert!(m.is_write());
+        let (mut t, mut w) = (String::new(), String::new());
+        m.target(&mut t);
+        m.written(&mut w);
+        assert_eq!(
+            t,
+            "analog-value,3 present-value, description; binary-value,1 present-value"
+        );
+        assert_eq!(w, "72.5 priority 8; \"x\"; enumerated 1");
+        // ReadPropertyMultiple of 6 properties of one object: the first 4, then the count.
+        let mut rpm = vec![1, 0x04, 0x00, 0x05, 0x03, 0x0e, 0x0c, 0x00, 0, 0, 1, 0x1e];
+        for p in [85u8, 111, 103, 81, 77, 28] {
+            rpm.extend_from_slice(&[0x09, p]);
+        }
+        rpm.push(0x1f);
+        let m = parse_bvlc_message(bvlc(0x0a, &rpm));
+        let mut t = String::new();
+        m.target(&mut t);
+        assert_eq!(
+            t,
+            "analog-input,1 present-value, status-flags, reliability, out-of-service … (6)"
+        );
+        assert!(!m.is_write());
+    }
+
+    #[test]
+    fn subscriptions_ranges_and_device_controls_say_what_they_ask() {
+        let text = |npdu: &[u8]| {
+            let m = parse_bvlc_message(bvlc(0x0a, npdu));
+            assert_eq!(m.malformed(), None, "{npdu:?}");
+            let (mut t, mut w) = (String::new(), String::new());
+            m.target(&mut t);
+            m.written(&mut w);
+            (t, w, m.is_write())
+        };
+        // SubscribeCOV process 18, analog-input,10, unconfirmed, lifetime 300 s.
+        let (t, _, write) = text(&[
+            1, 4, 0x00, 0x05, 9, 5, 0x09, 18, 0x1c, 0, 0, 0, 10, 0x29, 0, 0x3a, 0x01, 0x2c,
+        ]);
+        assert_eq!(
+            t,
+            "analog-input,10 COV process 18 unconfirmed lifetime 300 s"
+        );
+        assert!(!write);
+        // ReadRange trend-log,1 log-buffer by position 1 count -10.
+        let (t, _, _) = text(&[
+            1, 4, 0x00, 0x05, 10, 26, 0x0c, 0x05, 0, 0, 1, 0x19, 131, 0x3e, 0x21, 1, 0x31, 0xf6,
+            0x3f,
+        ]);
+        assert_eq!(t, "trend-log,1 log-buffer by position 1 count -10");
+        // DeviceCommunicationControl disable for 60 minutes, password "secret": not written.
+        let (_, w, write) = text(&[
+            1, 4, 0x00, 0x05, 11, 17, 0x09, 60, 0x19, 1, 0x2d, 7, 0, b's', b'e', b'c', b'r', b'e',
+            b't',
+        ]);
+        assert!(write);
+        assert_eq!(w, "disable for 60 min");
+        // ReinitializeDevice warmstart with a password.
+        let (_, w, write) = text(&[1, 4, 0x00, 0x05, 12, 20, 0x09, 1, 0x1d, 3, 0, b'p', b'w']);
+        assert!(write);
+        assert_eq!(w, "reinitializeDevice warmstart");
+        assert!(!w.contains("pw"));
     }
 
     #[test]

@@ -3,6 +3,18 @@
 //! in the data frame types) and its CRC-16, low octet first. Both CRCs are checked as Annex G
 //! specifies (header: x⁸+x⁷+1 with remainder 0x55; data: CRC-CCITT reflected, remainder 0xF0B8).
 //! This is what a pcap of link type 165 (BACnet MS/TP) holds per packet.
+//!
+//! [`MstpMessage`] is the [`Exchange`] view of one frame: a data frame whose CRCs check is its
+//! NPDU's message (role, key, target, … of [`super::Message`]) with the frame's fields in front;
+//! any other frame (Token, Poll For Master, a frame whose CRC failed) is [`Role::Other`] with
+//! function [`MSTP_FRAME`] + frame type, counted and listed, never paired.
+
+use super::Message;
+use crate::proto::exchange::{Exchange, Field, Role};
+
+/// Function numbers of MS/TP frames without a decoded NPDU (+ frame type); see
+/// [`super::function_name`].
+pub const MSTP_FRAME: u32 = 0x500;
 
 /// The preamble.
 pub const PREAMBLE: [u8; 2] = [0x55, 0xFF];
@@ -77,15 +89,17 @@ pub struct MstpFrame<'a> {
 
 impl MstpFrame<'_> {
     /// The frame's fields under the golden files' names (`mstp_frame_type`, `mstp_dst`,
-    /// `mstp_src`, `mstp_hdr_crc_ok`, `mstp_data_crc_ok`); the NPDU's come from
-    /// [`super::parse_npdu_message`].
-    pub fn fields(&self, out: &mut Vec<(&'static str, crate::proto::exchange::Field)>) {
-        use crate::proto::exchange::Field;
+    /// `mstp_src`); the NPDU's come from [`super::parse_npdu_message`].
+    pub fn fields(&self, out: &mut Vec<(&'static str, Field)>) {
         out.push(("mstp_frame_type", Field::U(u64::from(self.frame_type))));
         out.push(("mstp_dst", Field::U(u64::from(self.dst))));
         out.push(("mstp_src", Field::U(u64::from(self.src))));
-        out.push(("mstp_hdr_crc_ok", Field::B(self.header_crc_ok)));
-        out.push(("mstp_data_crc_ok", Field::B(self.data_crc_ok)));
+    }
+
+    /// Both CRCs check and the frame is whole.
+    #[must_use]
+    pub fn intact(&self) -> bool {
+        self.header_crc_ok && self.data_crc_ok && !self.cut
     }
 
     /// Whether the data is an NPDU (data frame types 5, 6).
@@ -123,6 +137,74 @@ pub fn parse_frame(b: &[u8]) -> Option<MstpFrame<'_>> {
         data,
         cut,
     })
+}
+
+/// One MS/TP frame as a message (see the module header).
+#[derive(Debug, Clone)]
+pub struct MstpMessage<'a> {
+    /// The frame.
+    pub frame: MstpFrame<'a>,
+    /// Its NPDU's message: a data frame whose CRCs check.
+    pub npdu: Option<Message<'a>>,
+}
+
+impl<'a> MstpMessage<'a> {
+    /// The message of `frame`.
+    #[must_use]
+    pub fn of(frame: MstpFrame<'a>) -> MstpMessage<'a> {
+        let npdu =
+            (frame.intact() && frame.carries_npdu()).then(|| super::parse_npdu_message(frame.data));
+        MstpMessage { frame, npdu }
+    }
+}
+
+impl Exchange for MstpMessage<'_> {
+    fn role(&self) -> Role {
+        self.npdu.as_ref().map_or(Role::Other, Exchange::role)
+    }
+    fn key(&self) -> u32 {
+        self.npdu.as_ref().map_or(0, Exchange::key)
+    }
+    fn function(&self) -> u32 {
+        self.npdu.as_ref().map_or(
+            MSTP_FRAME + u32::from(self.frame.frame_type),
+            Exchange::function,
+        )
+    }
+    fn failure(&self) -> Option<u32> {
+        self.npdu.as_ref().and_then(Exchange::failure)
+    }
+    fn is_write(&self) -> bool {
+        self.npdu.as_ref().is_some_and(Exchange::is_write)
+    }
+    fn target(&self, out: &mut String) {
+        if let Some(m) = &self.npdu {
+            m.target(out);
+        }
+    }
+    fn written(&self, out: &mut String) {
+        if let Some(m) = &self.npdu {
+            m.written(out);
+        }
+    }
+    fn malformed(&self) -> Option<&'static str> {
+        let f = &self.frame;
+        if f.cut {
+            Some("MS/TP frame cut short")
+        } else if !f.header_crc_ok {
+            Some("MS/TP header CRC error")
+        } else if !f.data_crc_ok {
+            Some("MS/TP data CRC error (NPDU not decoded)")
+        } else {
+            self.npdu.as_ref().and_then(Exchange::malformed)
+        }
+    }
+    fn fields(&self, out: &mut Vec<(&'static str, Field)>) {
+        self.frame.fields(out);
+        if let Some(m) = &self.npdu {
+            m.fields(out);
+        }
+    }
 }
 
 /// Builds a frame with correct CRCs.
@@ -171,5 +253,28 @@ mod tests {
         assert!(parse_frame(&f[..f.len() - 1]).unwrap().cut);
         assert!(parse_frame(&f[..7]).is_none());
         assert_eq!(frame_type_name(6), "BACnet Data Not Expecting Reply");
+    }
+
+    #[test]
+    fn a_frame_is_its_npdus_message_or_counted_only() {
+        // ReadProperty device,2 object-list, invoke id 241 (bacnet_mstp_serial.pcap frame 3).
+        let npdu = [1, 4, 2, 0x75, 241, 12, 0x0c, 0x02, 0, 0, 2, 0x19, 76];
+        let data = build_frame(5, 12, 0, &npdu);
+        let m = MstpMessage::of(parse_frame(&data).unwrap());
+        assert_eq!((m.role(), m.key(), m.function()), (Role::Request, 241, 12));
+        assert_eq!(m.malformed(), None);
+        let mut f = Vec::new();
+        m.fields(&mut f);
+        assert_eq!(f[0], ("mstp_frame_type", Field::U(5)));
+        assert!(f.contains(&("invoke_id", Field::U(241))));
+        let t = build_frame(0, 12, 11, &[]);
+        let token = MstpMessage::of(parse_frame(&t).unwrap());
+        assert_eq!(token.role(), Role::Other);
+        assert_eq!(super::super::function_name(token.function()), "Token");
+        let mut bad = build_frame(5, 12, 0, &npdu);
+        bad[9] ^= 1;
+        let m = MstpMessage::of(parse_frame(&bad).unwrap());
+        assert!(m.npdu.is_none() && m.malformed().is_some());
+        assert_eq!(m.role(), Role::Other);
     }
 }

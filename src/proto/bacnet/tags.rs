@@ -111,13 +111,25 @@ pub fn object_id(c: &[u8]) -> Option<(u16, u32)> {
 
 /// Appends `type-name,instance` for an object identifier.
 pub fn object_into(t: u16, instance: u32, out: &mut String) {
-    match super::names::lookup(super::names::OBJECT_TYPES, u32::from(t)) {
-        Some(n) => out.push_str(n),
-        None => {
-            let _ = write!(out, "object-type-{t}");
-        }
+    if let Some(n) = super::names::lookup(super::names::OBJECT_TYPES, u32::from(t)) {
+        out.push_str(n);
+    } else {
+        out.push_str("object-type-");
+        crate::proto::exchange::push_dec(out, u64::from(t));
     }
-    let _ = write!(out, ",{instance}");
+    out.push(',');
+    crate::proto::exchange::push_dec(out, u64::from(instance));
+}
+
+/// A signed integer of 1–4 octets (two's complement, big-endian).
+#[must_use]
+pub fn signed(c: &[u8]) -> Option<i32> {
+    if c.is_empty() || c.len() > 4 {
+        return None;
+    }
+    let v = c.iter().fold(0i64, |a, &x| (a << 8) | i64::from(x));
+    let shift = 64 - 8 * c.len() as u32;
+    i32::try_from((v << shift) >> shift).ok()
 }
 
 /// Appends the value of an application tag (context tags: their content in hex).

@@ -22,8 +22,9 @@
 //!   error bit, [`IIN_FAILURE`] + the lowest such bit (1 function code not implemented,
 //!   2 objects unknown, 4 parameters invalid). [`status_name`] names both.
 //! - **writes**: Write, Select, Operate, Direct Operate, Direct Operate No Ack; target lists the
-//!   points (`g12v1 index 5`), written the control (`Latch On count 1 on 100 ms off 100 ms`) or
-//!   value (`g41v2 index 3 = 120`).
+//!   points (`g12v1 index 5, g41v2 index 3`), written the control or value of each point in the
+//!   same order (`Latch On count 1 on 100 ms off 100 ms, 120`); an object of another kind is
+//!   written as its octets in hex.
 //! - **malformed**: link frame cut short, a data block CRC failed (its user data is then not
 //!   reassembled), or the application fragment/objects are damaged.
 
@@ -32,7 +33,7 @@ pub mod link;
 pub mod objects;
 pub mod transport;
 
-use crate::proto::exchange::{Exchange, Field, Role};
+use crate::proto::exchange::{push_dec, Exchange, Field, Role};
 use app::{AppFragment, IIN_ERRORS};
 use link::{LinkError, LinkHeader};
 use objects::{ObjectHeader, Range};
@@ -241,22 +242,55 @@ fn sep(out: &mut String, start: usize) {
     }
 }
 
-fn header_target(h: &ObjectHeader<'_>, out: &mut String, start: usize) {
+/// `g12v1`.
+fn group_variation_into(h: &ObjectHeader<'_>, out: &mut String) {
+    out.push('g');
+    push_dec(out, u64::from(h.group));
+    out.push('v');
+    push_dec(out, u64::from(h.variation));
+}
+
+/// How many points (or headers without points) a target names before it says how many there
+/// are in all (`g1v2 index 0, …, g1v2 index 3 … (16)`).
+pub const TARGET_POINTS: usize = 4;
+
+/// Appends a header's points (or, without objects, its range) to a target; `n` counts them.
+fn header_target(h: &ObjectHeader<'_>, out: &mut String, start: usize, n: &mut usize) {
     let mut any = false;
     for (index, _) in h.points() {
-        sep(out, start);
-        let _ = write!(out, "g{}v{} index {index}", h.group, h.variation);
         any = true;
+        *n += 1;
+        if *n <= TARGET_POINTS {
+            sep(out, start);
+            group_variation_into(h, out);
+            out.push_str(" index ");
+            push_dec(out, u64::from(index));
+        }
     }
     if !any {
+        *n += 1;
+        if *n > TARGET_POINTS {
+            return;
+        }
         sep(out, start);
-        let _ = write!(out, "g{}v{}", h.group, h.variation);
-        let _ = match h.range {
-            Range::StartStop(a, z) => write!(out, " {a}-{z}"),
-            Range::Count(n) => write!(out, " count {n}"),
-            Range::Address(a) => write!(out, " address {a}"),
-            Range::All => write!(out, " all"),
-        };
+        group_variation_into(h, out);
+        match h.range {
+            Range::StartStop(a, z) => {
+                out.push(' ');
+                push_dec(out, u64::from(a));
+                out.push('-');
+                push_dec(out, u64::from(z));
+            }
+            Range::Count(c) => {
+                out.push_str(" count ");
+                push_dec(out, u64::from(c));
+            }
+            Range::Address(a) => {
+                out.push_str(" address ");
+                push_dec(out, u64::from(a));
+            }
+            Range::All => out.push_str(" all"),
+        }
     }
 }
 
@@ -341,10 +375,16 @@ impl Exchange for Message<'_> {
 
     fn target(&self, out: &mut String) {
         let start = out.len();
+        let mut n = 0;
         if let Some(a) = &self.app {
             for h in &a.objects.headers {
-                header_target(h, out, start);
+                header_target(h, out, start, &mut n);
             }
+        }
+        if n > TARGET_POINTS {
+            out.push_str(" … (");
+            push_dec(out, n as u64);
+            out.push(')');
         }
     }
 
@@ -355,9 +395,8 @@ impl Exchange for Message<'_> {
         let start = out.len();
         let Some(a) = &self.app else { return };
         for h in &a.objects.headers {
-            for (index, o) in h.points() {
+            for (_, o) in h.points() {
                 sep(out, start);
-                let _ = write!(out, "g{}v{} index {index} ", h.group, h.variation);
                 match (h.group, h.variation) {
                     (12, 1 | 2) if o.len() >= 10 => {
                         control_code_into(o[0], out);
@@ -369,14 +408,8 @@ impl Exchange for Message<'_> {
                             u32le(o, 6)
                         );
                     }
-                    (41, v) => {
-                        out.push_str("= ");
-                        analog_into(v, o, out);
-                    }
-                    _ => {
-                        out.push_str("= ");
-                        crate::proto::exchange::hex_into(out, o);
-                    }
+                    (41, v) => analog_into(v, o, out),
+                    _ => crate::proto::exchange::hex_into(out, o),
                 }
             }
         }
@@ -464,7 +497,7 @@ mod tests {
             assert_eq!(t, "g12v1 index 5");
             let mut w = String::new();
             m.written(&mut w);
-            assert_eq!(w, "g12v1 index 5 Latch On count 1 on 100 ms off 100 ms");
+            assert_eq!(w, "Latch On count 1 on 100 ms off 100 ms");
             assert_eq!(m.failure(), None);
         });
         let mut resp = vec![0xc6, 0xc0, 0x81, 0x00, 0x00];
