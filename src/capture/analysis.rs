@@ -43,10 +43,10 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap;
 
-use super::{link::Addr, DeviceFilter, DeviceId, PduEvent, PduSink, Proto};
+use super::{link::Addr, Content, DeviceFilter, DeviceId, ModbusFrame, PduEvent, PduSink, Proto};
 use crate::proto::{
     modbus::pdu::{Data, Direction},
-    opcua,
+    opcua::{self, Message},
 };
 
 /// Outstanding requests kept before the oldest are given up as unanswered.
@@ -427,22 +427,24 @@ struct Pending {
     master_port: u16,
     device: u32,
     id: u32,
-    /// Its values' slot in [`WrittenSlots`] (writes only).
-    written: Option<u32>,
-    /// What it reads or writes (S7comm, CIP, DNP3, BACnet).
-    target: Option<std::sync::Arc<str>>,
+    /// It writes (its values are in its slot).
+    writes: bool,
+    /// Its slot in [`RequestSlots`]: the values it writes, what it reads or writes (S7comm,
+    /// CIP, DNP3, BACnet); `None` when it has neither. Kept out of `Pending` itself, which every
+    /// Modbus request builds and moves.
+    slot: Option<u32>,
 }
 
 impl Pending {
-    /// The transaction this request became: answered in `resp` (frame, time), or not; `written`
-    /// is what its slot held ([`WrittenSlots::take`]).
+    /// The transaction this request became: answered in `resp` (frame, time), or not; `extra`
+    /// is what its slot held ([`RequestSlots::take`]).
     fn into_tx(
         self,
         proto: Proto,
         device: DeviceId,
         resp: Option<(u64, i64)>,
         status: TxStatus,
-        written: Option<Written>,
+        extra: Extra,
     ) -> Transaction {
         Transaction {
             proto,
@@ -459,27 +461,35 @@ impl Pending {
             count: self.count,
             write: self.write,
             status,
-            written,
-            target: self.target,
+            written: extra.written,
+            target: extra.target,
         }
     }
 }
 
-/// The values of the writes outstanding, in slots that are reused as their transactions
+/// What an outstanding request carries besides its numbers: the values it writes and the text
+/// of what it reads or writes.
+#[derive(Default, Clone)]
+struct Extra {
+    written: Option<Written>,
+    target: Option<std::sync::Arc<str>>,
+}
+
+/// The [`Extra`]s of the requests outstanding, in slots that are reused as their transactions
 /// complete: once the slots have grown, a write request costs no allocation, and only a
 /// transaction that is kept copies its values out. (Half a million writes in a 300 MB capture
 /// were two allocations and two frees each.)
 #[derive(Default)]
-struct WrittenSlots {
-    slots: Vec<Written>,
+struct RequestSlots {
+    slots: Vec<Extra>,
     free: Vec<u32>,
 }
 
-impl WrittenSlots {
+impl RequestSlots {
     /// A free slot, to be filled.
-    fn slot(&mut self) -> (u32, &mut Written) {
+    fn slot(&mut self) -> (u32, &mut Extra) {
         let i = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Written::Modbus(Vec::new()));
+            self.slots.push(Extra::default());
             (self.slots.len() - 1) as u32
         });
         (i, &mut self.slots[i as usize])
@@ -491,15 +501,16 @@ impl WrittenSlots {
         if !p.is_write() {
             return None;
         }
-        let (i, w) = self.slot();
-        let mut values = match std::mem::replace(w, Written::Mask { and: 0, or: 0 }) {
-            Written::Modbus(mut v) => {
+        let (i, x) = self.slot();
+        x.target = None;
+        let mut values = match x.written.take() {
+            Some(Written::Modbus(mut v)) => {
                 v.clear();
                 v
             }
             _ => Vec::new(),
         };
-        *w = match p.fc() {
+        x.written = Some(match p.fc() {
             5 => {
                 values.push(u16::from(p.value == Some(0xff00)));
                 Written::Modbus(values)
@@ -531,22 +542,27 @@ impl WrittenSlots {
                 Data::Raw(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
                 _ => String::new(),
             }),
-        };
+        });
         Some(i)
     }
 
-    /// `w` in a slot.
-    fn put(&mut self, w: Written) -> u32 {
+    /// `extra` in a slot; `None` when it holds nothing.
+    fn put(&mut self, extra: Extra) -> Option<u32> {
+        if extra.written.is_none() && extra.target.is_none() {
+            return None;
+        }
         let (i, slot) = self.slot();
-        *slot = w;
-        i
+        *slot = extra;
+        Some(i)
     }
 
-    /// A copy of slot `i`'s values, and the slot freed.
-    fn take(&mut self, i: Option<u32>) -> Option<Written> {
-        let i = i?;
+    /// A copy of slot `i`'s contents, and the slot freed.
+    fn take(&mut self, i: Option<u32>) -> Extra {
+        let Some(i) = i else {
+            return Extra::default();
+        };
         self.free.push(i);
-        self.slots.get(i as usize).cloned()
+        self.slots.get(i as usize).cloned().unwrap_or_default()
     }
 
     /// Slot `i` freed (its transaction is not kept).
@@ -748,8 +764,8 @@ pub struct Analysis<'e> {
     line_pending: FxHashMap<u32, u64>,
     /// Per open flow, the frame of its last request other than a Publish.
     last_request: FlowFrames,
-    /// The values of the writes outstanding.
-    written: WrittenSlots,
+    /// What the outstanding requests carry besides their numbers (values written, targets).
+    requests: RequestSlots,
     /// The texts of what requests read or write, each kept once.
     targets: Targets,
     /// [`MAX_OUTSTANDING`] and [`MAX_DEVICES`] (smaller in tests, to reach them).
@@ -804,7 +820,7 @@ impl<'e> Analysis<'e> {
             pending: FxHashMap::default(),
             line_pending: FxHashMap::default(),
             last_request: FlowFrames::default(),
-            written: WrittenSlots::default(),
+            requests: RequestSlots::default(),
             targets: Targets::default(),
             max_outstanding: MAX_OUTSTANDING,
             max_devices: MAX_DEVICES,
@@ -973,8 +989,8 @@ impl<'e> Analysis<'e> {
             _ => d.unanswered += 1,
         }
         let (proto, id) = (d.proto, d.id);
-        let written = self.written.take(p.written);
-        self.finish_tx(p.into_tx(proto, id, None, status, written));
+        let extra = self.requests.take(p.slot);
+        self.finish_tx(p.into_tx(proto, id, None, status, extra));
     }
 
     /// A request answered by the response `e`: response time, and the transaction when kept.
@@ -984,13 +1000,13 @@ impl<'e> Analysis<'e> {
         d.pending = d.pending.saturating_sub(1);
         d.answered += 1;
         d.rt.record(u64::try_from(rt).unwrap_or(0));
-        let written = req.written.is_some();
+        let written = req.writes;
         if self.keeps(written, status, rt) {
-            let values = self.written.take(req.written);
-            let t = req.into_tx(e.proto, e.device, Some((e.frame, e.ts_ns)), status, values);
+            let extra = self.requests.take(req.slot);
+            let t = req.into_tx(e.proto, e.device, Some((e.frame, e.ts_ns)), status, extra);
             self.finish_tx(t);
         } else {
-            self.written.release(req.written);
+            self.requests.release(req.slot);
             self.count_unbuilt(written, status);
         }
     }
@@ -1033,8 +1049,7 @@ impl<'e> Analysis<'e> {
         }
     }
 
-    fn modbus(&mut self, e: &PduEvent<'_>) {
-        let Some(mf) = e.modbus else { return };
+    fn modbus(&mut self, e: &PduEvent<'_>, mf: &ModbusFrame<'_>) {
         self.modbus_pdus += 1;
         let (di, mi) = self.ids(e);
         let p = &mf.pdu;
@@ -1079,8 +1094,8 @@ impl<'e> Analysis<'e> {
                 if !d.masters.contains(&e.src) && d.masters.len() < 16 {
                     d.masters.push(e.src);
                 }
-                let written = self.written.modbus(p);
-                if written.is_some() {
+                let slot = self.requests.modbus(p);
+                if slot.is_some() {
                     d.writes += 1;
                 }
                 if matches!(p.fc(), 1..=4 | 23) {
@@ -1097,8 +1112,8 @@ impl<'e> Analysis<'e> {
                     master_port: e.sport,
                     device: di,
                     id: u32::from(trans),
-                    written,
-                    target: None,
+                    writes: slot.is_some(),
+                    slot,
                 };
                 self.outstanding(key, pending);
             }
@@ -1156,8 +1171,7 @@ impl<'e> Analysis<'e> {
         }
     }
 
-    fn opcua_msg(&mut self, e: &PduEvent<'_>) {
-        let Some(m) = e.opcua else { return };
+    fn opcua_msg(&mut self, e: &PduEvent<'_>, m: &Message) {
         self.opcua_msgs += 1;
         let (di, _) = self.ids(e);
         let o = &mut self.opcua;
@@ -1222,7 +1236,11 @@ impl<'e> Analysis<'e> {
                         .collect(),
                 )
             });
-            let written = written.map(|w| self.written.put(w));
+            let writes = written.is_some();
+            let slot = self.requests.put(Extra {
+                written,
+                target: None,
+            });
             let pending = Pending {
                 frame: e.frame,
                 ts_ns: e.ts_ns,
@@ -1234,8 +1252,8 @@ impl<'e> Analysis<'e> {
                 master_port: e.sport,
                 device: di,
                 id: handle,
-                written,
-                target: None,
+                writes,
+                slot,
             };
             self.outstanding(key, pending);
         } else {
@@ -1264,11 +1282,10 @@ impl<'e> Analysis<'e> {
     /// with the same key on the same flow (and unit); a failure is the protocol's code; an
     /// unsolicited message is counted (CIP I/O per connection, with its rate and jitter).
     #[inline(never)]
-    fn ics_msg(&mut self, e: &PduEvent<'_>) {
+    fn ics_msg(&mut self, e: &PduEvent<'_>, m: &dyn crate::proto::exchange::Exchange) {
         use crate::proto::exchange::Role;
-        let Some(m) = e.ics else { return };
         bump(&mut self.ics_msgs, e.proto);
-        let (di, mi) = self.ids(e);
+        let (di, _) = self.ids(e);
         if let Some(why) = m.malformed() {
             self.devices[di as usize].malformed += 1;
             if self.malformed.len() < KEEP {
@@ -1295,9 +1312,10 @@ impl<'e> Analysis<'e> {
                     d.writes += 1;
                     let mut w = String::new();
                     m.written(&mut w);
-                    self.written.put(Written::Text(w))
+                    Written::Text(w)
                 });
-                let _ = mi;
+                let writes = written.is_some();
+                let slot = self.requests.put(Extra { written, target });
                 let pending = Pending {
                     frame: e.frame,
                     ts_ns: e.ts_ns,
@@ -1309,8 +1327,8 @@ impl<'e> Analysis<'e> {
                     master_port: e.sport,
                     device: di,
                     id: m.key(),
-                    written,
-                    target,
+                    writes,
+                    slot,
                 };
                 self.outstanding(key, pending);
             }
@@ -1390,12 +1408,10 @@ impl PduSink for Analysis<'_> {
         if self.want_pdus {
             self.emit.pdu(e);
         }
-        match e.proto {
-            Proto::ModbusTcp | Proto::RtuOverTcp | Proto::ModbusRtu => self.modbus(e),
-            Proto::OpcUa => self.opcua_msg(e),
-            Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {
-                self.ics_msg(e);
-            }
+        match &e.content {
+            Content::Modbus(f) => self.modbus(e, f),
+            Content::OpcUa(m) => self.opcua_msg(e, m),
+            Content::Ics(m) => self.ics_msg(e, *m),
         }
     }
 
@@ -1499,7 +1515,7 @@ mod tests {
             self.txs.push(t.clone());
         }
         fn pdu(&mut self, e: &PduEvent<'_>) {
-            let request = match (e.modbus, e.opcua) {
+            let request = match (e.modbus(), e.opcua()) {
                 (Some(_), _) => e.dir == Direction::Query,
                 (_, Some(m)) => m.is_request() && m.service_id != Some(452),
                 _ => false,

@@ -286,13 +286,50 @@ pub struct PduEvent<'a> {
     pub dir: Direction,
     /// The device (server end, unit).
     pub device: DeviceId,
-    /// Modbus content.
-    pub modbus: Option<ModbusFrame<'a>>,
-    /// OPC UA content.
-    pub opcua: Option<&'a Message>,
-    /// S7comm, EtherNet/IP-CIP, DNP3 or BACnet content (`proto` says which), as the one view
-    /// the analysis uses.
-    pub ics: Option<&'a dyn Exchange>,
+    /// What the PDU carries, decoded.
+    pub content: Content<'a>,
+}
+
+/// What a PDU carries, decoded: one of the protocol families (`PduEvent::proto` says which
+/// protocol within it). One field rather than one per family keeps the event small: every
+/// Modbus PDU of a capture is built, copied and read through it.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    /// Modbus/TCP, RTU over TCP or RTU on a serial line.
+    Modbus(ModbusFrame<'a>),
+    /// OPC UA Binary.
+    OpcUa(&'a Message),
+    /// S7comm, EtherNet/IP-CIP, CIP I/O, DNP3 or BACnet, as the one view the analysis uses.
+    Ics(&'a dyn Exchange),
+}
+
+impl<'a> PduEvent<'a> {
+    /// The Modbus framing and PDU, if this is Modbus.
+    #[must_use]
+    pub fn modbus(&self) -> Option<&ModbusFrame<'a>> {
+        match &self.content {
+            Content::Modbus(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The OPC UA message, if this is OPC UA.
+    #[must_use]
+    pub fn opcua(&self) -> Option<&'a Message> {
+        match self.content {
+            Content::OpcUa(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The S7comm, EtherNet/IP-CIP, DNP3 or BACnet message, if it is one of those.
+    #[must_use]
+    pub fn ics(&self) -> Option<&'a dyn Exchange> {
+        match self.content {
+            Content::Ics(m) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// Counters of what the decoder skipped or could not use.
@@ -639,9 +676,7 @@ impl Decoder {
                 port: 0,
                 unit: Some(u16::from(mac)),
             },
-            modbus: None,
-            opcua: None,
-            ics: Some(&m),
+            content: Content::Ics(&m),
         });
     }
 
@@ -694,14 +729,12 @@ impl Decoder {
                 port: 0,
                 unit: Some(u16::from(unit)),
             },
-            modbus: Some(ModbusFrame {
+            content: Content::Modbus(ModbusFrame {
                 mbap: None,
                 unit,
                 pdu,
                 crc_ok: Some(ok),
             }),
-            opcua: None,
-            ics: None,
         });
     }
 
@@ -1088,26 +1121,14 @@ impl Step<'_> {
         } else {
             Direction::Response
         };
-        let device_end = if dir == Direction::Query { dst } else { src };
-        let base: PduEvent<'static> = PduEvent {
+        let origin = Origin {
             frame,
             ts_ns,
-            index: 0,
             flow: self.flow_id,
-            src: src.0,
-            dst: dst.0,
-            sport: src.1,
-            dport: dst.1,
+            src,
+            dst,
             proto: self.proto,
             dir,
-            device: DeviceId {
-                addr: device_end.0,
-                port: device_end.1,
-                unit: None,
-            },
-            modbus: None,
-            opcua: None,
-            ics: None,
         };
         let proto = self.proto;
         let with_nodes = self.with_nodes;
@@ -1122,19 +1143,16 @@ impl Step<'_> {
                         let Some((mbap, body)) = pdu::split_adu(b) else {
                             return;
                         };
-                        let mut device = base.device;
-                        device.unit = Some(u16::from(mbap.unit));
-                        sink.pdu(&PduEvent {
+                        sink.pdu(&origin.event(
                             index,
-                            device,
-                            modbus: Some(ModbusFrame {
+                            Some(u16::from(mbap.unit)),
+                            Content::Modbus(ModbusFrame {
                                 mbap: Some(mbap),
                                 unit: mbap.unit,
                                 pdu: pdu::decode_pdu(body, dir),
                                 crc_ok: None,
                             }),
-                            ..base
-                        });
+                        ));
                     }
                     Proto::RtuOverTcp | Proto::ModbusRtu => {
                         let ok = pdu::rtu_crc_ok(b);
@@ -1145,19 +1163,16 @@ impl Step<'_> {
                         let body = &b[1..b.len().saturating_sub(2).max(1)];
                         let mut pdu = pdu::decode_pdu(body, dir);
                         pdu.malformed |= !ok;
-                        let mut device = base.device;
-                        device.unit = Some(u16::from(unit));
-                        sink.pdu(&PduEvent {
+                        sink.pdu(&origin.event(
                             index,
-                            device,
-                            modbus: Some(ModbusFrame {
+                            Some(u16::from(unit)),
+                            Content::Modbus(ModbusFrame {
                                 mbap: None,
                                 unit,
                                 pdu,
                                 crc_ok: Some(ok),
                             }),
-                            ..base
-                        });
+                        ));
                     }
                     Proto::OpcUa => {
                         let mut m = opcua::decode_message(b, with_nodes);
@@ -1169,11 +1184,7 @@ impl Step<'_> {
                             all.seq = m.seq;
                             m = all;
                         }
-                        sink.pdu(&PduEvent {
-                            index,
-                            opcua: Some(&m),
-                            ..base
-                        });
+                        sink.pdu(&origin.event(index, None, Content::OpcUa(&m)));
                     }
                     // Cut by `ics::framer` and decoded in `Step::ics_message` (above).
                     Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {}
@@ -1188,6 +1199,50 @@ impl Step<'_> {
                 dir_state.feed(&RtuFramer(dir), data, &mut on_piece);
             }
             Proto::S7comm | Proto::Enip | Proto::CipIo | Proto::Dnp3 | Proto::Bacnet => {}
+        }
+    }
+}
+
+/// Where the PDUs cut from one stream segment come from: all of a [`PduEvent`] but its index
+/// within the frame, its unit and its content.
+#[derive(Clone, Copy)]
+struct Origin {
+    frame: u64,
+    ts_ns: i64,
+    flow: u32,
+    /// Sender and receiver (address, port).
+    src: (Addr, u16),
+    dst: (Addr, u16),
+    proto: Proto,
+    dir: Direction,
+}
+
+impl Origin {
+    /// The event of one PDU; its device is the server end (the receiver of a query).
+    #[inline]
+    fn event<'a>(&self, index: u16, unit: Option<u16>, content: Content<'a>) -> PduEvent<'a> {
+        let device_end = if self.dir == Direction::Query {
+            self.dst
+        } else {
+            self.src
+        };
+        PduEvent {
+            frame: self.frame,
+            ts_ns: self.ts_ns,
+            index,
+            flow: self.flow,
+            src: self.src.0,
+            dst: self.dst.0,
+            sport: self.src.1,
+            dport: self.dst.1,
+            proto: self.proto,
+            dir: self.dir,
+            device: DeviceId {
+                addr: device_end.0,
+                port: device_end.1,
+                unit,
+            },
+            content,
         }
     }
 }
@@ -1230,29 +1285,18 @@ impl Step<'_> {
                 Role::Other if query_dir == d => Direction::Query,
                 Role::Response | Role::Unsolicited | Role::Other => Direction::Response,
             };
-            let device_end = if dir == Direction::Query { dst } else { src };
             let index = *frame_pdus;
             *frame_pdus = frame_pdus.saturating_add(1);
-            sink.pdu(&PduEvent {
+            let origin = Origin {
                 frame,
                 ts_ns,
-                index,
                 flow,
-                src: src.0,
-                dst: dst.0,
-                sport: src.1,
-                dport: dst.1,
+                src,
+                dst,
                 proto,
                 dir,
-                device: DeviceId {
-                    addr: device_end.0,
-                    port: device_end.1,
-                    unit: m.unit(),
-                },
-                modbus: None,
-                opcua: None,
-                ics: Some(m),
-            });
+            };
+            sink.pdu(&origin.event(index, m.unit(), Content::Ics(m)));
         });
     }
 }

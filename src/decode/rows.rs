@@ -336,7 +336,7 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
             m.insert(k.into(), v);
         }
     };
-    if let Some(f) = &e.modbus {
+    if let Some(f) = e.modbus() {
         let p = &f.pdu;
         if let Some(h) = f.mbap {
             put("trans_id", Some(json!(h.trans_id)));
@@ -368,7 +368,7 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
             put("malformed", Some(json!(true)));
         }
     }
-    if let Some(o) = e.opcua {
+    if let Some(o) = e.opcua() {
         put("msg_type", Some(json!(o.msg_type)));
         put("chunk", Some(json!(o.chunk.to_string())));
         put("msg_size", Some(json!(o.size)));
@@ -421,7 +421,7 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
             put("malformed", Some(json!(true)));
         }
     }
-    if let Some(x) = e.ics {
+    if let Some(x) = e.ics() {
         use crate::proto::exchange::{Field, Role};
         put("function", Some(json!(x.function())));
         put(
@@ -499,7 +499,7 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
 
 /// A PDU in a few words, as tshark's Info column.
 fn pdu_text(e: &PduEvent<'_>) -> String {
-    if let Some(f) = &e.modbus {
+    if let Some(f) = e.modbus() {
         let p = &f.pdu;
         let mut s = match f.mbap {
             Some(h) => format!("trans {} unit {} ", h.trans_id, f.unit),
@@ -526,7 +526,7 @@ fn pdu_text(e: &PduEvent<'_>) -> String {
         }
         return s;
     }
-    if let Some(x) = e.ics {
+    if let Some(x) = e.ics() {
         let mut s = format!(
             "{} key {}",
             crate::capture::ics::function_name(e.proto, x.function()),
@@ -556,7 +556,7 @@ fn pdu_text(e: &PduEvent<'_>) -> String {
         }
         return s;
     }
-    if let Some(o) = e.opcua {
+    if let Some(o) = e.opcua() {
         let mut s = format!("{}{} size {}", o.msg_type, o.chunk, o.size);
         if let Some(sv) = o.service() {
             s.push_str(&format!(" {sv}"));
