@@ -17,7 +17,7 @@ use crate::{
     capture::{
         analysis::{Transaction, TxStatus, Written},
         link::Addr,
-        DeviceId, PduEvent, Proto,
+        DeviceId, PduEvent,
     },
     clock::UtcMicros,
     proto::{
@@ -163,7 +163,7 @@ impl TxCells {
         };
         [
             Cell::Word(&s.time),
-            Cell::Word(proto_word(t.proto)),
+            Cell::Word(t.proto.word()),
             Cell::Word(&s.masters[&key]),
             Cell::Word(&s.devices[&t.device]),
             Cell::U(u64::from(t.id)),
@@ -322,7 +322,7 @@ fn pdu_object(e: &PduEvent<'_>, clock: &mut UtcMicros) -> Map<String, Json> {
     m.insert("sport".into(), json!(e.sport));
     m.insert("dst".into(), json!(e.dst.to_string()));
     m.insert("dport".into(), json!(e.dport));
-    m.insert("proto".into(), json!(proto_word(e.proto)));
+    m.insert("proto".into(), json!(e.proto.word()));
     m.insert(
         "dir".into(),
         json!(match e.dir {
@@ -590,11 +590,6 @@ fn pdu_text(e: &PduEvent<'_>) -> String {
         return s;
     }
     String::new()
-}
-
-/// The protocol as rows name it.
-pub fn proto_word(p: Proto) -> &'static str {
-    p.word()
 }
 
 /// What a write wrote, in a few words (the first 32 values).

@@ -5,10 +5,7 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
-use super::{
-    pipeline::Decoded,
-    rows::{proto_word, TxCells},
-};
+use super::{pipeline::Decoded, rows::TxCells};
 use crate::{
     capture::{ics, Proto},
     clock::rfc3339_micros,
@@ -45,7 +42,7 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         "exceptions": s.devices.iter().map(|x| x.exceptions.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
         "bad_status": s.devices.iter().map(|x| x.bad_status.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
         "errors": s.devices.iter().map(|x| x.errors.iter().map(|e| e.1).sum::<u64>()).sum::<u64>(),
-        "messages": s.ics_msgs.iter().map(|(p, n)| (proto_word(*p).to_string(), json!(n))).collect::<serde_json::Map<String, Json>>(),
+        "messages": s.ics_msgs.iter().map(|(p, n)| (p.word().to_string(), json!(n))).collect::<serde_json::Map<String, Json>>(),
         "unsolicited": s.devices.iter().map(|x| x.unsolicited).sum::<u64>(),
         "unanswered": s.devices.iter().map(|x| x.unanswered).sum::<u64>(),
         "pending": s.devices.iter().map(|x| x.pending).sum::<u64>(),
@@ -97,7 +94,7 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         .map(|x| {
             json!({
                 "device": x.id.to_string(),
-                "proto": proto_word(x.proto),
+                "proto": x.proto.word(),
                 "requests": x.requests,
                 "responses": x.responses,
                 "answered": x.answered,
@@ -156,7 +153,7 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
             .take(crate::capture::analysis::KEEP)
             .map(|(k, p)| {
                 json!({
-                    "proto": proto_word(k.proto),
+                    "proto": k.proto.word(),
                     "producer": k.src.to_string(),
                     "consumer": k.dst.to_string(),
                     "connection": format!("0x{:08X}", k.connection),
@@ -189,7 +186,7 @@ pub fn summary_doc(file: &Path, d: &Decoded) -> Json {
         Json::Array(
             s.malformed
                 .iter()
-                .map(|m| json!({"frame": m.frame, "device": m.device.to_string(), "proto": proto_word(m.proto), "what": m.what}))
+                .map(|m| json!({"frame": m.frame, "device": m.device.to_string(), "proto": m.proto.word(), "what": m.what}))
                 .collect(),
         ),
     );

@@ -355,7 +355,7 @@ pub fn live_text(
             s,
             "\n{:<26} {:<12} {:>9} {:>8.1} {:>6} {:>6} {:>5} {:>9} {:>9} {:>6}",
             sanitize(&d.id.to_string()),
-            super::rows::proto_word(d.proto),
+            d.proto.word(),
             d.requests,
             d.requests as f64 / v.elapsed.as_secs_f64().max(1e-3),
             exc,
