@@ -1,20 +1,22 @@
-"""Shared by scripts/golden/dnp3.py and bacnet.py: run tshark on a capture with an empty
-configuration directory (default preferences) and yield, per frame, its number, time, addresses
-and its layers as ordered (key, value) pairs (duplicate keys kept: a TCP segment with several
-DNP3 link frames has several `dnp3` layers)."""
+"""Shared by the golden-file generators (s7comm.py, enip.py, dnp3.py, bacnet.py): run tshark on a
+capture with an empty configuration directory (default preferences) and yield, per frame, its
+layers as ordered (key, value) pairs (duplicate keys kept: a TCP segment with several DNP3 link
+frames has several `dnp3` layers); read fields out of them; write one JSON object per line."""
 import json, os, subprocess, sys, tempfile
 
 MAX_FRAME = int(os.environ.get("MAX_FRAME", "3000"))
 TSHARK = os.environ.get("TSHARK", "tshark")
 
 
-def tshark_frames(cap, display_filter, protocols):
+def tshark_frames(cap, display_filter, protocols, check=False):
+    """`check`: a tshark exit status other than 0 is an error (not for captures tshark calls
+    cut short, which it reads to their end and then exits with 2)."""
     env = dict(os.environ, WIRESHARK_CONFIG_DIR=tempfile.mkdtemp())
     flt = f"({display_filter})"
     if MAX_FRAME:
         flt += f" && frame.number <= {MAX_FRAME}"
     cmd = [TSHARK, "-n", "-r", cap, "-Y", flt, "-T", "json", "-J", protocols]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=check).stdout
     if not out.strip():
         return
     for pkt in json.loads(out, object_pairs_hook=lambda p: p):
@@ -25,6 +27,14 @@ def tshark_frames(cap, display_filter, protocols):
 
 def first(pairs, key):
     for k, v in walk(pairs):
+        if k == key:
+            return v
+    return None
+
+
+def child(pairs, key):
+    """The value of `key` among `pairs` itself (not nested)."""
+    for k, v in pairs:
         if k == key:
             return v
     return None
@@ -72,15 +82,21 @@ def version():
 
 
 def write_all(kind, captures_dir, out_dir, rows_of):
-    os.makedirs(out_dir, exist_ok=True)
-    for name in sorted(os.listdir(captures_dir)):
-        if not name.endswith((".pcap", ".pcapng")):
-            continue
-        rows = list(rows_of(os.path.join(captures_dir, name)))
-        base = name.rsplit(".", 1)[0]
-        with open(os.path.join(out_dir, base + ".tshark.jsonl"), "w") as f:
-            for r in rows:
-                f.write(json.dumps(r, separators=(",", ":")) + "\n")
-        print(f"{kind}: {name}: {len(rows)} messages", file=sys.stderr)
+    """Every capture in `captures_dir`, and tshark's version beside them."""
+    caps = [os.path.join(captures_dir, name) for name in sorted(os.listdir(captures_dir))
+            if name.endswith((".pcap", ".pcapng"))]
+    write_files(kind, caps, out_dir, rows_of)
     with open(os.path.join(out_dir, "tshark-version.txt"), "w") as f:
         f.write(version() + "\n")
+
+
+def write_files(kind, caps, out_dir, rows_of, ensure_ascii=True):
+    """`out_dir`/<capture>.tshark.jsonl per capture: the objects `rows_of(capture)` yields."""
+    os.makedirs(out_dir, exist_ok=True)
+    for cap in caps:
+        rows = list(rows_of(cap))
+        base = os.path.basename(cap).rsplit(".", 1)[0]
+        with open(os.path.join(out_dir, base + ".tshark.jsonl"), "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=ensure_ascii, separators=(",", ":")) + "\n")
+        print(f"{kind}: {os.path.basename(cap)}: {len(rows)} messages", file=sys.stderr)

@@ -22,55 +22,15 @@ CIP service object in document order, {service (with the response bit), genstat,
 epath (requests), class, instance, attribute, symbol (requests with symbolic segments, joined by
 ".")}.
 """
-import json
 import os
-import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import child, first, num, tshark_frames, walk, write_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared", "captures")
 OUT = os.path.join(ROOT, "fixtures", "golden", "enip")
-MAX_FRAME = int(os.environ.get("MAX_FRAME", "3000"))
-
-
-def num(v):
-    try:
-        return int(v, 0)
-    except (TypeError, ValueError):
-        return v
-
-
-def walk(pairs):
-    """Depth-first (key, value) over tshark's JSON kept as lists of pairs."""
-    for k, v in pairs:
-        yield k, v
-        if isinstance(v, list) and v and isinstance(v[0], tuple):
-            yield from walk(v)
-
-
-def first(pairs, key):
-    for k, v in walk(pairs):
-        if k == key:
-            return v
-    return None
-
-
-def child(pairs, key):
-    for k, v in pairs:
-        if k == key:
-            return v
-    return None
-
-
-def tshark_json(cap, filt, protos):
-    cfg = tempfile.mkdtemp()
-    env = dict(os.environ, WIRESHARK_CONFIG_DIR=cfg)
-    out = subprocess.run(
-        ["tshark", "-n", "-r", cap, "-Y", f"({filt}) && frame.number <= {MAX_FRAME}",
-         "-T", "json", "-J", protos],
-        env=env, check=True, capture_output=True).stdout
-    return json.loads(out, object_pairs_hook=lambda p: p)
 
 
 def frame_base(layers):
@@ -152,8 +112,7 @@ CM_KEYS = {
 def golden(cap):
     recs = []
     protos = "frame ip ipv6 tcp udp enip cip cipcm cipcls cipio"
-    for pkt in tshark_json(cap, "enip", protos):
-        layers = child(child(pkt, "_source"), "layers")
+    for layers in tshark_frames(cap, "enip", protos, check=True):
         base = frame_base(layers)
         cur = None
         index = 0
@@ -184,14 +143,7 @@ def main(argv):
         os.path.join(SHARED, "enip", f) for f in os.listdir(os.path.join(SHARED, "enip")))
     if not argv:
         caps.append(os.path.join(SHARED, "modbus-tcp", "plant1_mixed_master_modbus_s7_enip.pcap"))
-    os.makedirs(OUT, exist_ok=True)
-    for cap in caps:
-        recs = golden(cap)
-        name = os.path.splitext(os.path.basename(cap))[0]
-        with open(os.path.join(OUT, name + ".tshark.jsonl"), "w", encoding="utf-8") as f:
-            for r in recs:
-                f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
-        print(f"{name}: {len(recs)} ENIP messages")
+    write_files("enip", caps, OUT, golden, ensure_ascii=False)
 
 
 if __name__ == "__main__":

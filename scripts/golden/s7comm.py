@@ -19,55 +19,15 @@ counters)}], return_codes
 [...], ud_type, ud_group, ud_subfunc, ud_return_code, ud_error, szl_id, szl_index, pi_service,
 reassembled (the PDU came from COTP fragments of several frames).
 """
-import json
 import os
-import subprocess
 import sys
-import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import child, first, num, tshark_frames, walk, write_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared", "captures")
 OUT = os.path.join(ROOT, "fixtures", "golden", "s7comm")
-MAX_FRAME = int(os.environ.get("MAX_FRAME", "3000"))
-
-
-def num(v):
-    try:
-        return int(v, 0)
-    except (TypeError, ValueError):
-        return v
-
-
-def walk(pairs):
-    """Depth-first (key, value) over tshark's JSON kept as lists of pairs."""
-    for k, v in pairs:
-        yield k, v
-        if isinstance(v, list) and v and isinstance(v[0], tuple):
-            yield from walk(v)
-
-
-def first(pairs, key):
-    for k, v in walk(pairs):
-        if k == key:
-            return v
-    return None
-
-
-def child(pairs, key):
-    for k, v in pairs:
-        if k == key:
-            return v
-    return None
-
-
-def tshark_json(cap, filt, protos):
-    cfg = tempfile.mkdtemp()
-    env = dict(os.environ, WIRESHARK_CONFIG_DIR=cfg)
-    out = subprocess.run(
-        ["tshark", "-n", "-r", cap, "-Y", f"({filt}) && frame.number <= {MAX_FRAME}",
-         "-T", "json", "-J", protos],
-        env=env, check=True, capture_output=True).stdout
-    return json.loads(out, object_pairs_hook=lambda p: p)
 
 
 def frame_base(layers):
@@ -139,8 +99,7 @@ def s7_record(s7):
 
 def golden(cap):
     recs = []
-    for pkt in tshark_json(cap, "s7comm", "frame ip ipv6 tcp tpkt cotp s7comm"):
-        layers = child(child(pkt, "_source"), "layers")
+    for layers in tshark_frames(cap, "s7comm", "frame ip ipv6 tcp tpkt cotp s7comm", check=True):
         base = frame_base(layers)
         reassembled = any(k == "cotp.segments" for k, _ in walk(layers))
         index = 0
@@ -160,14 +119,7 @@ def main(argv):
         os.path.join(SHARED, "s7comm", f) for f in os.listdir(os.path.join(SHARED, "s7comm")))
     if not argv:
         caps.append(os.path.join(SHARED, "modbus-tcp", "plant1_mixed_master_modbus_s7_enip.pcap"))
-    os.makedirs(OUT, exist_ok=True)
-    for cap in caps:
-        recs = golden(cap)
-        name = os.path.splitext(os.path.basename(cap))[0]
-        with open(os.path.join(OUT, name + ".tshark.jsonl"), "w", encoding="utf-8") as f:
-            for r in recs:
-                f.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n")
-        print(f"{name}: {len(recs)} S7 PDUs")
+    write_files("s7comm", caps, OUT, golden, ensure_ascii=False)
 
 
 if __name__ == "__main__":
