@@ -49,3 +49,39 @@ fleet_profile() {
     done
   } > "$1"
 }
+
+# decode_vs_tshark FILE RUNS: `plcprobe decode FILE > /dev/null` RUNS times (and OLD=BINARY's
+# runs, interleaved, when set) against tshark `-n -qz io,phs` 3 times, the file in the page
+# cache; one line per command (median wall, MB/s, peak RSS, every run), then plcprobe's speed
+# as a multiple of tshark's (the decode goals: >= 50x, peak RSS <= 64 MiB).
+decode_vs_tshark() {
+  local big=$1 runs=$2 size i phs=() new=() old=()
+  export WIRESHARK_CONFIG_DIR=$work/wscfg; mkdir -p "$WIRESHARK_CONFIG_DIR"
+  size=$(stat -L -c %s "$big"); cat "$big" > /dev/null
+  for i in $(seq "$runs"); do
+    if [ "$i" -le 3 ]; then _timed "phs-$i" tshark -n -r "$big" -qz io,phs; phs+=("phs-$i"); fi
+    _timed "new-$i" "$B" decode "$big"; new+=("new-$i")
+    if [ -n "${OLD:-}" ]; then _timed "old-$i" "$OLD" decode "$big"; old+=("old-$i"); fi
+  done
+  _decode_line "$size" phs "tshark -qz io,phs" "${phs[@]}"
+  _decode_line "$size" new "plcprobe decode" "${new[@]}"
+  [ -z "${OLD:-}" ] || _decode_line "$size" old "plcprobe decode (OLD)" "${old[@]}"
+  awk -v a="$(cat "$work/median-phs")" -v b="$(cat "$work/median-new")" \
+    'BEGIN {printf "         plcprobe vs tshark io,phs: %.1fx (goal 50x)\n", a / b}'
+  [ -z "${OLD:-}" ] || awk -v a="$(cat "$work/median-phs")" -v b="$(cat "$work/median-old")" \
+    'BEGIN {printf "         OLD vs tshark io,phs:      %.1fx\n", a / b}'
+}
+decode_header() {
+  echo "tshark $(tshark --version | head -1 | awk '{print $3}'), plcprobe $($B --version | awk '{print $2}') ($B), $(nproc) CPUs, $(date -u +%FT%TZ)"
+  printf '%-8s %-34s %8s %9s %9s %s\n' size command "wall s" "MB/s" "peak RSS" "runs"
+}
+_timed() { local label=$1; shift; /usr/bin/time -f "%e %M" -o "$work/$label" "$@" > /dev/null 2>>"$work/stderr"; }
+_decode_line() { # size key label files...
+  local size=$1 key=$2 label=$3 s m f; shift 3
+  s=$(for f in "$@"; do cut -d' ' -f1 "$work/$f"; done | median)
+  m=$(for f in "$@"; do cut -d' ' -f2 "$work/$f"; done | sort -n | tail -1)
+  printf '%-8s %-34s %8s %9s %6s MiB %s\n' "$(( size / 1000000 )) MB" "$label" "$s" \
+    "$(awk -v b="$size" -v s="$s" 'BEGIN {printf "%.1f", b / s / 1e6}')" "$(( m / 1024 ))" \
+    "$(for f in "$@"; do cut -d' ' -f1 "$work/$f"; done | tr '\n' ' ')"
+  echo "$s" > "$work/median-$key"
+}
