@@ -9,7 +9,6 @@ mod capture;
 mod claims;
 mod claims_opcua;
 mod cli;
-mod codecs_golden;
 mod crash;
 mod decode;
 mod decode_ics;
