@@ -37,19 +37,8 @@ pub fn read_tag(b: &[u8]) -> Option<(Tag<'_>, &[u8])> {
     let context = t & 0x08 != 0;
     let mut lvt = u32::from(t & 0x07);
     let (opening, closing) = (context && lvt == 6, context && lvt == 7);
-    if opening || closing {
-        let tag = Tag {
-            number,
-            context,
-            opening,
-            closing,
-            lvt,
-            content: &[],
-        };
-        return Some((tag, rest));
-    }
-    if !context && number == 1 {
-        // Application boolean: the value is the LVT, no content.
+    // An opening or closing tag, or an application boolean (its value is the LVT): no content.
+    if opening || closing || (!context && number == 1) {
         let tag = Tag {
             number,
             context,
