@@ -329,6 +329,11 @@ pub fn enip_message(data: &[u8]) {
         assert_eq!(len, enip::HEADER_LEN + usize::from(m.length));
         exercise(&m, enip::status_name);
         let _ = enip::function_name(m.function());
+        // What the analysis keeps a request's target by is the CIP message it was read from.
+        let rb = m.request_bytes();
+        if !rb.is_empty() {
+            assert_eq!(enip::cip::parse_cip(rb), m.cip);
+        }
         for c in m.services() {
             let _ = (c.forward_open(), c.forward_close(), c.written_bytes());
         }

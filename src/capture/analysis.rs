@@ -662,19 +662,48 @@ impl Ord for Slow {
 
 /// The texts of what requests read or write (S7comm, CIP, DNP3, BACnet), each kept once: a
 /// master polls the same items over and over, so a request's text is written into one reused
-/// buffer and shared from a set rather than allocated per request. Bounded: past
-/// [`Targets::MAX`] texts the set starts again (texts already handed out stay valid).
+/// buffer and shared from a set rather than allocated per request. Where the codec names the
+/// bytes a request's target and write flag come from ([`Exchange::request_bytes`]), both are
+/// kept per distinct bytes, and a request sent again is neither rendered nor walked again (a
+/// CIP Multiple Service Packet's members are parsed for each). Bounded: past [`Targets::MAX`]
+/// texts or [`Targets::MAX_SEEN`] requests a table starts again (texts already handed out stay
+/// valid), and requests longer than [`Targets::MAX_BYTES`] are not kept.
+///
+/// [`Exchange::request_bytes`]: crate::proto::exchange::Exchange::request_bytes
 #[derive(Default)]
 struct Targets {
     set: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    seen: FxHashMap<Box<[u8]>, TargetOf>,
     buf: String,
 }
 
+/// A request's target text and whether it writes.
+type TargetOf = (Option<std::sync::Arc<str>>, bool);
+
 impl Targets {
     const MAX: usize = 1 << 14;
+    const MAX_SEEN: usize = 1 << 12;
+    const MAX_BYTES: usize = 256;
+
+    /// What request `m` reads or writes, if it says, and whether it writes.
+    fn of(&mut self, m: &dyn crate::proto::exchange::Exchange) -> TargetOf {
+        let bytes = m.request_bytes();
+        if bytes.is_empty() || bytes.len() > Self::MAX_BYTES {
+            return (self.text(m), m.is_write());
+        }
+        if let Some((t, w)) = self.seen.get(bytes) {
+            return (t.clone(), *w);
+        }
+        let found = (self.text(m), m.is_write());
+        if self.seen.len() >= Self::MAX_SEEN {
+            self.seen.clear();
+        }
+        self.seen.insert(bytes.into(), found.clone());
+        found
+    }
 
     /// The text of what `m` reads or writes, if it says.
-    fn of(&mut self, m: &dyn crate::proto::exchange::Exchange) -> Option<std::sync::Arc<str>> {
+    fn text(&mut self, m: &dyn crate::proto::exchange::Exchange) -> Option<std::sync::Arc<str>> {
         self.buf.clear();
         m.target(&mut self.buf);
         if self.buf.is_empty() {
@@ -1307,8 +1336,8 @@ impl<'e> Analysis<'e> {
                 if !d.masters.contains(&e.src) && d.masters.len() < 16 {
                     d.masters.push(e.src);
                 }
-                let target = self.targets.of(m);
-                let written = m.is_write().then(|| {
+                let (target, writes) = self.targets.of(m);
+                let written = writes.then(|| {
                     d.writes += 1;
                     let mut w = String::new();
                     m.written(&mut w);

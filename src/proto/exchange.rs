@@ -17,7 +17,10 @@
 //!   and tag writes; DNP3 select/operate/direct operate/write; BACnet WriteProperty(Multiple))
 //!   says so in [`Exchange::is_write`], and describes what it wrote in [`Exchange::written`];
 //! - [`Exchange::fields`] lists the message's fields under the names the project's tshark
-//!   golden files use, so `decode --pdus` can be compared with tshark message by message.
+//!   golden files use, so `decode --pdus` can be compared with tshark message by message;
+//! - a request's [`Exchange::target`] and [`Exchange::is_write`] depend on the bytes
+//!   [`Exchange::request_bytes`] names alone, when it names any (the analysis keeps both per
+//!   distinct bytes: a master sends the same request again and again).
 
 /// What part a message plays in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +79,12 @@ pub trait Exchange {
     fn target(&self, _out: &mut String) {}
     /// The values written (writes only), appended to `out`.
     fn written(&self, _out: &mut String) {}
+    /// A request: the bytes its [`Exchange::target`] and [`Exchange::is_write`] are made from
+    /// (and nothing that changes from one sending to the next, such as a sequence count), so
+    /// the analysis can keep them per distinct bytes; empty when the codec names none.
+    fn request_bytes(&self) -> &[u8] {
+        &[]
+    }
     /// Why the message could not be parsed whole.
     fn malformed(&self) -> Option<&'static str> {
         None

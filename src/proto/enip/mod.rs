@@ -208,6 +208,8 @@ pub struct EnipMessage<'a> {
     pub connection_id: Option<u32>,
     /// The CIP message of the (un)connected data item.
     pub cip: Option<Cip<'a>>,
+    /// The bytes `cip` was read from (after a connected data item's sequence count).
+    pub cip_bytes: &'a [u8],
     /// Why the message could not be read whole.
     pub malformed: Option<&'static str>,
 }
@@ -233,6 +235,7 @@ pub fn parse_message(buf: &[u8]) -> Option<EnipMessage<'_>> {
         sequence: None,
         connection_id: None,
         cip: None,
+        cip_bytes: &[],
         malformed: None,
     };
     if data.len() < usize::from(length) {
@@ -252,9 +255,13 @@ pub fn parse_message(buf: &[u8]) -> Option<EnipMessage<'_>> {
                 ITEM_CONNECTED_ADDRESS => m.connection_id = le32(item.data, 0),
                 ITEM_CONNECTED_DATA => {
                     m.sequence = le16(item.data, 0);
-                    m.cip = item.data.get(2..).and_then(cip::parse_cip);
+                    m.cip_bytes = item.data.get(2..).unwrap_or(&[]);
+                    m.cip = cip::parse_cip(m.cip_bytes);
                 }
-                ITEM_UNCONNECTED_DATA => m.cip = cip::parse_cip(item.data),
+                ITEM_UNCONNECTED_DATA => {
+                    m.cip_bytes = item.data;
+                    m.cip = cip::parse_cip(item.data);
+                }
                 _ => {}
             }
         }
@@ -364,6 +371,16 @@ impl Exchange for EnipMessage<'_> {
 
     fn is_write(&self) -> bool {
         self.services().any(|c| Cip::is_write(&c))
+    }
+
+    /// The CIP message's bytes: a request's target and write flag are its services' (a
+    /// `ListIdentity` identity, the other target, comes with no CIP message).
+    fn request_bytes(&self) -> &[u8] {
+        if self.cip.is_some() {
+            self.cip_bytes
+        } else {
+            &[]
+        }
     }
 
     fn target(&self, out: &mut String) {

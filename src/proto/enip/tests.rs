@@ -93,6 +93,23 @@ fn read_tag_request_and_reply() {
 }
 
 #[test]
+fn request_bytes_are_the_cip_message_without_what_changes_per_sending() {
+    // Connected: the same request under two sequence counts and unconnected under two sender
+    // contexts names the same bytes, the CIP message itself.
+    let (a, b) = (unit(&read_tag(), 7), unit(&read_tag(), 8));
+    let (a, b) = (parse_message(&a).unwrap(), parse_message(&b).unwrap());
+    assert_ne!(a.key(), b.key());
+    assert_eq!(a.request_bytes(), &read_tag()[..]);
+    assert_eq!(b.request_bytes(), a.request_bytes());
+    let c = rr(&read_tag(), [9; 8]);
+    assert_eq!(parse_message(&c).unwrap().request_bytes(), &read_tag()[..]);
+    // No CIP message (RegisterSession): nothing named.
+    let mut reg = header(0x65, 4, 0, 0, [0; 8]);
+    reg.extend_from_slice(&[1, 0, 0, 0]);
+    assert!(parse_message(&reg).unwrap().request_bytes().is_empty());
+}
+
+#[test]
 fn set_attribute_single_is_a_write() {
     // Set Attribute Single class 0x04 (Assembly) instance 0x64 attribute 3, data 0xbeef
     let c = [0x10, 3, 0x20, 0x04, 0x24, 0x64, 0x30, 0x03, 0xef, 0xbe];
