@@ -314,6 +314,27 @@ pub fn s7comm_pdu(data: &[u8]) {
     if let Some(p) = s7comm::parse_pdu(data) {
         assert!(p.param.len() + p.data.len() <= data.len());
         exercise(&p, s7comm::status_name);
+        // The analysis keeps a request's target and write flag by its request bytes: the same
+        // request sent again (another PDU reference, other data) must say the same.
+        let rb = p.request_bytes();
+        if !rb.is_empty() {
+            let mut again = data.to_vec();
+            again[4] ^= 0xff;
+            again[5] ^= 0x5a;
+            let at = (p.data.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+            if let Some(d) = again.get_mut(at..at + p.data.len()) {
+                for b in d.iter_mut() {
+                    *b = !*b;
+                }
+            }
+            let q = s7comm::parse_pdu(&again).expect("the same header");
+            assert_eq!(q.request_bytes(), rb);
+            let (mut a, mut b) = (String::new(), String::new());
+            p.target(&mut a);
+            q.target(&mut b);
+            assert_eq!(a, b);
+            assert_eq!(p.is_write(), q.is_write());
+        }
     }
 }
 

@@ -682,8 +682,8 @@ type TargetOf = (Option<std::sync::Arc<str>>, bool);
 
 impl Targets {
     const MAX: usize = 1 << 14;
-    const MAX_SEEN: usize = 1 << 12;
-    const MAX_BYTES: usize = 256;
+    const MAX_SEEN: usize = 1 << 11;
+    const MAX_BYTES: usize = 1024;
 
     /// What request `m` reads or writes, if it says, and whether it writes.
     fn of(&mut self, m: &dyn crate::proto::exchange::Exchange) -> TargetOf {

@@ -927,6 +927,16 @@ impl Exchange for S7Pdu<'_> {
         )
     }
 
+    /// A Job's parameter part: its target (items, PI service, block name) and write flag are
+    /// read from nothing else (userdata requests name none: their SZL is in the data part).
+    fn request_bytes(&self) -> &[u8] {
+        if self.protocol_id == PROTOCOL_ID && self.rosctr == JOB && self.userdata.is_none() {
+            self.param
+        } else {
+            &[]
+        }
+    }
+
     fn target(&self, out: &mut String) {
         if let Some(u) = self.userdata {
             if let Some((id, index)) = u.szl {

@@ -179,6 +179,24 @@ fn userdata_szl_read() {
 }
 
 #[test]
+fn request_bytes_are_a_jobs_parameters() {
+    let a = read_job();
+    let mut b = read_job();
+    b[4] = 0x56; // another PDU reference
+    let (a, b) = (parse_pdu(&a).unwrap(), parse_pdu(&b).unwrap());
+    assert_ne!(a.key(), b.key());
+    assert_eq!(a.request_bytes(), &read_job()[10..]);
+    assert_eq!(a.request_bytes(), b.request_bytes());
+    // Userdata (its SZL is in the data part) and answers name none.
+    let mut u = vec![0x32, 7, 0, 0, 0, 5, 0, 8, 0, 8];
+    u.extend_from_slice(&[0x00, 0x01, 0x12, 0x04, 0x11, 0x44, 0x01, 0x00]);
+    u.extend_from_slice(&[0xff, 0x09, 0x00, 0x04, 0x00, 0x11, 0x00, 0x01]);
+    assert!(parse_pdu(&u).unwrap().request_bytes().is_empty());
+    let ack = [0x32, 3, 0, 0, 0x12, 0x34, 0, 2, 0, 0, 0, 0, 0x04, 0];
+    assert!(parse_pdu(&ack).unwrap().request_bytes().is_empty());
+}
+
+#[test]
 fn s7comm_plus_is_counted() {
     let pdu = parse_pdu(&[0x72, 1, 0, 10]).unwrap();
     assert_eq!(pdu.role(), Role::Other);
