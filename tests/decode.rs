@@ -1224,7 +1224,12 @@ class Handler:
 async def main(url, node, mode):
     c = Client(url=url, timeout=5)
     await c.connect()
-    sub = await c.create_subscription(100, Handler())
+    # The client that stays publishes every 10 s, longer than the test: the server holds its
+    # Publish for the whole capture, so one is outstanding whenever the capture stops. (At
+    # 100 ms, slowed by a loaded machine, it was once between a response and its next Publish
+    # when the capture stopped: no pending.) The other cycles its Publish every 100 ms and
+    # exits from the event loop, never between a response and the next request.
+    sub = await c.create_subscription(100 if mode == "abort" else 10000, Handler())
     await sub.subscribe_data_change(c.get_node(node))
     await asyncio.sleep(1.5)
     print("SUBSCRIBED", flush=True)
