@@ -1343,7 +1343,6 @@ impl<'e> Analysis<'e> {
                     m.written(&mut w);
                     Written::Text(w)
                 });
-                let writes = written.is_some();
                 let slot = self.requests.put(Extra { written, target });
                 let pending = Pending {
                     frame: e.frame,
