@@ -75,6 +75,26 @@ def meta(layers):
     return row
 
 
+def frame_base(layers, transport=False):
+    """frame, ts, src, dst (IPv4 or IPv6), sport, dport of a TCP or UDP frame, and with
+    `transport` which of the two."""
+    frame = child(layers, "frame")
+    ip = child(layers, "ip") or child(layers, "ipv6") or []
+    proto = "tcp" if child(layers, "tcp") is not None else "udp"
+    l4 = child(layers, proto) or []
+    row = {
+        "frame": num(first(frame, "frame.number")),
+        "ts": first(frame, "frame.time_epoch"),
+        "src": first(ip, "ip.src") or first(ip, "ipv6.src"),
+        "dst": first(ip, "ip.dst") or first(ip, "ipv6.dst"),
+        "sport": num(first(l4, f"{proto}.srcport")),
+        "dport": num(first(l4, f"{proto}.dstport")),
+    }
+    if transport:
+        row["transport"] = proto
+    return row
+
+
 def version():
     env = dict(os.environ, WIRESHARK_CONFIG_DIR=tempfile.mkdtemp())
     return subprocess.run([TSHARK, "--version"], capture_output=True, text=True,

@@ -26,28 +26,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import child, first, num, tshark_frames, walk, write_files
+from common import child, frame_base, num, tshark_frames, walk, write_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared", "captures")
 OUT = os.path.join(ROOT, "fixtures", "golden", "enip")
-
-
-def frame_base(layers):
-    frame = child(layers, "frame")
-    ip = child(layers, "ip") or child(layers, "ipv6") or []
-    tcp = child(layers, "tcp") or child(layers, "udp") or []
-    proto = "tcp" if child(layers, "tcp") is not None else "udp"
-    return {
-        "frame": num(first(frame, "frame.number")),
-        "ts": first(frame, "frame.time_epoch"),
-        "src": first(ip, "ip.src") or first(ip, "ipv6.src"),
-        "dst": first(ip, "ip.dst") or first(ip, "ipv6.dst"),
-        "sport": num(first(tcp, f"{proto}.srcport")),
-        "dport": num(first(tcp, f"{proto}.dstport")),
-        "transport": proto,
-    }
-
 
 
 def walk_local(pairs):
@@ -113,7 +96,7 @@ def golden(cap):
     recs = []
     protos = "frame ip ipv6 tcp udp enip cip cipcm cipcls cipio"
     for layers in tshark_frames(cap, "enip", protos, check=True):
-        base = frame_base(layers)
+        base = frame_base(layers, transport=True)
         cur = None
         index = 0
         for k, v in layers:

@@ -23,25 +23,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import child, first, num, tshark_frames, walk, write_files
+from common import child, first, frame_base, num, tshark_frames, walk, write_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared", "captures")
 OUT = os.path.join(ROOT, "fixtures", "golden", "s7comm")
-
-
-def frame_base(layers):
-    frame = child(layers, "frame")
-    ip = child(layers, "ip") or child(layers, "ipv6") or []
-    tcp = child(layers, "tcp") or []
-    return {
-        "frame": num(first(frame, "frame.number")),
-        "ts": first(frame, "frame.time_epoch"),
-        "src": first(ip, "ip.src") or first(ip, "ipv6.src"),
-        "dst": first(ip, "ip.dst") or first(ip, "ipv6.dst"),
-        "sport": num(first(tcp, "tcp.srcport")),
-        "dport": num(first(tcp, "tcp.dstport")),
-    }
 
 
 def s7_record(s7):
